@@ -1,0 +1,37 @@
+# make run   start the platform on this machine (SQLite + filesystem broker under var/ unless DATABASE_URL/REDIS_URL)
+# make test  install what the tests need and run the whole suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := $(HOME)/.cache/ferplatform/venv-$(shell sha256sum pyproject.toml | cut -c1-12)
+PY := $(VENV)/bin/python
+MANAGE := $(PY) manage.py
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: venv run test lint bench
+
+# The venv is keyed by pyproject.toml's hash: a dependency change builds a fresh one, otherwise it is reused.
+venv:
+	@if [ ! -x "$(PY)" ]; then echo "creating $(VENV)"; mkdir -p "$(dir $(VENV))" && $(PYTHON) -m venv "$(VENV)"; fi
+	@if ! "$(PY)" -c "import torch, torchvision" 2>/dev/null; then \
+		"$(PY)" -m pip install 'torch==2.14.1' 'torchvision==0.29.1'; fi
+	@if [ "$$(cat "$(VENV)/.ferplatform-installed" 2>/dev/null)" != "$(CURDIR)" ]; then \
+		"$(PY)" -m pip install -e '.[test]' && echo "$(CURDIR)" > "$(VENV)/.ferplatform-installed"; fi
+
+run: venv
+	$(MANAGE) migrate --noinput
+	$(MANAGE) bootstrap
+	exec $(PY) scripts/run_all.py
+
+test: venv
+	@if [ ! -x /usr/bin/chromium ]; then \
+		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; fi
+	@if ! command -v docker-compose >/dev/null; then \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y docker-compose \
+		|| echo "docker-compose could not be installed: the compose test will be skipped"; fi
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(PY) -m ruff check apps ferplatform ml tests scripts benchmarks manage.py
+
+bench: venv
+	$(PY) benchmarks/bench_import.py

@@ -1,0 +1,81 @@
+"""First-start steps run by ``manage.py bootstrap`` (``make run`` calls it after migrating).
+
+Each step is idempotent and safe to run on every start. Later work adds steps to ``STEPS`` (e.g. the
+inference app registers the default model in ``register_default_model``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from apps.accounts.roles import Role
+from apps.accounts.services import password_generate, user_create
+from apps.faces.importers.fer2013 import fer2013_import
+from apps.inference.models import ModelVersion
+from apps.inference.services import ModelVersionInvalid, model_version_register
+
+Say = Callable[[str], None]
+
+
+def ensure_admin(say: Say) -> None:
+    """Create ``admin`` if no admin exists; password from FERPLATFORM_ADMIN_PASSWORD or generated, shown once."""
+    users = get_user_model().objects
+    if users.filter(is_superuser=True).exists() or users.filter(groups__name=Role.ADMIN.value).exists():
+        say("admin: an admin exists already")
+        return
+    username = os.environ.get("FERPLATFORM_ADMIN_USERNAME", "admin")
+    password = os.environ.get("FERPLATFORM_ADMIN_PASSWORD", "")
+    if password:
+        user_create(username=username, role=Role.ADMIN, password=password, validate=False)
+        say(f"admin: created {username!r} with the password from FERPLATFORM_ADMIN_PASSWORD")
+        return
+    password = password_generate()
+    user_create(username=username, role=Role.ADMIN, password=password, validate=False)
+    say(f"admin: created {username!r}; generated password (shown once): {password}")
+
+
+def import_fer2013_from_env(say: Say) -> None:
+    """Import the file FER2013_CSV points at (idempotent: a second start adds nothing)."""
+    path = os.environ.get("FER2013_CSV", "")
+    if not path:
+        say("fer2013: FER2013_CSV not set, skipping import")
+        return
+    if not Path(path).is_file():
+        say(f"fer2013: FER2013_CSV={path} is not a file, skipping import")
+        return
+    report = fer2013_import(path=path)
+    say(
+        f"fer2013: {report.created} images created, {report.already_present} already present, "
+        f"{report.bad_count} bad rows skipped"
+    )
+
+
+def register_default_model(say: Say) -> None:
+    """Register and activate the small checkpoint shipped in the repo when no model version exists yet."""
+    if ModelVersion.objects.exists():
+        active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+        say(f"model: versions exist already (active: {active.name if active else 'none'})")
+        return
+    path = Path(settings.INFERENCE_DEFAULT_CHECKPOINT)
+    if not path.is_file():
+        say(f"model: {path} is missing, no default model registered")
+        return
+    try:
+        version = model_version_register(checkpoint_path=path, name="default", activate=True)
+    except ModelVersionInvalid as exc:
+        say(f"model: {exc}")
+        return
+    say(f"model: registered and activated {path.name} as version #{version.pk} ({version.arch})")
+
+
+STEPS: list[Callable[[Say], None]] = [ensure_admin, import_fer2013_from_env, register_default_model]
+
+
+def bootstrap_run(say: Say) -> None:
+    for step in STEPS:
+        step(say)

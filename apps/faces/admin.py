@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from .models import Dataset, FaceImage, FacePixels
+
+
+def _thumbnail(png, size: int = 48) -> str:
+    if not png:
+        return "-"
+    return format_html('<img src="{}" width="{}" height="{}" alt="face" class="face-thumb">', png.url, size, size)
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ("name", "created_at")
+    search_fields = ("name",)
+
+
+@admin.register(FacePixels)
+class FacePixelsAdmin(admin.ModelAdmin):
+    list_display = ("thumbnail", "sha256", "created_at")
+    search_fields = ("sha256",)
+    readonly_fields = ("sha256", "png", "large_thumbnail", "created_at")
+
+    @admin.display(description="face")
+    def thumbnail(self, obj: FacePixels) -> str:
+        return _thumbnail(obj.png)
+
+    @admin.display(description="face (3x)")
+    def large_thumbnail(self, obj: FacePixels) -> str:
+        return _thumbnail(obj.png, 144)
+
+
+@admin.register(FaceImage)
+class FaceImageAdmin(admin.ModelAdmin):
+    list_display = ("thumbnail", "id", "dataset", "split", "original_label", "current_label", "source_row", "excluded")
+    list_filter = ("dataset", "split", "current_label", "original_label", "excluded")
+    search_fields = ("=source_row", "source_name", "pixels__sha256")
+    list_select_related = ("pixels", "dataset")
+    readonly_fields = ("large_thumbnail", "pixels", "original_label", "source_row", "source_name", "created_at",
+                       "updated_at")
+    list_per_page = 100
+
+    @admin.display(description="face")
+    def thumbnail(self, obj: FaceImage) -> str:
+        return _thumbnail(obj.pixels.png)
+
+    @admin.display(description="face (3x)")
+    def large_thumbnail(self, obj: FaceImage) -> str:
+        return _thumbnail(obj.pixels.png, 144)

@@ -1,0 +1,1 @@
+"""Importers behind the ``import_*`` management commands: FER-2013 CSV, image folders, FER+ votes."""

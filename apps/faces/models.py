@@ -1,0 +1,104 @@
+"""Datasets and face images.
+
+Exact duplicates: the pixels of a face live in ``FacePixels``, keyed by the sha256 of the raw 48x48 grey
+values and holding the PNG once. Every ``FaceImage`` (one per source row or file) points at its pixels, so
+two rows with identical pixels share one PNG, and "the duplicates of X" is ``FaceImage.objects.filter(
+pixels=x.pixels)``. Labels, splits and FER+ votes stay per image, because duplicates in FER-2013 often
+carry different labels — which is exactly what the review work wants to see.
+"""
+
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from .labels import Emotion
+
+FACE_SIZE = 48
+
+
+class Dataset(models.Model):
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def face_png_path(sha256: str) -> str:
+    """Content-addressed storage name; two levels of fan-out keep directories small."""
+    return f"faces/{sha256[:2]}/{sha256[2:4]}/{sha256}.png"
+
+
+class FacePixels(models.Model):
+    """One distinct 48x48 grey image, stored once as PNG."""
+
+    sha256 = models.CharField(max_length=64, primary_key=True, help_text="sha256 of the 2,304 raw grey bytes")
+    png = models.FileField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "face pixels"
+
+    def __str__(self) -> str:
+        return self.sha256[:12]
+
+
+class Split(models.TextChoices):
+    TRAINING = "Training"
+    PUBLIC_TEST = "PublicTest"
+    PRIVATE_TEST = "PrivateTest"
+    UPLOAD = "Upload"
+
+
+class FaceImage(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="images")
+    pixels = models.ForeignKey(FacePixels, on_delete=models.PROTECT, related_name="images")
+    split = models.CharField(max_length=16, choices=Split.choices, db_index=True)
+    original_label = models.PositiveSmallIntegerField(
+        choices=Emotion.choices, null=True, blank=True, help_text="As imported; never overwritten."
+    )
+    current_label = models.PositiveSmallIntegerField(
+        choices=Emotion.choices, null=True, blank=True, help_text="After review; null for unlabelled uploads."
+    )
+    ferplus_votes = models.JSONField(
+        null=True, blank=True, help_text="10 FER+ vote counts in labels.FERPLUS_COLUMNS order (neutral ... NF)."
+    )
+    source_row = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(10**9)],
+        help_text="0-based data row in the source CSV (file line = row + 2).",
+    )
+    source_name = models.CharField(max_length=500, blank=True, help_text="Relative path for folder imports.")
+    excluded = models.BooleanField(default=False, help_text='Reviewers said "not a face".')
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["dataset_id", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset", "source_row"], condition=models.Q(source_row__isnull=False),
+                name="faces_unique_source_row",
+            ),
+            models.UniqueConstraint(
+                fields=["dataset", "source_name"], condition=~models.Q(source_name=""),
+                name="faces_unique_source_name",
+            ),
+        ]
+        indexes = [models.Index(fields=["dataset", "split", "current_label"])]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id}:{self.source_row if self.source_row is not None else self.source_name or self.pk}"
+
+    @property
+    def sha256(self) -> str:
+        return self.pixels_id
+
+    @property
+    def is_duplicate(self) -> bool:
+        """True when another image in any dataset has exactly the same pixels."""
+        return FaceImage.objects.filter(pixels_id=self.pixels_id).exclude(pk=self.pk).exists()

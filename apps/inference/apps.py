@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class InferenceConfig(AppConfig):
+    name = "apps.inference"
+    label = "inference"
+    verbose_name = "Models, predictions and explanations"
+
+    def ready(self) -> None:
+        # Registers the ``ferplatform_worker_info`` remote-control command in every worker (the status page asks it).
+        from . import worker_control  # noqa: F401

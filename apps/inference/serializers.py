@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.faces.labels import CLASSES
+
+from .models import Explanation, ModelVersion, Prediction
+from .services import CAM_METHODS, DEFAULT_METHODS, target_label_validate
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "name", "arch", "status", "metrics", "config", "data_snapshot", "checkpoint_sha256",
+                  "created_by", "created_at", "activated_at"]
+        read_only_fields = fields
+
+
+class ExplanationSerializer(serializers.ModelSerializer):
+    target_class = serializers.SerializerMethodField()
+    overlay_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Explanation
+        fields = ["id", "method", "target_label", "target_class", "overlay_url", "model_version", "created_at"]
+        read_only_fields = fields
+
+    def get_target_class(self, obj: Explanation) -> str:
+        return CLASSES[obj.target_label]
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_overlay_url(self, obj: Explanation) -> str:
+        request = self.context.get("request")
+        url = obj.overlay.url
+        return request.build_absolute_uri(url) if request is not None else url
+
+
+class PredictionSerializer(serializers.ModelSerializer):
+    model_version = serializers.SerializerMethodField()
+    probabilities = serializers.SerializerMethodField()
+    predicted_class = serializers.SerializerMethodField()
+    explanations = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Prediction
+        fields = ["face", "model_version", "probabilities", "predicted_label", "predicted_class", "confidence",
+                  "created_at", "explanations"]
+        read_only_fields = fields
+
+    @extend_schema_field({"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}})
+    def get_model_version(self, obj: Prediction) -> dict:
+        return {"id": obj.model_version_id, "name": obj.model_version.name}
+
+    @extend_schema_field({"type": "object", "additionalProperties": {"type": "number"},
+                          "example": dict.fromkeys(CLASSES, 0.142857)})
+    def get_probabilities(self, obj: Prediction) -> dict[str, float]:
+        return dict(zip(CLASSES, obj.probabilities, strict=True))
+
+    def get_predicted_class(self, obj: Prediction) -> str:
+        return CLASSES[obj.predicted_label]
+
+    @extend_schema_field(ExplanationSerializer(many=True))
+    def get_explanations(self, obj: Prediction) -> list[dict]:
+        rows = self.context.get("explanations", [])
+        return ExplanationSerializer(rows, many=True, context=self.context).data
+
+
+class ExplanationRequestSerializer(serializers.Serializer):
+    method = serializers.ChoiceField(
+        choices=CAM_METHODS, default=DEFAULT_METHODS[0],
+        error_messages={"invalid_choice": f'unknown CAM method "{{input}}"; choose one of: {", ".join(CAM_METHODS)}'},
+    )
+    target = serializers.CharField(
+        required=False, allow_null=True, default=None,
+        help_text=f"Class to explain: 0-6 or one of {', '.join(CLASSES)}; omitted or null: the predicted class.",
+    )
+
+    def validate_target(self, value: str | None) -> int | None:
+        if value in (None, "", "predicted"):
+            return None
+        try:
+            return target_label_validate(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+class StatusSerializer(serializers.Serializer):
+    """Shape of ``GET /api/status/`` (documentation only)."""
+
+    checked_at = serializers.DateTimeField()
+    database = serializers.DictField()
+    broker = serializers.DictField()
+    queues = serializers.DictField(child=serializers.IntegerField(allow_null=True))
+    queues_error = serializers.CharField()
+    workers = serializers.ListField(child=serializers.DictField())
+    workers_error = serializers.CharField()
+    active_model = serializers.DictField(allow_null=True)
+    jobs = serializers.ListField(child=serializers.DictField())

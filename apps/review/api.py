@@ -1,0 +1,271 @@
+"""Review API: thin views over the services and selectors. Reviewers and admins only (researchers: exports)."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import APIException, NotFound
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.roles import IsAdminRole, IsResearcher, IsReviewer, Role, user_has_role
+
+from . import selectors, serializers, services
+from .exports import history_csv_rows, kaggle_csv_rows
+from .models import ReviewItem, ScoringRun
+from .overlays import review_item_model_view
+from .scoring import ScoringRunError, scoring_run_enqueue
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+def _raise_for(exc: services.ReviewError):
+    if exc.code == "not_found":
+        raise NotFound(str(exc))
+    if exc.code == "conflict":
+        raise Conflict(str(exc))
+    from rest_framework.exceptions import ValidationError
+
+    raise ValidationError({"detail": str(exc)})
+
+
+def _item_or_404(item_id: int) -> ReviewItem:
+    try:
+        return selectors.review_item_detail(item_id=item_id)
+    except ReviewItem.DoesNotExist:
+        raise NotFound(f"no review item {item_id}") from None
+
+
+class NextItemsApi(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(
+        operation_id="review_items_next",
+        parameters=[OpenApiParameter("count", int, description="How many items to lease (prefetch), at most "
+                                                                "REVIEW_PREFETCH.")],
+        responses=serializers.NextItemsSerializer,
+        description="Lease the next items for the current reviewer (most likely mislabelled first). Items already "
+                    "leased to the reviewer come back first. No votes are shown (blind voting).",
+    )
+    def get(self, request: Request) -> Response:
+        query = serializers.NextQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        items = services.review_item_next_for(user=request.user, count=query.validated_data["count"])
+        data = {"items": items, "progress": selectors.review_progress_for(user=request.user)}
+        return Response(serializers.NextItemsSerializer(data, context={"request": request}).data)
+
+
+class VoteCastApi(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(operation_id="review_items_vote", request=serializers.ChoiceInputSerializer,
+                   responses={201: serializers.VoteResultSerializer, 404: OpenApiResponse(description="No such item"),
+                              409: OpenApiResponse(description="Settled, leased to someone else, or already voted")})
+    def post(self, request: Request, item_id: int) -> Response:
+        body = serializers.ChoiceInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            vote = services.review_vote_cast(user=request.user, item_id=item_id, choice=body.validated_data["choice"])
+        except services.ReviewError as exc:
+            _raise_for(exc)
+        item = vote.item
+        item.refresh_from_db(fields=["status", "settled_label"])
+        data = {"vote": vote, "item_status": item.status, "settled_label": item.settled_label,
+                "progress": selectors.review_progress_for(user=request.user)}
+        return Response(serializers.VoteResultSerializer(data).data, status=status.HTTP_201_CREATED)
+
+
+class VoteUndoApi(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(operation_id="review_votes_undo", request=None,
+                   responses={200: serializers.UndoResultSerializer, 404: OpenApiResponse(description="No vote"),
+                              409: OpenApiResponse(description="The vote can no longer be undone")},
+                   description="Withdraw your last vote; a settlement it made is reverted. The item is leased back "
+                               "to you so you can vote again.")
+    def post(self, request: Request) -> Response:
+        try:
+            vote = services.review_vote_undo(user=request.user)
+        except services.ReviewError as exc:
+            _raise_for(exc)
+        item = selectors.review_item_detail(item_id=vote.item_id)
+        data = {"item": item, "item_status": item.status, "undone_choice": vote.choice,
+                "progress": selectors.review_progress_for(user=request.user)}
+        return Response(serializers.UndoResultSerializer(data, context={"request": request}).data)
+
+
+class SkipApi(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(operation_id="review_items_skip", request=None, responses={204: None})
+    def post(self, request: Request, item_id: int) -> Response:
+        try:
+            services.review_item_skip(user=request.user, item_id=item_id)
+        except services.ReviewError as exc:
+            _raise_for(exc)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ReopenApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(operation_id="review_items_reopen", request=None, responses=serializers.ReviewItemDetailSerializer)
+    def post(self, request: Request, item_id: int) -> Response:
+        try:
+            services.review_item_reopen(admin=request.user, item_id=item_id)
+        except services.ReviewError as exc:
+            _raise_for(exc)
+        return _detail_response(request, item_id)
+
+
+class SettleApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(operation_id="review_items_settle", request=serializers.ChoiceInputSerializer,
+                   responses=serializers.ReviewItemDetailSerializer,
+                   description="An admin decides an item (e.g. a disputed one): 0-6 or 7 (not a face).")
+    def post(self, request: Request, item_id: int) -> Response:
+        body = serializers.ChoiceInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            services.review_item_settle_admin(admin=request.user, item_id=item_id,
+                                              choice=body.validated_data["choice"])
+        except services.ReviewError as exc:
+            _raise_for(exc)
+        return _detail_response(request, item_id)
+
+
+def _detail_response(request: Request, item_id: int) -> Response:
+    item = _item_or_404(item_id)
+    is_admin = user_has_role(request.user, Role.ADMIN)
+    context = {"request": request, "is_admin": is_admin,
+               "votes_visible": selectors.review_item_votes_visible_to(item=item, user=request.user,
+                                                                       is_admin=is_admin)}
+    return Response(serializers.ReviewItemDetailSerializer(item, context=context).data)
+
+
+class ItemDetailApi(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(operation_id="review_items_detail", responses=serializers.ReviewItemDetailSerializer,
+                   description="An item with its label history. `votes` is null until you have voted on it.")
+    def get(self, request: Request, item_id: int) -> Response:
+        return _detail_response(request, item_id)
+
+
+class ModelViewApi(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(operation_id="review_items_model", responses=serializers.ModelViewSerializer,
+                   description="The active model's prediction and Grad-CAM overlays (current label, suggestion); "
+                               "`model_active` is false when no model version is active.")
+    def get(self, request: Request, item_id: int) -> Response:
+        item = _item_or_404(item_id)
+        return Response(serializers.ModelViewSerializer(review_item_model_view(item=item, request=request)).data)
+
+
+class StatsApi(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(operation_id="review_stats", responses=serializers.QueueStatsSerializer)
+    def get(self, request: Request) -> Response:
+        data = {**selectors.review_queue_stats(), "progress": selectors.review_progress_for(user=request.user)}
+        return Response(serializers.QueueStatsSerializer(data).data)
+
+
+class AgreementApi(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(operation_id="review_agreement", responses=serializers.AgreementSerializer,
+                   description="Per-reviewer agreement with settled labels and gold accuracy; Fleiss' kappa.")
+    def get(self, request: Request) -> Response:
+        return Response(serializers.AgreementSerializer(selectors.review_agreement()).data)
+
+
+class GoldApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(operation_id="review_gold_set", request=serializers.GoldInputSerializer,
+                   responses={201: serializers.ReviewItemDetailSerializer})
+    def post(self, request: Request) -> Response:
+        body = serializers.GoldInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            item = services.review_gold_set(face_id=body.validated_data["face"], label=body.validated_data["label"])
+        except services.ReviewError as exc:
+            _raise_for(exc)
+        response = _detail_response(request, item.pk)
+        response.status_code = status.HTTP_201_CREATED
+        return response
+
+
+class ScoringRunsApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(operation_id="review_scoring_runs_list", responses=serializers.ScoringRunSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        runs = ScoringRun.objects.order_by("-created_at")[:50]
+        return Response(serializers.ScoringRunSerializer(runs, many=True).data)
+
+    @extend_schema(operation_id="review_scoring_runs_start", request=serializers.ScoringRunInputSerializer,
+                   responses={202: serializers.ScoringRunSerializer},
+                   description="Queue a scoring run (task review.score_labels on the gpu queue).")
+    def post(self, request: Request) -> Response:
+        body = serializers.ScoringRunInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            run = scoring_run_enqueue(created_by=request.user, **body.validated_data)
+        except ScoringRunError as exc:
+            from rest_framework.exceptions import ValidationError
+
+            raise ValidationError({"detail": str(exc)}) from None
+        return Response(serializers.ScoringRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets clients ask for ``Accept: text/csv``; the CSV itself is streamed by the view."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data if isinstance(data, (str, bytes)) else json.dumps(data)  # error bodies
+
+
+def _csv_response(rows, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class KaggleExportApi(APIView):
+    permission_classes = [IsResearcher]
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    @extend_schema(operation_id="review_export_kaggle",
+                   parameters=[OpenApiParameter("dataset", str, description="Dataset name (default fer2013).")],
+                   responses={(200, "text/csv"): OpenApiTypes.STR},
+                   description="emotion,pixels,Usage with current labels; \"not a face\" rows dropped.")
+    def get(self, request: Request) -> StreamingHttpResponse:
+        dataset = request.query_params.get("dataset", "fer2013")
+        return _csv_response(kaggle_csv_rows(dataset=dataset), f"{dataset}-corrected.csv")
+
+
+class HistoryExportApi(APIView):
+    permission_classes = [IsResearcher]
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    @extend_schema(operation_id="review_export_history", responses={(200, "text/csv"): OpenApiTypes.STR},
+                   description="One row per label change: face, source row, old and new label, votes, who, when.")
+    def get(self, request: Request) -> StreamingHttpResponse:
+        return _csv_response(history_csv_rows(), "label-history.csv")

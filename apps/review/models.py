@@ -1,0 +1,165 @@
+"""The relabeling queue: scoring runs, label scores, review items, votes and the label history.
+
+A ``ReviewItem`` exists at most once per face. Re-scoring updates its score and suggestion in place, so votes
+already cast stay attached. Votes belong to a *round*: an admin's reopen starts a new round, and only the
+current round's votes count for the quorum. ``FaceImage.original_label`` is never touched here; settling
+changes ``current_label`` (or ``excluded`` for "not a face") and writes a ``LabelHistory`` row.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from apps.faces.labels import Emotion
+from apps.faces.models import FaceImage
+
+from .choices import Choice
+
+
+class ScoringRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    folds = models.PositiveSmallIntegerField(default=4)
+    epochs = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Per fold; empty: the recipe's.")
+    ranking = models.CharField(max_length=40, default="self_confidence")
+    filter_by = models.CharField(max_length=40, default="prune_by_noise_rate")
+    seed = models.IntegerField(default=0)
+    recipe_overrides = models.JSONField(default=dict, blank=True, help_text="ml recipe overrides (tests, tuning).")
+    progress = models.JSONField(default=dict, blank=True, help_text="Last progress event from ml.")
+    scored_count = models.PositiveIntegerField(default=0)
+    issue_count = models.PositiveIntegerField(default=0)
+    items_created = models.PositiveIntegerField(default=0)
+    items_updated = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"scoring run {self.pk} ({self.status})"
+
+
+class LabelScore(models.Model):
+    """One image's label quality in one scoring run (kept per run, for comparison)."""
+
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="scores")
+    face = models.ForeignKey(FaceImage, on_delete=models.CASCADE, related_name="label_scores")
+    given_label = models.PositiveSmallIntegerField(choices=Emotion.choices)
+    quality = models.FloatField(help_text="cleanlab label-quality score; low means likely wrong.")
+    is_issue = models.BooleanField(default=False)
+    suggested_label = models.PositiveSmallIntegerField(choices=Emotion.choices)
+    suggested_probability = models.FloatField()
+    probabilities = models.JSONField(help_text="7 out-of-sample class probabilities, in CLASSES order.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "face"], name="review_unique_score_per_run")]
+        indexes = [models.Index(fields=["run", "quality"])]
+
+
+class ReviewItem(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open"
+        SETTLED = "settled"
+        REOPENED = "reopened"
+        DISPUTED = "disputed", "disputed (no quorum after the maximum number of votes)"
+
+    face = models.OneToOneField(FaceImage, on_delete=models.CASCADE, related_name="review_item")
+    score = models.ForeignKey(LabelScore, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              help_text="The latest scoring run's score for this face.")
+    priority = models.FloatField(default=1.0, help_text="Lower is served first (the label quality).")
+    suggested_label = models.PositiveSmallIntegerField(choices=Emotion.choices, null=True, blank=True)
+    suggested_probability = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    round = models.PositiveIntegerField(default=1, help_text="Incremented by an admin's reopen.")
+    lease_holder = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    is_gold = models.BooleanField(default=False, help_text="Known label, mixed into queues to measure accuracy.")
+    gold_label = models.PositiveSmallIntegerField(choices=Choice.choices, null=True, blank=True)
+    settled_label = models.PositiveSmallIntegerField(choices=Choice.choices, null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    settled_by_admin = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="+", help_text="Empty when a quorum settled it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["priority", "id"]
+        indexes = [models.Index(fields=["status", "is_gold", "priority", "id"], name="review_item_queue")]
+
+    def __str__(self) -> str:
+        return f"review item {self.pk} (face {self.face_id}, {self.status})"
+
+    @property
+    def is_settled(self) -> bool:
+        return self.status == self.Status.SETTLED
+
+    def lease_is_held_by_other(self, user, now=None) -> bool:
+        now = now or timezone.now()
+        return (self.lease_holder_id is not None and self.lease_holder_id != user.pk
+                and self.lease_expires_at is not None and self.lease_expires_at > now)
+
+
+class Vote(models.Model):
+    item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="votes")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_votes")
+    round = models.PositiveIntegerField(default=1)
+    choice = models.PositiveSmallIntegerField(choices=Choice.choices)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "reviewer", "round"], name="review_one_vote_per_reviewer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer_id} -> {self.item_id}: {self.choice}"
+
+
+class Skip(models.Model):
+    """A reviewer passed on an item; it is not offered to them again in the same round."""
+
+    item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="skips")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    round = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "reviewer", "round"], name="review_one_skip")]
+
+
+class LabelHistory(models.Model):
+    class Kind(models.TextChoices):
+        QUORUM = "quorum", "settled by quorum"
+        ADMIN = "admin", "settled by an admin"
+        UNDO = "undo", "reverted: a settling vote was undone"
+        REOPEN = "reopen", "reopened by an admin"
+
+    face = models.ForeignKey(FaceImage, on_delete=models.CASCADE, related_name="label_history")
+    item = models.ForeignKey(ReviewItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="history")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    old_label = models.PositiveSmallIntegerField(choices=Emotion.choices, null=True, blank=True)
+    new_label = models.PositiveSmallIntegerField(choices=Emotion.choices, null=True, blank=True)
+    old_excluded = models.BooleanField(default=False)
+    new_excluded = models.BooleanField(default=False)
+    votes = models.JSONField(default=list, blank=True, help_text="[{reviewer, choice, at}] of the deciding round.")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+", help_text="The admin or reviewer who acted; empty for a quorum.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name_plural = "label history"

@@ -1,0 +1,299 @@
+"""Writes for the queue: leasing items, votes, settling, undo, skip, reopen, gold items.
+
+Concurrency: handing out takes row locks with ``SKIP LOCKED`` so two reviewers never lease the same item;
+every vote locks its item row first, so the last two votes arriving together settle it once.
+(``review_item_next_for`` lives here rather than in selectors because it takes a lease, which is a write.)
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from apps.faces.models import FaceImage
+
+from .choices import NOT_A_FACE, UNSURE, Choice
+from .models import LabelHistory, ReviewItem, Skip, Vote
+
+OPEN_STATUSES = (ReviewItem.Status.OPEN, ReviewItem.Status.REOPENED)
+
+
+class ReviewError(Exception):
+    """A request the queue refuses; ``code`` picks the HTTP status in the API."""
+
+    code = "invalid"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code or self.code
+
+
+# --- handing out -----------------------------------------------------------------------------------------------
+
+def _available_for(user, now) -> QuerySet[ReviewItem]:
+    """Items this user may take now: open, not leased by someone else, not voted on or skipped this round."""
+    voted = Vote.objects.filter(item=OuterRef("pk"), reviewer=user, round=OuterRef("round"))
+    skipped = Skip.objects.filter(item=OuterRef("pk"), reviewer=user, round=OuterRef("round"))
+    return (
+        ReviewItem.objects.filter(status__in=OPEN_STATUSES)
+        .filter(Q(lease_holder__isnull=True) | Q(lease_expires_at__lte=now) | Q(lease_holder=user))
+        .exclude(Exists(voted))
+        .exclude(Exists(skipped))
+    )
+
+
+def _lock(queryset: QuerySet[ReviewItem]) -> QuerySet[ReviewItem]:
+    # SKIP LOCKED: a row another reviewer is leasing right now is passed over instead of waited for.
+    if connection.features.has_select_for_update_skip_locked:
+        return queryset.select_for_update(skip_locked=True, of=("self",))
+    return queryset.select_for_update()
+
+
+def _take(user, queryset: QuerySet[ReviewItem], count: int, now) -> list[ReviewItem]:
+    if count <= 0:
+        return []
+    ids = list(_lock(queryset).values_list("pk", flat=True)[:count])
+    if not ids:
+        return []
+    expires = now + timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
+    ReviewItem.objects.filter(pk__in=ids).update(lease_holder=user, lease_expires_at=expires)
+    return list(ReviewItem.objects.filter(pk__in=ids))
+
+
+@transaction.atomic
+def review_item_next_for(*, user, count: int = 1, rng: random.Random | None = None) -> list[ReviewItem]:
+    """Lease up to ``count`` items to ``user``, most likely mislabelled first; items it already holds come first.
+
+    Each new slot is a gold item with probability ``REVIEW_GOLD_PERCENT``/100 (when one is available), so gold
+    items arrive at random among the others and look the same.
+    """
+    count = max(1, min(count, settings.REVIEW_PREFETCH))
+    now = timezone.now()
+    rng = rng or random.Random()
+    available = _available_for(user, now)
+    held = list(_lock(available.filter(lease_holder=user, lease_expires_at__gt=now)).order_by("priority", "pk")[:count])
+    if held:  # renew: the reviewer is still looking at them
+        ReviewItem.objects.filter(pk__in=[i.pk for i in held]).update(
+            lease_expires_at=now + timedelta(seconds=settings.REVIEW_LEASE_SECONDS))
+    wanted = count - len(held)
+    gold_slots = sum(rng.random() * 100 < settings.REVIEW_GOLD_PERCENT for _ in range(wanted))
+    others = available.exclude(pk__in=[i.pk for i in held])
+    gold = _take(user, others.filter(is_gold=True).order_by("?"), gold_slots, now)
+    regular = _take(user, others.filter(is_gold=False).order_by("priority", "pk"), wanted - len(gold), now)
+    if len(gold) + len(regular) < wanted:  # no regular items left: gold ones still measure accuracy
+        taken = [i.pk for i in gold]
+        gold += _take(user, others.filter(is_gold=True).exclude(pk__in=taken).order_by("?"),
+                      wanted - len(gold) - len(regular), now)
+    fresh = list(regular)
+    for item in gold:  # at a random place among the regular ones, which keep their priority order
+        fresh.insert(rng.randint(0, len(fresh)), item)
+    result = [ReviewItem.objects.select_related("face__pixels", "score").get(pk=i.pk) for i in held + fresh]
+    return result
+
+
+# --- votes -----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the current round's votes decide: a settled choice, a dispute, or nothing yet."""
+
+    settled_choice: int | None
+    disputed: bool
+
+
+def votes_outcome(choices: list[int]) -> Outcome:
+    """Quorum rule: ``REVIEW_QUORUM`` matching votes settle; "unsure" is no vote; after ``REVIEW_MAX_VOTES`` counted
+    votes without a quorum the item is disputed (an admin decides or reopens it)."""
+    counted = [c for c in choices if c != UNSURE]
+    if counted:
+        choice, n = Counter(counted).most_common(1)[0]
+        if n >= settings.REVIEW_QUORUM:
+            return Outcome(choice, False)
+    return Outcome(None, len(counted) >= settings.REVIEW_MAX_VOTES)
+
+
+def _round_votes(item: ReviewItem) -> list[Vote]:
+    return list(Vote.objects.filter(item=item, round=item.round).order_by("created_at", "pk"))
+
+
+def _votes_record(votes: list[Vote]) -> list[dict]:
+    return [{"reviewer": v.reviewer.get_username(), "reviewer_id": v.reviewer_id, "choice": v.choice,
+             "choice_name": Choice(v.choice).label, "at": v.created_at.isoformat()} for v in votes]
+
+
+def _apply_label(*, item: ReviewItem, choice: int, kind: str, votes: list[Vote], actor=None) -> LabelHistory:
+    """Set the face's current label (or exclude it) and record the change. ``original_label`` is never touched."""
+    face = FaceImage.objects.select_for_update().get(pk=item.face_id)
+    old_label, old_excluded = face.current_label, face.excluded
+    if choice == NOT_A_FACE:
+        face.excluded = True
+    else:
+        face.current_label = choice
+        face.excluded = False
+    face.save(update_fields=["current_label", "excluded", "updated_at"])
+    now = timezone.now()
+    item.status = ReviewItem.Status.SETTLED
+    item.settled_label = choice
+    item.settled_at = now
+    item.settled_by_admin = actor if kind == LabelHistory.Kind.ADMIN else None
+    item.lease_holder = None
+    item.lease_expires_at = None
+    item.save()
+    return LabelHistory.objects.create(
+        face=face, item=item, kind=kind, old_label=old_label, new_label=face.current_label,
+        old_excluded=old_excluded, new_excluded=face.excluded, votes=_votes_record(votes), actor=actor, created_at=now,
+    )
+
+
+def _locked_item(item_id: int) -> ReviewItem:
+    try:
+        return ReviewItem.objects.select_for_update().get(pk=item_id)
+    except ReviewItem.DoesNotExist:
+        raise ReviewError(f"no review item {item_id}", "not_found") from None
+
+
+@transaction.atomic
+def review_vote_cast(*, user, item_id: int, choice: int) -> Vote:
+    """Record ``user``'s vote and settle the item when the quorum agrees (gold items never settle)."""
+    if choice not in Choice.values:
+        raise ReviewError(f"choice must be 0-{UNSURE}")
+    item = _locked_item(item_id)  # serialises votes on this item: the quorum is reached exactly once
+    if item.status not in OPEN_STATUSES:
+        raise ReviewError(f"item {item.pk} is {item.status}; it takes no more votes", "conflict")
+    if item.lease_is_held_by_other(user):
+        raise ReviewError(f"item {item.pk} is leased to another reviewer", "conflict")
+    try:
+        with transaction.atomic():
+            vote = Vote.objects.create(item=item, reviewer=user, round=item.round, choice=choice)
+    except IntegrityError:
+        raise ReviewError(f"you already voted on item {item.pk}", "conflict") from None
+    if item.lease_holder_id is not None:
+        item.lease_holder = None
+        item.lease_expires_at = None
+        item.save(update_fields=["lease_holder", "lease_expires_at", "updated_at"])
+    if not item.is_gold:
+        votes = _round_votes(item)
+        outcome = votes_outcome([v.choice for v in votes])
+        if outcome.settled_choice is not None:
+            _apply_label(item=item, choice=outcome.settled_choice, kind=LabelHistory.Kind.QUORUM, votes=votes)
+        elif outcome.disputed:
+            item.status = ReviewItem.Status.DISPUTED
+            item.save(update_fields=["status", "updated_at"])
+    return vote
+
+
+def _revert_settlement(*, item: ReviewItem, votes: list[Vote], actor) -> LabelHistory:
+    """Put the face back as it was before this item settled, and record that."""
+    settled = item.history.filter(kind__in=[LabelHistory.Kind.QUORUM, LabelHistory.Kind.ADMIN]).last()
+    face = FaceImage.objects.select_for_update().get(pk=item.face_id)
+    old_label, old_excluded = face.current_label, face.excluded
+    if settled is not None:
+        face.current_label, face.excluded = settled.old_label, settled.old_excluded
+        face.save(update_fields=["current_label", "excluded", "updated_at"])
+    item.status = ReviewItem.Status.REOPENED
+    item.settled_label = None
+    item.settled_at = None
+    item.settled_by_admin = None
+    item.save()
+    return LabelHistory.objects.create(
+        face=face, item=item, kind=LabelHistory.Kind.UNDO, old_label=old_label, new_label=face.current_label,
+        old_excluded=old_excluded, new_excluded=face.excluded, votes=_votes_record(votes), actor=actor,
+    )
+
+
+@transaction.atomic
+def review_vote_undo(*, user) -> Vote:
+    """Withdraw ``user``'s most recent vote. If the item had settled and no longer has a quorum, it reopens and the
+    face's label goes back, with a history record. The item is leased back to the user to vote again."""
+    last = Vote.objects.filter(reviewer=user).order_by("-created_at", "-pk").first()
+    if last is None:
+        raise ReviewError("you have no vote to undo", "not_found")
+    item = _locked_item(last.item_id)
+    vote = Vote.objects.select_for_update().filter(pk=last.pk, round=item.round).first()
+    if vote is None:
+        raise ReviewError("your last vote belongs to a closed round (an admin reopened the item)", "conflict")
+    if item.settled_by_admin_id is not None:
+        raise ReviewError("an admin decided this item; ask an admin to reopen it", "conflict")
+    vote.delete()
+    remaining = _round_votes(item)
+    outcome = votes_outcome([v.choice for v in remaining])
+    if item.is_settled and outcome.settled_choice != item.settled_label:
+        _revert_settlement(item=item, votes=remaining, actor=user)
+    elif item.status == ReviewItem.Status.DISPUTED and not outcome.disputed:
+        item.status = ReviewItem.Status.REOPENED
+    if item.status in OPEN_STATUSES:
+        item.lease_holder = user
+        item.lease_expires_at = timezone.now() + timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
+    item.save()
+    vote.pk = None  # deleted; hand back an unsaved copy for the response
+    return vote
+
+
+@transaction.atomic
+def review_item_skip(*, user, item_id: int) -> Skip:
+    item = _locked_item(item_id)
+    skip, _ = Skip.objects.get_or_create(item=item, reviewer=user, round=item.round)
+    if item.lease_holder_id == user.pk:
+        item.lease_holder = None
+        item.lease_expires_at = None
+        item.save(update_fields=["lease_holder", "lease_expires_at", "updated_at"])
+    return skip
+
+
+@transaction.atomic
+def review_item_reopen(*, admin, item_id: int) -> ReviewItem:
+    """Start a new round on a settled or disputed item. The face keeps its current label until the new round
+    settles; earlier rounds' votes stay for the record but no longer count."""
+    item = _locked_item(item_id)
+    if item.status in OPEN_STATUSES:
+        raise ReviewError(f"item {item.pk} is already open", "conflict")
+    face = item.face
+    LabelHistory.objects.create(
+        face=face, item=item, kind=LabelHistory.Kind.REOPEN, old_label=face.current_label,
+        new_label=face.current_label, old_excluded=face.excluded, new_excluded=face.excluded,
+        votes=_votes_record(_round_votes(item)), actor=admin,
+    )
+    item.status = ReviewItem.Status.REOPENED
+    item.round += 1
+    item.settled_label = None
+    item.settled_at = None
+    item.settled_by_admin = None
+    item.lease_holder = None
+    item.lease_expires_at = None
+    item.save()
+    return item
+
+
+@transaction.atomic
+def review_item_settle_admin(*, admin, item_id: int, choice: int) -> LabelHistory:
+    """An admin decides an item (typically a disputed one) directly."""
+    if choice not in Choice.values or choice == UNSURE:
+        raise ReviewError(f"choice must be 0-{NOT_A_FACE}")
+    item = _locked_item(item_id)
+    if item.is_gold:
+        raise ReviewError("gold items do not settle; change the gold label instead", "conflict")
+    return _apply_label(item=item, choice=choice, kind=LabelHistory.Kind.ADMIN, votes=_round_votes(item),
+                        actor=admin)
+
+
+@transaction.atomic
+def review_gold_set(*, face_id: int, label: int) -> ReviewItem:
+    """Mark a face as gold with a known answer (0-7). Gold items never change the face's label."""
+    if label not in Choice.values or label == UNSURE:
+        raise ReviewError(f"gold label must be 0-{NOT_A_FACE}")
+    if not FaceImage.objects.filter(pk=face_id).exists():
+        raise ReviewError(f"no face {face_id}", "not_found")
+    item, _ = ReviewItem.objects.select_for_update().get_or_create(face_id=face_id)
+    if item.is_settled:
+        raise ReviewError(f"face {face_id} has a settled review item; reopen it first", "conflict")
+    item.is_gold = True
+    item.gold_label = label
+    item.save()
+    return item

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from .views import ReviewersView, ReviewView
+
+urlpatterns = [
+    path("", ReviewView.as_view(), name="review"),
+    path("reviewers/", ReviewersView.as_view(), name="review-reviewers"),
+]

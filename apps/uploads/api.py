@@ -1,0 +1,156 @@
+"""Upload endpoints: create (one or many files), list your own, read one (optionally waiting), request a heatmap."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import UserRateThrottle
+from rest_framework.views import APIView
+
+from apps.inference.services import UnknownCamMethod
+
+from .models import Upload
+from .selectors import upload_get_for, upload_list_for, upload_results
+from .serializers import (
+    UploadCreateQuerySerializer,
+    UploadExplanationRequestSerializer,
+    UploadHeatmapSerializer,
+    UploadResultSerializer,
+    WaitSerializer,
+)
+from .services import (
+    ExplanationUnavailable,
+    TargetInvalid,
+    UploadInvalid,
+    upload_create,
+    upload_explanation_get_or_compute,
+    upload_results_wait,
+    upload_status_sync,
+)
+
+FILE_FIELDS = ("images", "image")
+
+
+class _PostRateThrottle(UserRateThrottle):
+    """Per-user rate on POST only (reads are not limited); the rate is read per request so settings overrides apply."""
+
+    def get_rate(self) -> str | None:
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def allow_request(self, request, view) -> bool:
+        return request.method != "POST" or super().allow_request(request, view)
+
+
+class UploadRateThrottle(_PostRateThrottle):
+    scope = "uploads"
+
+
+class ExplanationRateThrottle(_PostRateThrottle):
+    scope = "explanations"
+
+
+class UploadPagination(PageNumberPagination):
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+def _error(message: str, code: str, status_code: int, **extra) -> Response:
+    return Response({"detail": message, "code": code, **extra}, status=status_code)
+
+
+def _upload_or_404(request: Request, upload_id) -> Upload | None:
+    try:
+        return upload_get_for(user=request.user, upload_id=upload_id)
+    except (Upload.DoesNotExist, DjangoValidationError):
+        return None
+
+
+_WAIT = OpenApiParameter("wait", OpenApiTypes.FLOAT, description="Seconds to wait for a finished result (bounded).")
+
+
+class UploadListCreateApi(APIView):
+    permission_classes = [IsAuthenticated]
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [UploadRateThrottle]
+
+    @extend_schema(responses=UploadResultSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        paginator = UploadPagination()
+        page = paginator.paginate_queryset(upload_list_for(user=request.user), request, view=self)
+        results = upload_results(page)
+        upload_status_sync(results=results)
+        return paginator.get_paginated_response(
+            UploadResultSerializer(results, many=True, context={"request": request}).data)
+
+    @extend_schema(
+        parameters=[UploadCreateQuerySerializer],
+        request={"multipart/form-data": inline_serializer("UploadFiles", {
+            "images": serializers.ListField(child=serializers.FileField(), required=False),
+            "image": serializers.FileField(required=False),
+        })},
+        responses={201: inline_serializer("UploadCreated", {"uploads": UploadResultSerializer(many=True)})},
+    )
+    def post(self, request: Request) -> Response:
+        query = UploadCreateQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        files = [f for field in FILE_FIELDS for f in request.FILES.getlist(field)]
+        methods = query.validated_data["methods"]
+        if methods is None and "methods" in request.data:
+            methods = [m.strip() for value in request.data.getlist("methods") for m in value.split(",") if m.strip()]
+        try:
+            uploads = upload_create(user=request.user, files=files, no_face=query.validated_data["no_face"],
+                                    methods=methods)
+        except UploadInvalid as exc:
+            return _error(exc.message, exc.code, exc.status, errors=[p.as_dict() for p in exc.problems])
+        results = upload_results_wait(uploads=uploads, timeout=query.validated_data["wait"])
+        data = UploadResultSerializer(results, many=True, context={"request": request}).data
+        return Response({"uploads": data}, status=status.HTTP_201_CREATED)
+
+
+class UploadDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(parameters=[_WAIT], responses=UploadResultSerializer)
+    def get(self, request: Request, upload_id) -> Response:
+        query = WaitSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        upload = _upload_or_404(request, upload_id)
+        if upload is None:
+            return _error("No such upload.", "not_found", status.HTTP_404_NOT_FOUND)
+        (result,) = upload_results_wait(uploads=[upload], timeout=query.validated_data["wait"])
+        return Response(UploadResultSerializer(result, context={"request": request}).data)
+
+
+class UploadExplanationApi(APIView):
+    """Compute (or fetch) one heatmap on demand: the CAM-method switcher of the upload page uses it."""
+
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    throttle_classes = [ExplanationRateThrottle]
+
+    @extend_schema(request=UploadExplanationRequestSerializer, responses=UploadHeatmapSerializer)
+    def post(self, request: Request, upload_id) -> Response:
+        body = UploadExplanationRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        upload = _upload_or_404(request, upload_id)
+        if upload is None:
+            return _error("No such upload.", "not_found", status.HTTP_404_NOT_FOUND)
+        try:
+            explanation = upload_explanation_get_or_compute(
+                upload=upload, method=body.validated_data["method"], target=body.validated_data["target"])
+        except UnknownCamMethod as exc:
+            return _error(str(exc), "unknown_method", status.HTTP_400_BAD_REQUEST)
+        except ExplanationUnavailable as exc:
+            return _error(str(exc), "not_ready", status.HTTP_409_CONFLICT)
+        except TargetInvalid as exc:
+            return _error(str(exc), "bad_target", status.HTTP_400_BAD_REQUEST)
+        return Response(UploadHeatmapSerializer(explanation, context={"request": request}).data)

@@ -1,0 +1,128 @@
+"""Checking and decoding uploaded image files with Pillow, before anything is stored.
+
+Every failure is an ``ImageRejected`` with a short machine code and a sentence for people; nothing here touches the
+database or storage. The format is sniffed from the bytes (``Image.open(...).format``), never taken from the declared
+content type or the file name.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+
+from PIL import ExifTags, Image, UnidentifiedImageError
+
+# Pillow format names accepted for uploads, and what people call them.
+ACCEPTED_FORMATS: dict[str, str] = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF"}
+ACCEPTED_TEXT = ", ".join(ACCEPTED_FORMATS.values())
+
+
+class ImageRejected(ValueError):
+    """A file that cannot be used as an upload; ``code`` is stable for clients, the message is for people."""
+
+    def __init__(self, code: str, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    image: Image.Image  # fully decoded (first frame of an animation), not yet EXIF-oriented
+    format: str  # Pillow's name, one of ACCEPTED_FORMATS
+    content_type: str
+    width: int  # as displayed, i.e. after EXIF orientation (face boxes use the same frame)
+    height: int
+
+
+def image_check_size(size: int, *, max_bytes: int) -> None:
+    if size == 0:
+        raise ImageRejected("empty_file", "the file is empty (0 bytes)")
+    if size > max_bytes:
+        raise ImageRejected(
+            "file_too_large", f"the file is {size:,} bytes; the limit is {max_bytes:,} bytes", status=413)
+
+
+def image_decode(data: bytes, *, max_pixels: int) -> DecodedImage:
+    """Sniff, bound and fully decode ``data``; raise ``ImageRejected`` saying what is wrong."""
+    try:
+        image = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
+    except Image.DecompressionBombError as exc:
+        raise _bomb(str(exc)) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        raise _unreadable(data, exc) from None
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise _zero_size(width, height)
+    pixels = width * height
+    # Pillow only warns between MAX_IMAGE_PIXELS and twice that; here it is an error like the rest.
+    if Image.MAX_IMAGE_PIXELS is not None and pixels > Image.MAX_IMAGE_PIXELS:
+        raise _bomb(f"{width}x{height} = {pixels:,} pixels exceeds Pillow's limit of {Image.MAX_IMAGE_PIXELS:,}")
+    if pixels > max_pixels:
+        raise ImageRejected(
+            "too_many_pixels", f"the image is {width}x{height} = {pixels:,} pixels; the limit is {max_pixels:,}",
+            status=413)
+    try:
+        image.load()  # decodes the first frame only: an animated GIF stays on frame 0
+    except Image.DecompressionBombError as exc:
+        raise _bomb(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes: any decoder failure means a broken file
+        if "truncated" in str(exc).lower():
+            raise ImageRejected("truncated", f"the {image.format} data ends early: the file is truncated") from None
+        raise ImageRejected("corrupt", f"the {image.format} data is corrupt ({exc})") from None
+    if _exif_orientation(image) in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
+        width, height = height, width
+    return DecodedImage(image=image, format=image.format, content_type=Image.MIME.get(image.format, ""),
+                        width=width, height=height)
+
+
+def _exif_orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(ExifTags.Base.Orientation, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block is ignored, as exif_transpose would
+        return 1
+
+
+def _bomb(detail: str) -> ImageRejected:
+    return ImageRejected("decompression_bomb", f"refused as a possible decompression bomb: {detail}", status=413)
+
+
+def _zero_size(width: int, height: int) -> ImageRejected:
+    return ImageRejected("zero_size", f"the image has zero size ({width}x{height} pixels)")
+
+
+def _unreadable(data: bytes, exc: BaseException) -> ImageRejected:
+    """Say whether the bytes are an image of another format, a zero-size image, or not an image at all."""
+    declared = _declared_size(data)
+    if declared is not None and 0 in declared:
+        return _zero_size(*declared)
+    try:
+        with Image.open(io.BytesIO(data)) as other:  # header only: names the format, decodes nothing
+            other_format = other.format
+    except Image.DecompressionBombError:
+        other_format = None
+    except Exception:  # noqa: BLE001 - not an image Pillow knows
+        other_format = None
+    if other_format and other_format not in ACCEPTED_FORMATS:
+        return ImageRejected(
+            "unsupported_format", f"{other_format} images are not accepted; send {ACCEPTED_TEXT}", status=415)
+    if any(data.startswith(magic) for magic in (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")) or (
+            data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+        if "truncated" in str(exc).lower() or len(data) < 64:
+            return ImageRejected("truncated", "the image header ends early: the file is truncated")
+        return ImageRejected("corrupt", f"the image header is corrupt ({exc})")
+    return ImageRejected("not_an_image", f"the content is not an image ({ACCEPTED_TEXT} accepted)", status=415)
+
+
+def _declared_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG, GIF or BMP header (Pillow refuses zero-size PNG/BMP without saying why)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data.startswith(b"GIF8") and len(data) >= 10:
+        return struct.unpack("<HH", data[6:10])
+    if data.startswith(b"BM") and len(data) >= 26:
+        width, height = struct.unpack("<ii", data[18:26])
+        return abs(width), abs(height)
+    return None

@@ -1,0 +1,274 @@
+"""Writes for uploads: validate every file, then store them all in one go and queue their predictions.
+
+Nothing of a request is stored unless every file in it is valid: decoding, bounds and face detection run first,
+in memory; then the face PNGs are written (slow I/O, outside the transaction) and one short transaction records the
+rows. If that transaction fails, the PNGs this request wrote are deleted again, so no orphan media is left.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from apps.faces.models import FACE_SIZE, FaceImage, FacePixels, Split, face_png_path
+from apps.faces.services import dataset_get_or_create, face_png_encode, face_sha256
+from apps.inference.models import Explanation
+from apps.inference.selectors import model_version_active
+from apps.inference.services import (
+    UnknownCamMethod,
+    cam_method_validate,
+    cam_methods_validate,
+    explanation_get_or_compute,
+    predictions_enqueue,
+    target_label_validate,
+)
+from ml.facedetect import FaceCrop, NoFaceFound, crop_largest_face
+
+from .images import DecodedImage, ImageRejected, image_check_size, image_decode
+from .models import UPLOADS_DATASET, Upload
+from .selectors import UploadResult, upload_results
+
+POLL_FAST_SECONDS, POLL_FAST_FOR_SECONDS, POLL_SLOW_SECONDS = 0.015, 3.0, 0.2
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    index: int
+    name: str
+    code: str
+    message: str
+    status: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"index": self.index, "file": self.name, "code": self.code, "detail": self.message}
+
+
+class UploadInvalid(ValueError):
+    """The request cannot be stored; ``problems`` names each bad file (empty for request-level problems)."""
+
+    def __init__(self, message: str, *, code: str, problems: Sequence[FileProblem] = (), status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.problems = list(problems)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """One file that passed validation: its decoded facts and the 48x48 crop (None when no face and rejected)."""
+
+    name: str
+    size: int
+    decoded: DecodedImage
+    crop: FaceCrop | None
+    no_face: str
+
+
+def no_face_policy_default(*, width: int, height: int) -> str:
+    """Images already face-sized (48x48) are faces: use them whole. Others report that no face was found."""
+    return Upload.NoFace.USE_WHOLE if (width, height) == (FACE_SIZE, FACE_SIZE) else Upload.NoFace.REJECT
+
+
+def _check_file(index: int, file: UploadedFile, no_face: str | None) -> _Checked:
+    name = (file.name or f"file {index + 1}")[:255]
+    image_check_size(file.size or 0, max_bytes=settings.UPLOADS_MAX_BYTES)
+    file.seek(0)
+    data = file.read(settings.UPLOADS_MAX_BYTES + 1)
+    image_check_size(len(data), max_bytes=settings.UPLOADS_MAX_BYTES)  # the declared size may be wrong
+    decoded = image_decode(data, max_pixels=settings.UPLOADS_MAX_PIXELS)
+    policy = no_face or no_face_policy_default(width=decoded.width, height=decoded.height)
+    try:
+        crop = crop_largest_face(decoded.image, size=FACE_SIZE, use_whole_if_none=policy == Upload.NoFace.USE_WHOLE)
+    except NoFaceFound:
+        crop = None
+    except (ValueError, OSError) as exc:  # e.g. an EXIF block Pillow cannot apply
+        raise ImageRejected("corrupt", f"the image could not be converted to grayscale ({exc})") from None
+    return _Checked(name=name, size=len(data), decoded=decoded, crop=crop, no_face=policy)
+
+
+def upload_files_check(*, files: Sequence[UploadedFile], no_face: str | None) -> list[_Checked]:
+    """Validate every file; ``UploadInvalid`` lists all the bad ones (not only the first)."""
+    if not files:
+        raise UploadInvalid("no image in the request: send one or more files in the multipart field 'images' "
+                            "(or 'image')", code="no_files")
+    if len(files) > settings.UPLOADS_MAX_FILES:
+        raise UploadInvalid(f"{len(files)} files in one request; the limit is {settings.UPLOADS_MAX_FILES}",
+                            code="too_many_files")
+    checked, problems = [], []
+    for index, file in enumerate(files):
+        try:
+            checked.append(_check_file(index, file, no_face))
+        except ImageRejected as exc:
+            problems.append(FileProblem(index, file.name or "", exc.code, exc.message, exc.status))
+    if problems:
+        statuses = {p.status for p in problems}
+        first = problems[0]
+        summary = (f"{first.name or 'file ' + str(first.index + 1)}: {first.message}" if len(problems) == 1
+                   else f"{len(problems)} of {len(files)} files were refused; nothing was stored")
+        raise UploadInvalid(summary, code=first.code if len(problems) == 1 else "invalid_files", problems=problems,
+                            status=statuses.pop() if len(statuses) == 1 else 400)
+    return checked
+
+
+def _face_pngs_store(crops: list[FaceCrop | None]) -> tuple[list[str | None], dict[str, str]]:
+    """Write the PNG of every crop whose pixels are not stored yet: the sha256 per crop, and {sha: new file}."""
+    shas = [face_sha256(crop.pixels.tobytes()) if crop is not None else None for crop in crops]
+    known = set(FacePixels.objects.filter(sha256__in={s for s in shas if s}).values_list("sha256", flat=True))
+    written: dict[str, str] = {}
+    try:
+        for sha, crop in zip(shas, crops, strict=True):
+            if sha is None or sha in known or sha in written:
+                continue
+            written[sha] = default_storage.save(face_png_path(sha), ContentFile(face_png_encode(crop.pixels.tobytes())))
+    except BaseException:
+        _files_delete(written.values())
+        raise
+    return shas, written
+
+
+def _files_delete(names) -> None:
+    for name in names:
+        default_storage.delete(name)
+
+
+def upload_create(*, user, files: Sequence[UploadedFile], no_face: str | None = None,
+                  methods: list[str] | None = None) -> list[Upload]:
+    """Validate ``files`` (all or nothing), store their face crops and queue prediction and heatmaps.
+
+    ``no_face``: ``use_whole`` or ``reject``; None picks per image (``no_face_policy_default``).
+    ``methods``: CAM method names (``UploadInvalid`` for an unknown one); None means the default (GradCAM).
+    """
+    if no_face not in (None, *Upload.NoFace.values):
+        raise UploadInvalid(f"no_face must be one of {', '.join(Upload.NoFace.values)}, not {no_face!r}",
+                            code="bad_no_face")
+    try:
+        methods = cam_methods_validate(methods)
+    except UnknownCamMethod as exc:
+        raise UploadInvalid(str(exc), code="unknown_method") from None
+    checked = upload_files_check(files=files, no_face=no_face)
+    version = model_version_active()
+    shas, written = _face_pngs_store([c.crop for c in checked])
+    try:
+        with transaction.atomic():
+            dataset = dataset_get_or_create(name=UPLOADS_DATASET)
+            # Pixels that another request stored meanwhile win (ignore_conflicts); our copy is removed below.
+            FacePixels.objects.bulk_create(
+                [FacePixels(sha256=sha, png=name) for sha, name in written.items()], ignore_conflicts=True)
+            uploads = []
+            for check, sha in zip(checked, shas, strict=True):
+                face = None
+                if sha is not None:
+                    face = FaceImage.objects.create(dataset=dataset, pixels_id=sha, split=Split.UPLOAD,
+                                                    source_name="")
+                uploads.append(_upload_record(user=user, check=check, face=face, methods=methods, version=version))
+            face_ids = [u.face_id for u in uploads if u.face_id is not None]
+            if face_ids:
+                predictions_enqueue(face_ids=face_ids, methods=methods)  # sent once this transaction commits
+    except BaseException:
+        _files_delete(written.values())
+        raise
+    kept = set(FacePixels.objects.filter(sha256__in=written).values_list("png", flat=True))
+    _files_delete(name for name in written.values() if name not in kept)
+    return uploads
+
+
+def _upload_record(*, user, check: _Checked, face: FaceImage | None, methods: list[str], version) -> Upload:
+    crop = check.crop
+    box = crop.box if crop is not None else None
+    if face is None:
+        status, finished = Upload.Status.NO_FACE, timezone.now()
+    else:
+        status, finished = Upload.Status.QUEUED, None
+    return Upload.objects.create(
+        user=user,
+        original_name=check.name,
+        content_type=check.decoded.content_type,
+        size=check.size,
+        width=check.decoded.width,
+        height=check.decoded.height,
+        status=status,
+        finished_at=finished,
+        face=face,
+        face_found=box is not None,
+        face_box={"x": box.x, "y": box.y, "w": box.w, "h": box.h} if box is not None else None,
+        crop_box=list(crop.crop_box) if crop is not None else None,
+        no_face=check.no_face,
+        methods=list(methods or []),
+        model_version=version,
+    )
+
+
+def upload_status_sync(*, results: Sequence[UploadResult]) -> None:
+    """Record the status that the stored prediction and heatmaps imply (the worker never touches uploads).
+
+    A conditional UPDATE on unfinished rows only, so two concurrent readers never move an upload backwards.
+    """
+    for result in results:
+        upload = result.upload
+        if upload.is_finished:
+            continue
+        status, error = result.state()
+        if status == upload.status:
+            continue
+        changes: dict[str, object] = {"status": status, "error": error}
+        if status in Upload.FINISHED:
+            changes["finished_at"] = timezone.now()
+        if result.prediction is not None:
+            changes["model_version_id"] = result.prediction.model_version_id
+        Upload.objects.filter(pk=upload.pk, status__in=[Upload.Status.QUEUED, Upload.Status.PROCESSING]).update(
+            **changes)
+        for name, value in changes.items():
+            setattr(upload, name, value)
+
+
+def upload_results_wait(*, uploads: Sequence[Upload], timeout: float) -> list[UploadResult]:
+    """The uploads' results, polling the database for up to ``timeout`` seconds until every one is finished."""
+    started = time.monotonic()
+    deadline = started + max(0.0, timeout)
+    while True:
+        results = upload_results(uploads)
+        upload_status_sync(results=results)
+        now = time.monotonic()
+        if all(r.upload.is_finished for r in results) or now >= deadline:
+            return results
+        # Results usually land within a second: poll finely then (a few cheap queries each), coarsely after.
+        delay = POLL_FAST_SECONDS if now - started < POLL_FAST_FOR_SECONDS else POLL_SLOW_SECONDS
+        time.sleep(min(delay, deadline - now))
+
+
+class ExplanationUnavailable(RuntimeError):
+    """A heatmap cannot be made for this upload yet (or ever: no face); the message says which."""
+
+
+class TargetInvalid(ValueError):
+    """Not one of the 7 classes."""
+
+
+def upload_explanation_get_or_compute(*, upload: Upload, method: str, target: int | str | None = None) -> Explanation:
+    """The heatmap of ``method`` for ``target`` (default: the predicted class), computed now if not stored yet.
+
+    ``UnknownCamMethod`` / ``ValueError`` for a bad method or class; ``ExplanationUnavailable`` before the prediction.
+    """
+    method = cam_method_validate(method)
+    try:
+        target_label = target_label_validate(target) if target not in (None, "") else None
+    except ValueError as exc:
+        raise TargetInvalid(str(exc)) from None
+    if upload.face_id is None:
+        raise ExplanationUnavailable("this upload has no face (no face was found), so there is nothing to explain")
+    (result,) = upload_results([upload])
+    if result.prediction is None:
+        raise ExplanationUnavailable("the prediction for this upload is not ready yet; try again shortly")
+    if target_label is None:
+        target_label = result.prediction.predicted_label
+    return explanation_get_or_compute(face=upload.face, version=result.prediction.model_version, method=method,
+                                      target_label=target_label)

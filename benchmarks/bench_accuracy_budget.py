@@ -1,0 +1,86 @@
+"""PublicTest accuracy against training time: the default recipe at a few epoch budgets, and ``seed-keras`` with
+``fer_cnn`` for the epochs this machine affords, next to the first seed paper's published 70.13%.
+
+    python benchmarks/bench_accuracy_budget.py --budgets 5 10 20 [--arch fer_vgg_m] [--seed-keras-epochs 10]
+    python benchmarks/bench_accuracy_budget.py --from-checkpoint ml/weights/default.pt   # curve of a finished run
+
+Each budget is a separate one-cycle run (the schedule is stretched to the budget), so the figures are what a user
+who can spend that much time gets, not intermediate epochs of one long run. ``--from-checkpoint`` prints the
+per-epoch PublicTest accuracy and cumulative training time recorded in a checkpoint's history instead.
+Needs the shared FER-2013 file; says so and exits when it is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ml.checkpoint import load_checkpoint, read_checkpoint  # noqa: E402
+from ml.data import load_fer_csv  # noqa: E402
+from ml.evaluate import evaluate  # noqa: E402
+from ml.recipes import get_recipe  # noqa: E402
+from ml.train import fit  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
+PUBLISHED_KERAS = 0.7013
+
+
+def run(recipe, train, val, epochs: int, label: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        fit(train, val, recipe, Path(tmp) / "m.pt", epochs=epochs, seed=0)
+        minutes = (time.perf_counter() - start) / 60
+        model = load_checkpoint(Path(tmp) / "m.pt").model
+    plain = evaluate(model, val.images, val.labels, tta="none")
+    flip = evaluate(model, val.images, val.labels, tta="flip")
+    print(f"{label:34s} {epochs:3d} epochs {minutes:6.1f} min  PublicTest acc {plain['accuracy']:.4f} "
+          f"(flip TTA {flip['accuracy']:.4f})  macro-F1 {plain['macro_f1']:.4f} (flip {flip['macro_f1']:.4f})",
+          flush=True)
+
+
+def curve(path: Path) -> None:
+    data = read_checkpoint(path)
+    recipe = data["recipe"]
+    print(f"# {path}: arch {data['arch']}, recipe {recipe.get('recipe', {}).get('name')}, "
+          f"{recipe.get('epochs')} epochs planned; PublicTest (no TTA) after each epoch")
+    total = 0.0
+    for h in data["history"]:
+        total += h["seconds"]
+        print(f"epoch {h['epoch']:3d}  {total / 60:6.1f} min  acc {h.get('val_accuracy', float('nan')):.4f}  "
+              f"macro-F1 {h.get('val_macro_f1', float('nan')):.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budgets", nargs="*", type=int, default=[5, 10, 20])
+    parser.add_argument("--arch", help="architecture for the default recipe (default: the recipe's)")
+    parser.add_argument("--seed-keras-epochs", type=int, default=0)
+    parser.add_argument("--from-checkpoint", type=Path)
+    args = parser.parse_args()
+    if args.from_checkpoint:
+        curve(args.from_checkpoint)
+        return
+    if not SHARED.is_file():
+        print(f"shared FER-2013 file not found at {SHARED}: nothing to measure")
+        sys.exit(1)
+    data = load_fer_csv(SHARED)
+    train, val = data.usage("Training"), data.usage("PublicTest")
+    recipe = get_recipe("default")
+    if args.arch:
+        recipe = recipe.with_overrides(arch=args.arch, arch_kwargs={})
+    for epochs in args.budgets:
+        run(recipe, train, val, epochs, f"default ({recipe.arch})")
+    if args.seed_keras_epochs:
+        run(get_recipe("seed-keras"), train, val, args.seed_keras_epochs, "seed-keras (fer_cnn)")
+        print(f"{'published (first seed paper)':34s} Keras CNN on FER-2013 test: {PUBLISHED_KERAS:.4f} "
+              "(published figure, not measured here)")
+
+
+if __name__ == "__main__":
+    main()

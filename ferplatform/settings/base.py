@@ -1,0 +1,231 @@
+"""Settings shared by every environment; everything that varies comes from the environment (see README)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
+
+from .env import (
+    env_bool,
+    env_database,
+    env_int,
+    env_list,
+    env_optional_str,
+    env_path,
+    env_redis_url,
+    env_str,
+)
+
+
+def _throttle_rate(name: str, default: str) -> str:
+    """A DRF throttle rate such as ``60/min`` (number / s, m, h or d, DRF reads the first letter)."""
+    value = env_str(name, default)
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"Environment variable {name}={value!r} is malformed: expected e.g. 60/min.")
+    return value
+
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = env_path("FERPLATFORM_VAR_DIR", Path("var"), base=BASE_DIR)
+
+# Overridden by local/test; production.py requires it from the environment.
+SECRET_KEY = env_optional_str("SECRET_KEY") or "insecure-local-only-key-do-not-use-in-production"
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "apps.core",
+    "apps.accounts",
+    "apps.faces",
+    "apps.inference",
+    "apps.uploads",
+    "apps.review",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "ferplatform.urls"
+WSGI_APPLICATION = "ferplatform.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env_database("DATABASE_URL", "sqlite:///var/db.sqlite3", base=BASE_DIR)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# Static files: whitenoise serves them from the web process (nginx does in docker-compose).
+STATIC_URL = "/static/"
+STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "static", base=BASE_DIR)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every start when it is missing
+# Serve straight from static/ and the apps, so runs work before (or without) collectstatic; production turns it off.
+WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", True)
+MEDIA_URL = "/media/"
+MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media", base=BASE_DIR)
+# Serve MEDIA_URL from Django itself (local runs); production leaves it to nginx.
+SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
+STORAGES = {
+    # Media goes through Django's storage API only; swap the backend here for S3-compatible storage.
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Scoped per-user rates (apps/uploads/api.py). The cache behind them is per process unless CACHES says otherwise.
+    "DEFAULT_THROTTLE_RATES": {
+        "uploads": _throttle_rate("UPLOADS_THROTTLE_RATE", "60/min"),
+        "explanations": _throttle_rate("EXPLANATIONS_THROTTLE_RATE", "120/min"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ferplatform API",
+    "DESCRIPTION": "Facial-expression data: faces, predictions, explanations, review.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # One name per shared choice set, so the schema (and `check --deploy`) has no W001 naming warnings.
+    "ENUM_NAME_OVERRIDES": {
+        "EmotionEnum": "apps.faces.labels.Emotion",
+        "ReviewChoiceEnum": "apps.review.choices.Choice",
+    },
+}
+
+# Celery: Redis when REDIS_URL is set, else kombu's filesystem transport under var/ (one machine, no services).
+REDIS_URL = env_redis_url("REDIS_URL")
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+else:
+    _BROKER_DIR = VAR_DIR / "broker"
+    for _sub in ("queue", "processed", "results", "control"):
+        (_BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    # Producer and consumer share one folder: they are the same app on one machine.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_BROKER_DIR / "queue"),
+        "data_folder_out": str(_BROKER_DIR / "queue"),
+        "processed_folder": str(_BROKER_DIR / "processed"),
+        "control_folder": str(_BROKER_DIR / "control"),  # exchange tables; kombu's default is ./control
+        "store_processed": False,
+    }
+    CELERY_RESULT_BACKEND = f"file://{_BROKER_DIR / 'results'}"
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# "gpu" takes training, prediction and Grad-CAM tasks; route them with CELERY_TASK_ROUTES in their apps' issues.
+CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("default", "gpu"))
+CELERY_TASK_DEFAULT_EXCHANGE = "default"
+CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
+CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
+    "inference.predict_and_explain": {"queue": "gpu"},
+    "inference.predict_split": {"queue": "gpu"},
+    "review.score_labels": {"queue": "gpu"},
+}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 6 * 3600, minimum=1)
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+
+# Uploads (apps/uploads): limits checked in the service before anything is stored.
+UPLOADS_MAX_BYTES = env_int("UPLOADS_MAX_BYTES", 10 * 1024 * 1024, minimum=1)  # per file
+UPLOADS_MAX_PIXELS = env_int("UPLOADS_MAX_PIXELS", 40_000_000, minimum=1)  # width x height; Pillow's own cap is 89 M
+UPLOADS_MAX_FILES = env_int("UPLOADS_MAX_FILES", 20, minimum=1)  # per request
+UPLOADS_MAX_WAIT_SECONDS = env_int("UPLOADS_MAX_WAIT_SECONDS", 30, minimum=0)  # upper bound for ?wait=
+
+# Inference: faces per model batch in prediction tasks; the checkpoint `manage.py bootstrap` registers first.
+INFERENCE_BATCH_SIZE = env_int("INFERENCE_BATCH_SIZE", 256, minimum=1)
+INFERENCE_DEFAULT_CHECKPOINT = env_path("INFERENCE_DEFAULT_CHECKPOINT", BASE_DIR / "ml" / "weights" / "default.pt",
+                                        base=BASE_DIR)
+
+# Importers: rows per bulk insert.
+FACES_IMPORT_BATCH_SIZE = env_int("FACES_IMPORT_BATCH_SIZE", 2000, minimum=1)
+
+# Relabeling queue (apps.review).
+REVIEW_QUORUM = env_int("REVIEW_QUORUM", 2, minimum=1)  # matching votes that settle an item
+REVIEW_MAX_VOTES = env_int("REVIEW_MAX_VOTES", 3, minimum=1)  # votes (not counting "unsure") before it is disputed
+if REVIEW_MAX_VOTES < REVIEW_QUORUM:
+    raise ImproperlyConfigured(f"REVIEW_MAX_VOTES={REVIEW_MAX_VOTES} must be >= REVIEW_QUORUM={REVIEW_QUORUM}.")
+REVIEW_LEASE_SECONDS = env_int("REVIEW_LEASE_SECONDS", 300, minimum=1)
+REVIEW_GOLD_PERCENT = env_int("REVIEW_GOLD_PERCENT", 5, minimum=0)  # share of served items that are gold items
+if REVIEW_GOLD_PERCENT > 100:
+    raise ImproperlyConfigured(f"Environment variable REVIEW_GOLD_PERCENT={REVIEW_GOLD_PERCENT} is malformed: "
+                               "expected an integer from 0 to 100.")
+REVIEW_PREFETCH = env_int("REVIEW_PREFETCH", 3, minimum=1)  # items leased to one reviewer at a time
+REVIEW_SCORING_DIR = env_path("REVIEW_SCORING_DIR", VAR_DIR / "scoring", base=BASE_DIR)  # resumable fold files
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+}

@@ -1,0 +1,16 @@
+"""Test settings: PostgreSQL and Redis (CI starts both on this machine); media goes to a temp dir per test."""
+
+from __future__ import annotations
+
+import os
+
+# Read before base so that base sees the test defaults.
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ferplatform")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+
+from .base import *  # noqa: E402, F403
+
+DEBUG = False
+SECRET_KEY = "test-only-secret-key"  # noqa: S105
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast; tests only
+FACES_IMPORT_BATCH_SIZE = 7  # small batches so tests cross batch boundaries

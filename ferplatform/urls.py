@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.core.views import media_serve
+
+urlpatterns = [
+    path("", include("apps.core.urls")),
+    path("accounts/", include("apps.accounts.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    path("api/", include("apps.accounts.api_urls")),
+    path("", include("apps.inference.urls")),
+    path("api/", include("apps.inference.api_urls")),
+    path("uploads/", include("apps.uploads.urls")),
+    path("api/", include("apps.uploads.api_urls")),
+    path("review/", include("apps.review.urls")),
+    path("api/review/", include("apps.review.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+if settings.SERVE_MEDIA:
+    # Local runs have no nginx in front: let Django serve stored faces (read-only, under MEDIA_ROOT only).
+    prefix = settings.MEDIA_URL.lstrip("/")
+    urlpatterns.append(re_path(rf"^{prefix}(?P<path>.*)$", media_serve, name="media"))

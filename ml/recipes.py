@@ -1,0 +1,101 @@
+"""Training recipes: named, versioned presets. A run records the whole resolved recipe in its checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from ml.augment import AugmentConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    version: int
+    description: str
+    arch: str = "fer_vgg"
+    arch_kwargs: dict = field(default_factory=dict)
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "sgd"  # sgd | adam | adamw
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    scheduler: str = "onecycle"  # onecycle | cosine | plateau | exp_decay | none
+    lr_decay: float = 0.0  # exp_decay: Keras-style lr / (1 + decay * iterations)
+    plateau_patience: int = 3
+    plateau_factor: float = 0.5
+    label_smoothing: float = 0.0
+    class_weights: str | None = None  # None | "balanced"
+    oversample: bool = False
+    mixup_alpha: float = 0.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    early_stopping_patience: int = 0  # epochs without PublicTest improvement; 0 disables
+    amp_bf16: bool = True  # bf16 autocast where the CPU/GPU supports it
+    tta: str = "flip"  # none | flip | tencrop, used when reporting
+    soft_label_mode: str = "majority"  # majority | probability | crossentropy (vote distributions)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["augment"] = self.augment.as_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Recipe:
+        d = dict(d)
+        d["augment"] = AugmentConfig.from_dict(d.get("augment", {}))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def with_overrides(self, **overrides) -> Recipe:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+_KERAS_AUG = AugmentConfig(hflip=True, rotation_deg=30, scale=(0.8, 1.2), brightness=0.2)
+_VGG_AUG = AugmentConfig(hflip=True, rotation_deg=10, scale=(0.9, 1.1), translate=0.1)
+_VGG_STRONG_AUG = AugmentConfig(hflip=True, rotation_deg=15, resized_crop=(0.7, 1.0), brightness=0.2, contrast=0.2,
+                                elastic_alpha=2.0, perspective=0.1, translate=0.05, shear_deg=5)
+
+_DEFAULT_AUG = AugmentConfig(hflip=True, rotation_deg=15, scale=(0.85, 1.15), translate=0.1, shear_deg=5,
+                             brightness=0.15, contrast=0.2, erasing_p=0.5)
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in [
+    Recipe("seed-keras", 1, "First seed paper: Keras CNN, Adam 1e-3 with decay, batch 32, class weights.",
+           arch="fer_cnn", epochs=60, batch_size=32, optimizer="adam", lr=1e-3, weight_decay=0.0,
+           scheduler="exp_decay", lr_decay=1e-4, class_weights="balanced", augment=_KERAS_AUG, tta="none"),
+    Recipe("seed-vgg19-c1", 1, "Second seed, configuration 1: VGG19 transfer, all convolutions frozen, Adam 1e-4.",
+           arch="vgg19_transfer", arch_kwargs={"freeze": "all_conv"}, epochs=30, batch_size=64, optimizer="adam",
+           lr=1e-4, weight_decay=0.0, scheduler="none", augment=_VGG_AUG, tta="none"),
+    Recipe("seed-vgg19-c2", 1, "Second seed, configuration 2: last 9 convolution layers trainable, Adam 1e-4, "
+           "class-weighted loss.", arch="vgg19_transfer", arch_kwargs={"freeze": "last9_conv"}, epochs=30,
+           batch_size=64, optimizer="adam", lr=1e-4, weight_decay=0.0, scheduler="none", class_weights="balanced",
+           augment=_VGG_AUG, tta="none"),
+    Recipe("seed-vgg19-c3", 1, "Second seed, configuration 3: last 9 convolution layers trainable, SGD momentum 0.9, "
+           "lr 0.01, weight decay 1e-4, ReduceLROnPlateau, class-weighted loss.", arch="vgg19_transfer",
+           arch_kwargs={"freeze": "last9_conv"}, epochs=30, batch_size=64, optimizer="sgd", lr=0.01, momentum=0.9,
+           nesterov=False, weight_decay=1e-4, scheduler="plateau", class_weights="balanced", augment=_VGG_AUG,
+           tta="none"),
+    Recipe("seed-vgg19-c4", 1, "Second seed, configuration 4: last 5 feature modules trainable, SGD, weight decay "
+           "1e-3, label smoothing, strong augmentation (rotation 15, resized crop 0.7-1.0, colour jitter, elastic, "
+           "perspective, affine).", arch="vgg19_transfer", arch_kwargs={"freeze": "last5_modules"}, epochs=30,
+           batch_size=64, optimizer="sgd", lr=0.01, momentum=0.9, nesterov=False, weight_decay=1e-3,
+           scheduler="plateau", label_smoothing=0.1, class_weights="balanced", augment=_VGG_STRONG_AUG, tta="none"),
+    Recipe("default", 1, "Fast default for a 2-core CPU: fer_vgg_m, SGD Nesterov one-cycle, batched affine + "
+           "erasing augmentation, label smoothing 0.1, bf16 autocast, flip TTA.",
+           arch="fer_vgg_m", epochs=50, batch_size=64, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
+           weight_decay=5e-4, scheduler="onecycle", label_smoothing=0.1,
+           augment=_DEFAULT_AUG,
+           tta="flip"),
+    Recipe("scoring", 1, "Cross-fitting for label scoring: the default recipe's training on the small fer_vgg with a "
+           "shorter schedule, so that k folds fit in well under an hour on a 2-core CPU.",
+           arch="fer_vgg", epochs=12, batch_size=64, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
+           weight_decay=5e-4, scheduler="onecycle", label_smoothing=0.1,
+           augment=_DEFAULT_AUG,
+           tta="flip"),
+]}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; available: {', '.join(sorted(RECIPES))}")
+    return RECIPES[name]

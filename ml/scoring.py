@@ -1,0 +1,165 @@
+"""Label-quality scoring: out-of-sample probabilities from k-fold cross-fitting, then confident learning (cleanlab).
+
+Each fold's held-out probabilities are saved as soon as the fold finishes (and each fold's training is resumable), so
+a crash in fold 3 does not redo folds 1 and 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ml.data import FaceArrays
+from ml.recipes import Recipe, get_recipe
+
+RANKING_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
+FILTER_METHODS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
+
+
+@dataclass
+class LabelScores:
+    """One entry per scored image, in the input order."""
+
+    rows: np.ndarray  # 0-based data row in the source
+    given: np.ndarray
+    suggested: np.ndarray
+    suggested_probability: np.ndarray
+    quality: np.ndarray
+    is_issue: np.ndarray
+    probabilities: np.ndarray  # (N, 7) out-of-sample
+
+    def order(self) -> np.ndarray:
+        """Indices by ascending quality (most likely wrong first)."""
+        return np.argsort(self.quality, kind="stable")
+
+    def write_csv(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["row", "given_label", "suggested_label", "quality", "is_issue"])
+            for i in self.order():
+                w.writerow([int(self.rows[i]), int(self.given[i]), int(self.suggested[i]),
+                            f"{self.quality[i]:.6f}", int(bool(self.is_issue[i]))])
+
+
+def fold_assignment(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Stratified fold index per image."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if folds < 2:
+        raise ValueError("need at least 2 folds")
+    counts = np.bincount(labels)
+    if counts[counts > 0].min() < folds:  # StratifiedKFold needs every class in every fold; fall back to plain k-fold
+        rng = np.random.default_rng(seed)
+        return rng.permutation(np.arange(len(labels)) % folds)
+    assign = np.empty(len(labels), dtype=np.int64)
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for k, (_, held_out) in enumerate(skf.split(np.zeros(len(labels)), labels)):
+        assign[held_out] = k
+    return assign
+
+
+def _fingerprint(data: FaceArrays, assign: np.ndarray, recipe: Recipe, epochs: int, seed: int) -> str:
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(data.labels).tobytes())
+    h.update(np.ascontiguousarray(assign).tobytes())
+    h.update(hashlib.sha256(np.ascontiguousarray(data.images).tobytes()).digest())
+    h.update(json.dumps([recipe.as_dict(), epochs, seed], sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _save_npz_atomic(path: Path, **arrays) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cross_fit_probabilities(data: FaceArrays, *, folds: int = 4, recipe: Recipe | None = None,
+                            epochs: int | None = None, seed: int = 0, work_dir: str | Path,
+                            device: str | None = None, tta: str = "flip",
+                            progress: Callable[[dict], None] | None = None) -> np.ndarray:
+    """Out-of-sample probabilities (N, 7): each image is predicted by a model that never saw it."""
+    from ml.checkpoint import load_checkpoint
+    from ml.evaluate import predict_proba
+    from ml.train import fit
+
+    recipe = recipe or get_recipe("scoring")
+    epochs = epochs or recipe.epochs
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    assign = fold_assignment(data.labels, folds, seed)
+    tag = _fingerprint(data, assign, recipe, epochs, seed)
+    probs = np.full((len(data), 7), np.nan, dtype=np.float32)
+    for k in range(folds):
+        done = work / f"fold{k}-{tag}.npz"
+        held = assign == k
+        if done.is_file():
+            probs[held] = np.load(done)["probs"]
+            if progress:
+                progress({"kind": "fold", "fold": k + 1, "folds": folds, "reused": True})
+            continue
+
+        def fold_progress(event: dict, k: int = k) -> None:
+            if progress:
+                progress({**event, "fold": k + 1, "folds": folds})
+
+        ckpt = work / f"fold{k}-{tag}.pt"
+        fit(data.subset(~held), None, recipe, ckpt, epochs=epochs, seed=seed + k, resume=True, device=device,
+            progress=fold_progress)
+        model = load_checkpoint(ckpt).model
+        if device:
+            model.to(device)
+        fold_probs = predict_proba(model, data.images[held], tta=tta)
+        _save_npz_atomic(done, probs=fold_probs)
+        probs[held] = fold_probs
+        for f in (ckpt, ckpt.with_name(ckpt.name + ".state")):
+            f.unlink(missing_ok=True)
+        if progress:
+            progress({"kind": "fold", "fold": k + 1, "folds": folds, "reused": False})
+    return probs
+
+
+def score_from_probabilities(labels: np.ndarray, probs: np.ndarray, rows: np.ndarray | None = None, *,
+                             ranking: str = "self_confidence", filter_by: str = "prune_by_noise_rate") -> LabelScores:
+    """Confident learning on given labels and out-of-sample probabilities."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    if ranking not in RANKING_METHODS:
+        raise ValueError(f"unknown ranking method {ranking!r}; available: {', '.join(RANKING_METHODS)}")
+    if filter_by not in FILTER_METHODS:
+        raise ValueError(f"unknown filter {filter_by!r}; available: {', '.join(FILTER_METHODS)}")
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    probs = probs / probs.sum(1, keepdims=True)
+    quality = get_label_quality_scores(labels, probs, method=ranking)
+    issues = find_label_issues(labels, probs, filter_by=filter_by)
+    suggested = probs.argmax(1)
+    return LabelScores(
+        rows=np.arange(len(labels)) if rows is None else np.asarray(rows),
+        given=labels, suggested=suggested, suggested_probability=probs[np.arange(len(labels)), suggested],
+        quality=np.asarray(quality, dtype=np.float64), is_issue=np.asarray(issues, dtype=bool),
+        probabilities=probs.astype(np.float32),
+    )
+
+
+def score_labels(data: FaceArrays, *, folds: int = 4, recipe: Recipe | None = None, epochs: int | None = None,
+                 seed: int = 0, work_dir: str | Path, device: str | None = None, ranking: str = "self_confidence",
+                 filter_by: str = "prune_by_noise_rate", progress: Callable[[dict], None] | None = None) -> LabelScores:
+    probs = cross_fit_probabilities(data, folds=folds, recipe=recipe, epochs=epochs, seed=seed, work_dir=work_dir,
+                                    device=device, progress=progress)
+    return score_from_probabilities(data.labels, probs, data.rows, ranking=ranking, filter_by=filter_by)

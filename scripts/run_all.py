@@ -1,0 +1,70 @@
+"""Run web (gunicorn), one Celery worker (queues default and gpu) and Celery beat; stop all when one stops.
+
+``make run`` starts it after migrating. Ctrl-C or SIGTERM stops the three children and waits for them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def commands() -> dict[str, list[str]]:
+    celery = [PY, "-m", "celery", "-A", "ferplatform"]
+    return {
+        "web": [PY, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "ferplatform.wsgi:application"],
+        "worker": [*celery, "worker", "-Q", "default,gpu", "--concurrency", "1", "-n", "local@%h", "-l", "info"],
+        # --pidfile= : no pid file, so a crash never leaves one behind that blocks the next start.
+        "beat": [*celery, "beat", "-l", "info", "--pidfile=",
+                 "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
+    }
+
+
+def main() -> int:
+    env = {**os.environ}
+    env.setdefault("DJANGO_SETTINGS_MODULE", "ferplatform.settings.local")
+    env.setdefault("GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
+    env.setdefault("GUNICORN_WORKERS", "2")
+    children = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in commands().items()}
+    print(f"ferplatform: web on http://{env['GUNICORN_BIND']}/ (worker and beat running); Ctrl-C stops all",
+          flush=True)
+
+    stopping = False
+
+    def stop(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"ferplatform: {name} exited with {child.returncode}; stopping the others", file=sys.stderr)
+                code = child.returncode or 1
+                stopping = True
+                break
+        time.sleep(0.5)
+    for child in children.values():
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + 20
+    for child in children.values():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.auth import authenticate, get_user_model
+from django.core.management import call_command
+
+from apps.faces.models import FaceImage
+from tests.faces.fer_files import fer_row, write_fer
+
+pytestmark = pytest.mark.django_db
+
+
+def bootstrap() -> str:
+    out = io.StringIO()
+    call_command("bootstrap", stdout=out)
+    return out.getvalue()
+
+
+def test_creates_admin_with_password_from_environment(monkeypatch):
+    monkeypatch.setenv("FERPLATFORM_ADMIN_PASSWORD", "from-the-env-123")
+    monkeypatch.delenv("FER2013_CSV", raising=False)
+    out = bootstrap()
+    assert "from-the-env-123" not in out
+    assert authenticate(username="admin", password="from-the-env-123").is_superuser
+
+
+def test_generated_admin_password_is_shown_once_then_admin_is_kept(monkeypatch):
+    monkeypatch.delenv("FERPLATFORM_ADMIN_PASSWORD", raising=False)
+    monkeypatch.delenv("FER2013_CSV", raising=False)
+    out = bootstrap()
+    password = out.split("shown once): ", 1)[1].split()[0]
+    assert authenticate(username="admin", password=password) is not None
+    again = bootstrap()
+    assert "an admin exists already" in again and "shown once" not in again
+    assert get_user_model().objects.count() == 1
+
+
+def test_imports_the_file_fer2013_csv_points_at(tmp_path, monkeypatch):
+    monkeypatch.setenv("FERPLATFORM_ADMIN_PASSWORD", "from-the-env-123")
+    monkeypatch.setenv("FER2013_CSV", str(write_fer(tmp_path / "fer.csv", [fer_row(i) for i in range(5)])))
+    assert "5 images created" in bootstrap()
+    assert "0 images created, 5 already present" in bootstrap()
+    assert FaceImage.objects.count() == 5

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from apps.faces.labels import CLASSES
+from apps.inference import runtime
+from apps.inference import services as inference_services
+from apps.inference.models import Explanation, Prediction
+from apps.inference.selectors import explanations_for, face_arrays, prediction_for
+from apps.inference.services import (
+    CAM_METHODS,
+    NoActiveModelVersion,
+    UnknownCamMethod,
+    cam_methods_validate,
+    explanation_get_or_compute,
+    model_version_activate,
+    model_version_register,
+    predict_and_explain,
+    predictions_enqueue,
+)
+from apps.inference.tasks import predict_and_explain_task
+from tests.faces.factories import FaceImageFactory, random_pixels
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Counts model forward passes for predictions and CAM calls (with how many maps each)."""
+    calls = {"predict": 0, "explain": []}
+    real_predict, real_explain = inference_services.predict_proba, inference_services.ml_explain.explain
+
+    def predict(model, images, **kwargs):
+        calls["predict"] += 1
+        return real_predict(model, images, **kwargs)
+
+    def explain(model, faces, **kwargs):
+        calls["explain"].append((kwargs["method"], len(faces)))
+        return real_explain(model, faces, **kwargs)
+
+    monkeypatch.setattr(inference_services, "predict_proba", predict)
+    monkeypatch.setattr(inference_services.ml_explain, "explain", explain)
+    return calls
+
+
+def test_face_arrays_reads_the_stored_pixels():
+    face = FaceImageFactory(pixels__raw=random_pixels(7))
+    array = face_arrays([face])
+    assert array.shape == (1, 48, 48) and array.dtype == np.uint8
+    assert array[0].tobytes() == random_pixels(7)
+
+
+def test_predict_and_explain_stores_probabilities_label_and_heatmaps(active_version, spy):
+    faces = FaceImageFactory.create_batch(4, current_label=2)
+    predict_and_explain(face_ids=[f.pk for f in faces], methods=["gradcam", "gradcam++"])
+
+    assert spy["predict"] == 1  # one forward pass for the whole batch
+    for face in faces:
+        prediction = prediction_for(face=face)
+        assert prediction.model_version == active_version
+        assert len(prediction.probabilities) == 7 and sum(prediction.probabilities) == pytest.approx(1, abs=1e-4)
+        assert prediction.predicted_label == int(np.argmax(prediction.probabilities))
+        assert prediction.confidence == pytest.approx(max(prediction.probabilities), abs=1e-5)
+        keys = {(e.method, e.target_label) for e in explanations_for(face=face)}
+        targets = {prediction.predicted_label, 2}
+        assert keys == {(m, t) for m in ("gradcam", "gradcam++") for t in targets}
+    explanation = Explanation.objects.first()
+    assert len(bytes(explanation.raw_map)) == 48 * 48
+    with default_storage.open(explanation.overlay.name) as fh, Image.open(fh) as image:
+        assert image.format == "PNG" and image.size == (192, 192) and image.mode == "RGB"
+
+
+def test_unlabelled_faces_get_the_predicted_class_only(active_version):
+    face = FaceImageFactory(original_label=None, current_label=None)
+    predict_and_explain(face_ids=[face.pk], methods=["gradcam"])
+    assert [e.target_label for e in explanations_for(face=face)] == [prediction_for(face=face).predicted_label]
+
+
+def test_nothing_is_computed_twice(active_version, spy):
+    faces = FaceImageFactory.create_batch(3, current_label=0)
+    ids = [f.pk for f in faces]
+    predict_and_explain(face_ids=ids, methods=["gradcam"])
+    first = {e.pk: (e.created_at, e.overlay.name) for e in Explanation.objects.all()}
+    calls_after_first = (spy["predict"], list(spy["explain"]))
+
+    predict_and_explain(face_ids=ids, methods=["gradcam"])
+    face = faces[0]
+    target = Explanation.objects.filter(face=face).first().target_label
+    again = explanation_get_or_compute(face=face, version=active_version, method="gradcam", target_label=target)
+
+    assert (spy["predict"], spy["explain"]) == calls_after_first  # the model was not called again
+    assert {e.pk: (e.created_at, e.overlay.name) for e in Explanation.objects.all()} == first
+    assert again.pk in first and Prediction.objects.count() == 3
+    assert len(default_storage.listdir(f"explanations/v{active_version.pk}")[1]) == len(first)
+
+
+def test_only_the_missing_parts_are_computed(active_version, spy):
+    face = FaceImageFactory(current_label=5)
+    predict_and_explain(face_ids=[face.pk], methods=["gradcam"])
+    predict_and_explain(face_ids=[face.pk], methods=["gradcam", "layercam"])
+    assert spy["predict"] == 1
+    assert [m for m, _ in spy["explain"]] == ["gradcam", "layercam"]
+
+
+def test_explanation_on_demand_for_any_class_and_method(active_version):
+    face = FaceImageFactory()
+    first = explanation_get_or_compute(face=face, version=active_version, method="eigencam", target_label="sad")
+    assert (first.method, first.target_label) == ("eigencam", CLASSES.index("sad"))
+    assert explanation_get_or_compute(face=face, version=None, method="EigenCAM", target_label=4).pk == first.pk
+    predicted = explanation_get_or_compute(face=face, version=None, method="gradcam", target_label=None)
+    assert predicted.target_label == prediction_for(face=face).predicted_label
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "scorecam", "eigencam", "layercam"])
+def test_every_required_method_produces_a_map(active_version, method):
+    face = FaceImageFactory()
+    explanation = explanation_get_or_compute(face=face, version=None, method=method, target_label=3)
+    raw = np.frombuffer(bytes(explanation.raw_map), dtype=np.uint8)
+    assert raw.shape == (48 * 48,)
+
+
+def test_unknown_method_and_target_say_what_is_allowed(active_version):
+    face = FaceImageFactory()
+    with pytest.raises(UnknownCamMethod, match="choose one of: gradcam, gradcam\\+\\+, hirescam") as info:
+        explanation_get_or_compute(face=face, version=None, method="magiccam", target_label=0)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(ValueError, match="expected 0-6 or one of angry"):
+        explanation_get_or_compute(face=face, version=None, method="gradcam", target_label=9)
+    with pytest.raises(UnknownCamMethod):
+        predictions_enqueue(face_ids=[face.pk], methods=["nope"])
+    assert Explanation.objects.count() == 0
+    assert cam_methods_validate(None) == ["gradcam"] and cam_methods_validate(["GradCAM", "gradcam"]) == ["gradcam"]
+    assert set(CAM_METHODS) >= {"gradcam", "gradcam++", "hirescam", "scorecam", "eigencam", "layercam"}
+
+
+def test_without_an_active_version_prediction_says_so(db):
+    face = FaceImageFactory()
+    with pytest.raises(NoActiveModelVersion):
+        predict_and_explain(face_ids=[face.pk], methods=["gradcam"])
+
+
+def test_the_model_stays_loaded_and_reloads_when_the_active_version_changes(active_version, tiny_checkpoint_v2):
+    faces = FaceImageFactory.create_batch(2)
+    before = runtime.load_count
+    predict_and_explain(face_ids=[faces[0].pk], methods=["gradcam"])
+    predict_and_explain(face_ids=[faces[1].pk], methods=["gradcam"])
+    assert runtime.load_count == before + 1
+    v2 = model_version_register(checkpoint_path=tiny_checkpoint_v2, name="v2")
+    model_version_activate(version=v2)
+    predict_and_explain(face_ids=[faces[0].pk], methods=["gradcam"])
+    assert runtime.load_count == before + 2
+    assert prediction_for(face=faces[0]).model_version == v2
+    assert prediction_for(face=faces[0], version=active_version) is not None  # older results stay
+
+
+def test_enqueue_waits_for_the_commit_and_routes_to_the_gpu_queue(active_version, django_capture_on_commit_callbacks,
+                                                                 monkeypatch, settings):
+    sent = []
+    monkeypatch.setattr(predict_and_explain_task, "delay", lambda *args: sent.append(args))
+    settings.INFERENCE_BATCH_SIZE = 2
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        predictions_enqueue(face_ids=[1, 2, 3], methods=None)
+        assert sent == []
+    assert len(callbacks) == 2 and sent == [([1, 2], ["gradcam"]), ([3], ["gradcam"])]
+    assert settings.CELERY_TASK_ROUTES["inference.predict_and_explain"] == {"queue": "gpu"}
+
+
+def test_the_task_records_a_final_failure(active_version, monkeypatch):
+    face = FaceImageFactory()
+
+    def broken(**kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("apps.inference.tasks.predict_and_explain", broken)
+    with pytest.raises(RuntimeError):
+        predict_and_explain_task.apply(args=([face.pk], ["gradcam"]), throw=True)
+    assert face.prediction_failures.get().error == "RuntimeError: disk on fire"
+
+
+def test_the_task_called_directly_predicts(active_version):
+    face = FaceImageFactory()
+    assert predict_and_explain_task([face.pk], ["gradcam"]) == {"faces": 1}
+    assert prediction_for(face=face) is not None

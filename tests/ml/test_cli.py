@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_ml(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ml", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, needle: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], proc.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, kaggle_csv) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "model.pt"
+    proc = run_ml("train", "--csv", str(kaggle_csv), "--arch", "fer_vgg", "--epochs", "2", "--batch-size", "32",
+                  "--half", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["epochs_run"] == 2
+    return out
+
+
+def test_every_command_has_help():
+    for cmd in ("train", "evaluate", "predict", "explain"):
+        proc = run_ml(cmd, "--help")
+        assert proc.returncode == 0 and "usage:" in proc.stdout
+
+
+def test_evaluate_json(trained, kaggle_csv):
+    proc = run_ml("evaluate", "--checkpoint", str(trained), "--csv", str(kaggle_csv), "--json", "--tta", "flip")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert {"accuracy", "macro_f1", "per_class", "confusion"} <= set(result)
+    assert result["n"] == 70 and result["tta"] == "flip"
+
+
+def test_evaluate_bare_tta_flag_means_flip(trained, kaggle_csv):
+    proc = run_ml("evaluate", "--checkpoint", str(trained), "--csv", str(kaggle_csv), "--tta", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["tta"] == "flip"
+
+
+def test_evaluate_plots(trained, kaggle_csv, tmp_path):
+    proc = run_ml("evaluate", "--checkpoint", str(trained), "--csv", str(kaggle_csv), "--plots", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("confusion.png", "curves.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_predict_and_explain(trained, tmp_path):
+    from PIL import Image
+
+    img = tmp_path / "face.png"
+    Image.new("L", (100, 80), 128).save(img)
+    proc = run_ml("predict", "--checkpoint", str(trained), str(img))
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert abs(sum(row["probabilities"].values()) - 1) < 0.01
+    proc = run_ml("explain", "--checkpoint", str(trained), str(img), "--method", "gradcam++", "--target", "happy",
+                  "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["target"] == "happy" and Path(info["overlay"]).is_file()
+
+
+def test_missing_file(tmp_path):
+    assert_one_line_error(run_ml("train", "--csv", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "m.pt")),
+                          "no such file")
+
+
+def test_malformed_csv(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("emotion,pixels,Usage\n3,1 2 3,Training\n")
+    assert_one_line_error(run_ml("train", "--csv", str(bad), "--out", str(tmp_path / "m.pt")), "line 2")
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    assert_one_line_error(run_ml("evaluate", "--checkpoint", str(bad), "--csv", str(other)), "not a readable")
+
+
+def test_wrong_checkpoint(tmp_path, kaggle_csv):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    assert_one_line_error(run_ml("evaluate", "--checkpoint", str(foreign), "--csv", str(kaggle_csv)),
+                          "not a ferplatform checkpoint")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    assert_one_line_error(run_ml("predict", "--checkpoint", str(text), str(text)), "not a readable")
+
+
+def test_unreadable_image(trained, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    assert_one_line_error(run_ml("predict", "--checkpoint", str(trained), str(text)), "not a readable image")
+
+
+def test_score_labels_writes_sorted_rows(kaggle_csv, tmp_path):
+    out = tmp_path / "scores.csv"
+    proc = run_ml("score-labels", "--csv", str(kaggle_csv), "--usage", "Training", "--folds", "2", "--epochs", "1",
+                  "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    import csv
+
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 280
+    assert list(rows[0]) == ["row", "given_label", "suggested_label", "quality", "is_issue"]
+    qualities = [float(r["quality"]) for r in rows]
+    assert qualities == sorted(qualities)
+    assert {int(r["row"]) for r in rows} == set(range(280))  # Training rows come first in the synthetic file
+
+
+def test_score_labels_bad_folds(kaggle_csv, tmp_path):
+    assert_one_line_error(run_ml("score-labels", "--csv", str(kaggle_csv), "--folds", "1", "--out",
+                                 str(tmp_path / "s.csv")), "at least 2 folds")

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps.review.choices import UNSURE
+from apps.review.models import ReviewItem
+
+from .factories import ReviewItemFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_only_reviewers_and_admins_use_the_queue(reviewer, researcher, admin_user):
+    item = ReviewItemFactory()
+    assert APIClient().get("/api/review/items/next").status_code in (401, 403)
+    assert client_for(researcher).get("/api/review/items/next").status_code == 403
+    assert client_for(researcher).post(f"/api/review/items/{item.pk}/votes", {"choice": 1}).status_code == 403
+    assert client_for(reviewer).get("/api/review/items/next").status_code == 200
+    assert client_for(admin_user).get("/api/review/stats").status_code == 200
+    assert client_for(reviewer).post(f"/api/review/items/{item.pk}/reopen").status_code == 403
+    assert client_for(reviewer).get("/api/review/export/kaggle.csv").status_code == 403
+    assert client_for(researcher).get("/api/review/export/history.csv").status_code == 200
+
+
+def test_next_vote_undo_skip_through_the_api(reviewers):
+    first, second = ReviewItemFactory(priority=0.1), ReviewItemFactory(priority=0.2)
+    api = client_for(reviewers[0])
+    body = api.get("/api/review/items/next", {"count": 2}).json()
+    assert [i["id"] for i in body["items"]] == [first.pk, second.pk]
+    shown = body["items"][0]
+    assert shown["image"].endswith(".png") and shown["current_label_name"] == "happy"
+    assert shown["suggested_label"] == 4 and "votes" not in shown
+    assert body["progress"] == {"items_left": 2, "votes_today": 0}
+    response = api.post(f"/api/review/items/{first.pk}/votes", {"choice": 4}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["item_status"] == "open" and response.json()["progress"]["votes_today"] == 1
+    assert api.post(f"/api/review/items/{first.pk}/votes", {"choice": 4}, format="json").status_code == 409
+    assert api.post(f"/api/review/items/{first.pk}/votes", {"choice": 12}, format="json").status_code == 400
+    assert api.post("/api/review/items/999999/votes", {"choice": 1}, format="json").status_code == 404
+    undo = api.post("/api/review/votes/undo").json()
+    assert undo["item"]["id"] == first.pk and undo["undone_choice"] == 4
+    assert api.post(f"/api/review/items/{first.pk}/skip").status_code == 204
+    assert [i["id"] for i in api.get("/api/review/items/next", {"count": 3}).json()["items"]] == [second.pk]
+
+
+def test_votes_are_blind_until_you_vote(reviewers, admin_user):
+    item = ReviewItemFactory()
+    client_for(reviewers[0]).post(f"/api/review/items/{item.pk}/votes", {"choice": 2}, format="json")
+    second = client_for(reviewers[1])
+    detail = second.get(f"/api/review/items/{item.pk}").json()
+    assert detail["votes"] is None  # not before voting
+    served = second.get("/api/review/items/next").json()["items"][0]
+    assert served["id"] == item.pk and "votes" not in served and "2" not in str(served.get("choice", ""))
+    assert client_for(admin_user).get(f"/api/review/items/{item.pk}").json()["votes"][0]["choice"] == 2
+    second.post(f"/api/review/items/{item.pk}/votes", {"choice": UNSURE}, format="json")
+    votes = second.get(f"/api/review/items/{item.pk}").json()["votes"]
+    assert [(v["reviewer"], v["choice"]) for v in votes] == [("reviewer0", 2), ("reviewer1", UNSURE)]
+
+
+def test_item_detail_shows_history_and_admin_reopen(reviewers, admin_user):
+    item = ReviewItemFactory()
+    for reviewer in reviewers[:2]:
+        client_for(reviewer).post(f"/api/review/items/{item.pk}/votes", {"choice": 0}, format="json")
+    detail = client_for(reviewers[0]).get(f"/api/review/items/{item.pk}").json()
+    assert detail["status"] == "settled" and detail["settled_label"] == 0
+    assert [(h["kind"], h["old_label"], h["new_label"]) for h in detail["history"]] == [("quorum", 3, 0)]
+    reopened = client_for(admin_user).post(f"/api/review/items/{item.pk}/reopen").json()
+    assert reopened["status"] == "reopened" and reopened["round"] == 2
+    assert client_for(admin_user).post(f"/api/review/items/{item.pk}/reopen").status_code == 409
+    settled = client_for(admin_user).post(f"/api/review/items/{item.pk}/settle", {"choice": 5}, format="json").json()
+    assert settled["status"] == "settled" and settled["history"][-1]["actor"] == "ada-admin"
+
+
+def test_stats_agreement_and_gold(reviewers, admin_user):
+    items = ReviewItemFactory.create_batch(3)
+    gold_face = items[2].face
+    ReviewItem.objects.filter(pk=items[2].pk).delete()
+    gold = client_for(admin_user).post("/api/review/gold", {"face": gold_face.pk, "label": 3}, format="json")
+    assert gold.status_code == 201 and gold.json()["gold_label"] == 3
+    votes = {0: (4, 4, 3), 1: (4, 5, 3)}  # reviewer -> choices on items[0], items[1], gold
+    for r, choices in votes.items():
+        api = client_for(reviewers[r])
+        for item_id, choice in zip([items[0].pk, items[1].pk, gold.json()["id"]], choices, strict=True):
+            assert api.post(f"/api/review/items/{item_id}/votes", {"choice": choice}, format="json").status_code == 201
+    stats = client_for(reviewers[0]).get("/api/review/stats").json()
+    assert stats["settled"] == 1 and stats["open"] == 1 and stats["gold"] == 1 and stats["votes"] == 6
+    agreement = client_for(reviewers[0]).get("/api/review/agreement").json()
+    rows = {r["reviewer"]: r for r in agreement["reviewers"]}
+    assert rows["reviewer0"]["agreement"] == 1.0 and rows["reviewer0"]["gold_accuracy"] == 1.0
+    assert rows["reviewer1"]["on_settled"] == 1 and rows["reviewer1"]["gold_votes"] == 1
+    assert agreement["kappa_items"] == 2 and agreement["fleiss_kappa"] is not None
+
+
+def test_model_view_says_when_no_model_is_active(reviewer):
+    item = ReviewItemFactory()
+    body = client_for(reviewer).get(f"/api/review/items/{item.pk}/model").json()
+    assert body["model_active"] is False and body["overlays"] == {}
+
+
+def test_endpoints_are_in_the_openapi_schema(admin_user):
+    response = client_for(admin_user).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    for path in ["/api/review/items/next", "/api/review/items/{item_id}/votes", "/api/review/votes/undo",
+                 "/api/review/items/{item_id}/skip", "/api/review/items/{item_id}", "/api/review/stats",
+                 "/api/review/agreement", "/api/review/export/kaggle.csv", "/api/review/export/history.csv"]:
+        assert path in paths, path
+
+
+def test_pages_render_for_reviewers(client, reviewer, researcher):
+    client.force_login(reviewer)
+    page = client.get("/review/")
+    assert page.status_code == 200 and b"review/review.js" in page.content
+    assert client.get("/review/reviewers/").status_code == 200
+    client.force_login(researcher)
+    assert client.get("/review/").status_code == 403
+
+
+def test_model_view_with_an_active_model_has_both_overlays(reviewer):
+    services = pytest.importorskip("apps.inference.services")
+    from pathlib import Path
+
+    default = Path(__file__).resolve().parents[2] / "ml" / "weights" / "default.pt"
+    if not default.is_file() or not hasattr(services, "model_version_register"):
+        pytest.skip("no default checkpoint or model registry")
+    services.model_version_register(checkpoint_path=default, name="default", activate=True)
+    item = ReviewItemFactory(suggested_label=5)
+    body = client_for(reviewer).get(f"/api/review/items/{item.pk}/model").json()
+    assert body["model_active"] is True and body["model_version"]["name"] == "default"
+    assert body["overlays"]["current"]["label_name"] == "happy"
+    assert body["overlays"]["suggestion"]["label_name"] == "surprise"
+    assert body["overlays"]["current"]["url"].endswith(".png")

@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+from django.utils import timezone
+
+from apps.faces.models import FaceImage
+from apps.review.choices import NOT_A_FACE, UNSURE
+from apps.review.models import LabelHistory, ReviewItem, Skip, Vote
+from apps.review.services import (
+    ReviewError,
+    review_gold_set,
+    review_item_next_for,
+    review_item_reopen,
+    review_item_settle_admin,
+    review_item_skip,
+    review_vote_cast,
+    review_vote_undo,
+    votes_outcome,
+)
+
+from .factories import ReviewItemFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_outcome_quorum_rules(settings):
+    assert votes_outcome([3]).settled_choice is None
+    assert votes_outcome([3, 3]).settled_choice == 3
+    assert votes_outcome([3, 4]) == votes_outcome([4, 3])
+    assert votes_outcome([3, 4]).settled_choice is None and not votes_outcome([3, 4]).disputed
+    assert votes_outcome([3, 4, 4]).settled_choice == 4
+    assert votes_outcome([3, 4, 5]).disputed
+    assert votes_outcome([UNSURE, UNSURE, 3]).settled_choice is None  # unsure is no vote
+    assert not votes_outcome([UNSURE, UNSURE, UNSURE, 3, 4]).disputed  # only 2 counted votes
+    assert votes_outcome([NOT_A_FACE, UNSURE, NOT_A_FACE]).settled_choice == NOT_A_FACE
+    settings.REVIEW_QUORUM = 3
+    assert votes_outcome([3, 3]).settled_choice is None
+    assert votes_outcome([3, 3, 4]).disputed
+
+
+def test_two_matching_votes_settle_and_write_history(reviewers):
+    item = ReviewItemFactory(face__original_label=3)
+    r1, r2 = reviewers[:2]
+    review_vote_cast(user=r1, item_id=item.pk, choice=4)
+    item.refresh_from_db()
+    assert item.status == ReviewItem.Status.OPEN
+    review_vote_cast(user=r2, item_id=item.pk, choice=4)
+    item.refresh_from_db()
+    face = FaceImage.objects.get(pk=item.face_id)
+    assert item.status == ReviewItem.Status.SETTLED and item.settled_label == 4 and item.settled_at
+    assert face.current_label == 4 and face.original_label == 3  # the original label is never overwritten
+    (history,) = LabelHistory.objects.filter(face=face)
+    assert history.kind == LabelHistory.Kind.QUORUM and history.actor is None
+    assert (history.old_label, history.new_label) == (3, 4)
+    assert [(v["reviewer"], v["choice"]) for v in history.votes] == [("reviewer0", 4), ("reviewer1", 4)]
+    with pytest.raises(ReviewError, match="settled"):
+        review_vote_cast(user=reviewers[2], item_id=item.pk, choice=4)
+
+
+def test_unsure_does_not_count_and_three_different_votes_dispute(reviewers):
+    item = ReviewItemFactory()
+    review_vote_cast(user=reviewers[0], item_id=item.pk, choice=UNSURE)
+    review_vote_cast(user=reviewers[1], item_id=item.pk, choice=2)
+    review_vote_cast(user=reviewers[2], item_id=item.pk, choice=UNSURE)
+    item.refresh_from_db()
+    assert item.status == ReviewItem.Status.OPEN
+    review_vote_cast(user=reviewers[3], item_id=item.pk, choice=5)
+    item.refresh_from_db()
+    assert item.status == ReviewItem.Status.OPEN  # 2 counted votes of 3
+    other = ReviewItemFactory()
+    for reviewer, choice in zip(reviewers, [0, 1, 2], strict=False):
+        review_vote_cast(user=reviewer, item_id=other.pk, choice=choice)
+    other.refresh_from_db()
+    assert other.status == ReviewItem.Status.DISPUTED
+    assert FaceImage.objects.get(pk=other.face_id).current_label == 3
+    history = review_item_settle_admin(admin=reviewers[3], item_id=other.pk, choice=1)
+    assert history.kind == LabelHistory.Kind.ADMIN and history.actor == reviewers[3] and history.new_label == 1
+
+
+def test_not_a_face_excludes_the_image(reviewers):
+    item = ReviewItemFactory()
+    review_vote_cast(user=reviewers[0], item_id=item.pk, choice=NOT_A_FACE)
+    review_vote_cast(user=reviewers[1], item_id=item.pk, choice=NOT_A_FACE)
+    face = FaceImage.objects.get(pk=item.face_id)
+    assert face.excluded and face.current_label == 3
+    history = LabelHistory.objects.get(face=face)
+    assert not history.old_excluded and history.new_excluded
+
+
+def test_one_vote_per_reviewer(reviewers):
+    item = ReviewItemFactory()
+    review_vote_cast(user=reviewers[0], item_id=item.pk, choice=1)
+    with pytest.raises(ReviewError, match="already voted"):
+        review_vote_cast(user=reviewers[0], item_id=item.pk, choice=2)
+    with pytest.raises(ReviewError):
+        review_vote_cast(user=reviewers[0], item_id=item.pk, choice=9)
+
+
+def test_undo_after_settling_reopens_and_reverts(reviewers):
+    item = ReviewItemFactory(face__original_label=3)
+    review_vote_cast(user=reviewers[0], item_id=item.pk, choice=NOT_A_FACE)
+    review_vote_cast(user=reviewers[1], item_id=item.pk, choice=NOT_A_FACE)
+    assert FaceImage.objects.get(pk=item.face_id).excluded
+    undone = review_vote_undo(user=reviewers[1])
+    assert undone.choice == NOT_A_FACE
+    item.refresh_from_db()
+    face = FaceImage.objects.get(pk=item.face_id)
+    assert item.status == ReviewItem.Status.REOPENED and item.settled_label is None
+    assert not face.excluded and face.current_label == 3
+    assert item.lease_holder == reviewers[1]  # handed back to vote again
+    kinds = list(LabelHistory.objects.filter(face=face).values_list("kind", "old_excluded", "new_excluded"))
+    assert kinds == [("quorum", False, True), ("undo", True, False)]
+    assert list(Vote.objects.filter(item=item).values_list("reviewer__username", flat=True)) == ["reviewer0"]
+    # Voting again settles again.
+    review_vote_cast(user=reviewers[1], item_id=item.pk, choice=6)
+    review_vote_cast(user=reviewers[2], item_id=item.pk, choice=6)
+    assert FaceImage.objects.get(pk=item.face_id).current_label == 6
+
+
+def test_undo_before_settling_removes_only_the_vote(reviewers):
+    item = ReviewItemFactory()
+    review_vote_cast(user=reviewers[0], item_id=item.pk, choice=2)
+    review_vote_undo(user=reviewers[0])
+    assert not Vote.objects.exists() and not LabelHistory.objects.exists()
+    with pytest.raises(ReviewError, match="no vote"):
+        review_vote_undo(user=reviewers[0])
+
+
+def test_undo_of_an_earlier_vote_keeps_a_settlement_that_still_holds(reviewers):
+    item = ReviewItemFactory()
+    for reviewer in reviewers[:3]:
+        if item.status != ReviewItem.Status.SETTLED:
+            review_vote_cast(user=reviewer, item_id=item.pk, choice=5)
+        item.refresh_from_db()
+    assert item.status == ReviewItem.Status.SETTLED
+    review_vote_undo(user=reviewers[0])
+    item.refresh_from_db()
+    assert item.status == ReviewItem.Status.REOPENED  # only one vote left: no quorum any more
+    assert FaceImage.objects.get(pk=item.face_id).current_label == 3
+
+
+def test_admin_reopen_starts_a_new_round(reviewers, admin_user):
+    item = ReviewItemFactory()
+    review_vote_cast(user=reviewers[0], item_id=item.pk, choice=4)
+    review_vote_cast(user=reviewers[1], item_id=item.pk, choice=4)
+    review_item_reopen(admin=admin_user, item_id=item.pk)
+    item.refresh_from_db()
+    assert item.status == ReviewItem.Status.REOPENED and item.round == 2
+    assert FaceImage.objects.get(pk=item.face_id).current_label == 4  # stands until the new round settles
+    assert review_item_next_for(user=reviewers[0])[0].pk == item.pk  # reviewer0 may vote again
+    review_vote_cast(user=reviewers[0], item_id=item.pk, choice=0)
+    item.refresh_from_db()
+    assert item.status == ReviewItem.Status.REOPENED  # the old round's votes do not count
+    review_vote_cast(user=reviewers[2], item_id=item.pk, choice=0)
+    assert FaceImage.objects.get(pk=item.face_id).current_label == 0
+    assert list(LabelHistory.objects.values_list("kind", flat=True)) == ["quorum", "reopen", "quorum"]
+    with pytest.raises(ReviewError, match="closed round"):
+        Vote.objects.filter(item=item, round=2).delete()
+        review_vote_undo(user=reviewers[1])
+
+
+def test_next_item_order_lease_voted_and_skipped(reviewers):
+    worst = ReviewItemFactory(priority=0.01)
+    middle = ReviewItemFactory(priority=0.2)
+    best = ReviewItemFactory(priority=0.5)
+    r1, r2 = reviewers[:2]
+    assert [i.pk for i in review_item_next_for(user=r1)] == [worst.pk]
+    assert [i.pk for i in review_item_next_for(user=r1)] == [worst.pk]  # still held: the same item again
+    assert [i.pk for i in review_item_next_for(user=r2, count=3)] == [middle.pk, best.pk]  # worst is leased to r1
+    review_vote_cast(user=r1, item_id=worst.pk, choice=1)
+    assert [i.pk for i in review_item_next_for(user=r1)] == []  # r2 holds the others; r1 voted on worst
+    ReviewItem.objects.update(lease_expires_at=timezone.now())  # leases run out
+    review_item_skip(user=r1, item_id=middle.pk)
+    assert Skip.objects.filter(reviewer=r1).count() == 1
+    assert [i.pk for i in review_item_next_for(user=r1, count=3)] == [best.pk]
+    assert [i.pk for i in review_item_next_for(user=r2, count=3)] == [worst.pk, middle.pk]
+
+
+def test_leased_item_refuses_another_reviewers_vote(reviewers):
+    item = ReviewItemFactory()
+    review_item_next_for(user=reviewers[0])
+    with pytest.raises(ReviewError, match="leased"):
+        review_vote_cast(user=reviewers[1], item_id=item.pk, choice=1)
+
+
+def test_gold_items_are_mixed_in_and_never_settle(reviewers, settings):
+    regular = ReviewItemFactory.create_batch(3)
+    gold_face = ReviewItemFactory().face
+    ReviewItem.objects.filter(face=gold_face).delete()
+    gold = review_gold_set(face_id=gold_face.pk, label=5)
+    settings.REVIEW_GOLD_PERCENT = 100
+    taken = review_item_next_for(user=reviewers[0], count=1, rng=random.Random(1))
+    assert [i.pk for i in taken] == [gold.pk]
+    for reviewer in reviewers[:3]:
+        review_vote_cast(user=reviewer, item_id=gold.pk, choice=5)
+    gold.refresh_from_db()
+    assert gold.status == ReviewItem.Status.OPEN and FaceImage.objects.get(pk=gold_face.pk).current_label == 3
+    # Everyone voted on the gold item: the queue goes on with regular items.
+    assert review_item_next_for(user=reviewers[0])[0].pk == regular[0].pk
+    settings.REVIEW_GOLD_PERCENT = 0
+    assert review_item_next_for(user=reviewers[3])[0].pk == regular[1].pk  # regular[0] leased to reviewer0

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from apps.inference import runtime
+from apps.inference.services import model_version_register
+from ferplatform.celery import app as celery_app
+
+from .checkpoints import tiny_checkpoint_write
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttles_and_models():
+    """Throttle counters live in the (per-process) cache, models in the runtime cache: start each test clean."""
+    cache.clear()
+    runtime.clear()
+    yield
+    cache.clear()
+    runtime.clear()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    return tiny_checkpoint_write(tmp_path_factory.mktemp("uploads-ckpt") / "tiny.pt")
+
+
+@pytest.fixture
+def active_version(db, tiny_checkpoint):
+    return model_version_register(checkpoint_path=tiny_checkpoint, name="tiny-uploads", activate=True)
+
+
+@pytest.fixture
+def client_for():
+    """An API client logged in (token auth) as ``user``."""
+
+    def make(user) -> APIClient:
+        from rest_framework.authtoken.models import Token
+
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def eager_tasks():
+    """Run queued Celery tasks inline (on commit), for tests that want results without a worker."""
+    previous = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
+    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = True, True
+    yield
+    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
+
+
+def media_files(root: Path) -> list[Path]:
+    return sorted(p for p in Path(root).rglob("*") if p.is_file()) if Path(root).exists() else []

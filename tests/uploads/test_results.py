@@ -1,0 +1,151 @@
+"""Results: predictions and heatmaps reach the upload, ``?wait`` returns them, heatmaps are made on demand.
+
+Tasks run inline here (``eager_tasks``); test_worker.py sends them through a real worker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from apps.inference.models import Explanation, Prediction, PredictionFailure
+from apps.inference.services import prediction_failures_record
+from apps.uploads.models import Upload
+
+from . import samples
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+URL = "/api/uploads/"
+
+
+@pytest.fixture
+def client(client_for, reviewer):
+    return client_for(reviewer)
+
+
+@pytest.fixture
+def no_tasks(monkeypatch):
+    """Queue nothing: a session's real worker (test_worker.py) must not answer tests that play the worker."""
+    import apps.uploads.services as services
+
+    monkeypatch.setattr(services, "predictions_enqueue", lambda **kwargs: None)
+
+
+def upload_one(client, **query) -> dict:
+    suffix = "?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""
+    response = client.post(URL + suffix, {"images": [samples.upload_file(samples.face48(), "face.png", "image/png")]},
+                           format="multipart")
+    assert response.status_code == 201, response.content
+    return response.json()["uploads"][0]
+
+
+def test_finished_upload_has_probabilities_and_heatmap(client, active_version, eager_tasks):
+    upload = upload_one(client, wait=5)
+    assert upload["status"] == "done"
+    probabilities = upload["probabilities"]
+    assert list(probabilities) == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert abs(sum(probabilities.values()) - 1) < 1e-3
+    assert upload["predicted_label"] == max(probabilities, key=probabilities.get)
+    assert upload["model_version"] == {"id": active_version.pk, "name": "tiny-uploads"}
+    (heatmap,) = upload["heatmaps"]
+    assert heatmap["method"] == "gradcam" and heatmap["target_label"] == upload["predicted_label"]
+    assert heatmap["url"].startswith("http://testserver/media/explanations/")
+    assert client.get(heatmap["url"]).status_code == 200
+    assert client.get(upload["face_url"]).status_code == 200
+    detail = client.get(f"{URL}{upload['id']}/").json()
+    assert detail["status"] == "done" and detail["probabilities"] == probabilities
+    assert Upload.objects.get(pk=upload["id"]).finished_at is not None
+
+
+def test_several_methods_are_all_made_before_done(client, active_version, eager_tasks):
+    upload = upload_one(client, wait=5, methods="gradcam,layercam")
+    assert upload["status"] == "done"
+    assert sorted(h["method"] for h in upload["heatmaps"]) == ["gradcam", "layercam"]
+
+
+def test_status_follows_the_stored_rows(client, active_version, no_tasks):
+    upload = upload_one(client)  # nothing queued: nothing happens by itself
+    detail = client.get(f"{URL}{upload['id']}/?wait=0.2").json()
+    assert detail["status"] == "queued" and detail["probabilities"] is None
+    face = Upload.objects.get(pk=upload["id"]).face
+    Prediction.objects.create(face=face, model_version=active_version, probabilities=[0.1, 0, 0, 0.6, 0.1, 0.1, 0.1],
+                              predicted_label=3, confidence=0.6)
+    detail = client.get(f"{URL}{upload['id']}/").json()
+    assert detail["status"] == "processing" and detail["predicted_label"] == "happy"  # the heatmap is still due
+    assert detail["confidence"] == pytest.approx(0.6)
+
+
+def test_wait_returns_as_soon_as_the_result_is_stored(client, active_version, eager_tasks):
+    from apps.inference.services import predict_and_explain
+
+    upload = upload_one(client, methods="gradcam", no_face="use_whole")
+    Prediction.objects.all().delete()
+    Explanation.objects.all().delete()
+    Upload.objects.filter(pk=upload["id"]).update(status=Upload.Status.QUEUED, finished_at=None)
+    face_id = upload["face_id"]
+
+    def late_worker():
+        time.sleep(0.5)
+        predict_and_explain(face_ids=[face_id], methods=["gradcam"])
+
+    thread = threading.Thread(target=late_worker)
+    started = time.monotonic()
+    thread.start()
+    detail = client.get(f"{URL}{upload['id']}/?wait=20").json()
+    elapsed = time.monotonic() - started
+    thread.join()
+    assert detail["status"] == "done" and detail["heatmaps"]
+    assert 0.4 < elapsed < 10
+
+
+def test_wait_is_bounded(client, active_version, settings, no_tasks):
+    settings.UPLOADS_MAX_WAIT_SECONDS = 0.3
+    upload = upload_one(client)
+    started = time.monotonic()
+    detail = client.get(f"{URL}{upload['id']}/?wait=3600").json()
+    assert detail["status"] == "queued" and time.monotonic() - started < 3
+
+
+def test_a_failed_prediction_is_reported(client, active_version, no_tasks):
+    upload = upload_one(client)
+    prediction_failures_record(face_ids=[upload["face_id"]], error="RuntimeError: out of memory")
+    detail = client.get(f"{URL}{upload['id']}/").json()
+    assert detail["status"] == "failed" and detail["error"] == "RuntimeError: out of memory"
+    assert PredictionFailure.objects.count() == 1
+
+
+def test_heatmap_on_demand_is_computed_once(client, active_version, eager_tasks):
+    upload = upload_one(client, wait=5)
+    url = f"{URL}{upload['id']}/explanations"
+    first = client.post(url, {"method": "scorecam"}, format="json")
+    assert first.status_code == 200, first.content
+    assert first.json()["method"] == "scorecam" and first.json()["target_label"] == upload["predicted_label"]
+    count = Explanation.objects.count()
+    again = client.post(url, {"method": "scorecam"}, format="json")
+    assert again.json() == first.json() and Explanation.objects.count() == count
+    other = client.post(url, {"method": "gradcam++", "target": "sad"}, format="json").json()
+    assert other["method"] == "gradcam++" and other["target_label"] == "sad"
+    # The detail now lists every stored heatmap for the upload.
+    methods = {(h["method"], h["target_label"]) for h in client.get(f"{URL}{upload['id']}/").json()["heatmaps"]}
+    assert {("gradcam", upload["predicted_label"]), ("scorecam", upload["predicted_label"]),
+            ("gradcam++", "sad")} <= methods
+
+
+def test_heatmap_request_errors(client, active_version, no_tasks):
+    upload = upload_one(client)  # not predicted yet
+    url = f"{URL}{upload['id']}/explanations"
+    response = client.post(url, {"method": "nosuchcam"}, format="json")
+    assert response.status_code == 400 and "nosuchcam" in response.json()["detail"]
+    response = client.post(url, {"method": "gradcam", "target": "bored"}, format="json")
+    assert response.status_code == 400 and "bored" in response.json()["detail"]
+    response = client.post(url, {}, format="json")
+    assert response.status_code == 400 and "method" in response.json()
+    response = client.post(url, {"method": "gradcam"}, format="json")
+    assert response.status_code == 409 and "not ready" in response.json()["detail"]
+    no_face = client.post(URL, {"images": [samples.upload_file(samples.jpeg(200, 150), "x.jpg")]},
+                          format="multipart").json()["uploads"][0]
+    response = client.post(f"{URL}{no_face['id']}/explanations", {"method": "gradcam"}, format="json")
+    assert response.status_code == 409 and "no face" in response.json()["detail"]
