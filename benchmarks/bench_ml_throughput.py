@@ -65,7 +65,8 @@ def bench_training(arch: str, recipe_name: str, steps: int, images, labels) -> N
     n = recipe.batch_size * steps
     state = build_state(recipe, labels[:n], steps_per_epoch=steps, epochs=1, seed=0, device=torch.device("cpu"))
     ready = pure_compute(state.model, recipe, state.amp, steps)
-    state = build_state(recipe, labels[:n], steps_per_epoch=steps, epochs=1, seed=0, device=torch.device("cpu"))
+    # Two epochs' worth of schedule: the warm-up batches must not run a one-cycle schedule past its end.
+    state = build_state(recipe, labels[:n], steps_per_epoch=steps, epochs=2, seed=0, device=torch.device("cpu"))
     imgs, labs = torch.from_numpy(images[:n]), torch.from_numpy(labels[:n].astype(np.int64))
     train_one_epoch(state, imgs[: recipe.batch_size * 3], labs[: recipe.batch_size * 3])  # warm-up
     stats = train_one_epoch(state, imgs, labs)
