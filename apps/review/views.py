@@ -20,6 +20,7 @@ class ReviewView(RoleRequiredMixin, TemplateView):
         context["choices"] = [(c.value, c.label) for c in Choice]
         context["progress"] = review_progress_for(user=self.request.user)
         context["prefetch"] = settings.REVIEW_PREFETCH
+        context["last_scoring_run"] = review_queue_stats()["last_scoring_run"]
         return context
 
 
