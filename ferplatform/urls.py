@@ -19,6 +19,10 @@ urlpatterns = [
     path("api/", include("apps.uploads.api_urls")),
     path("review/", include("apps.review.urls")),
     path("api/review/", include("apps.review.api_urls")),
+    path("training/", include("apps.training.urls")),
+    path("api/", include("apps.training.api_urls")),
+    path("gallery/", include("apps.gallery.urls")),
+    path("api/gallery/", include("apps.gallery.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

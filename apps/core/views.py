@@ -21,6 +21,7 @@ class HomeView(LoginRequiredMixin, TemplateView):
         context["faces"] = face_counts_by_split_and_label()
         context["users"] = users_per_role()
         context["is_admin"] = user_has_role(self.request.user, Role.ADMIN)
+        context["is_researcher"] = user_has_role(self.request.user, Role.RESEARCHER)
         return context
 
 

@@ -20,7 +20,7 @@ class ModelVersion(models.Model):
         READY = "ready"  # registered, may be activated
         ACTIVE = "active"  # the one that serves predictions (at most one)
         ARCHIVED = "archived"  # was active once; kept for comparison and rollback
-        REJECTED = "rejected"  # failed the promotion gate
+        REJECTED = "rejected"  # set by an admin: never to be activated (a version failing the gate stays READY)
 
     name = models.CharField(max_length=100)
     arch = models.CharField(max_length=50)

@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "apps.inference",
     "apps.uploads",
     "apps.review",
+    "apps.training",
+    "apps.gallery",
 ]
 
 MIDDLEWARE = [
@@ -151,6 +153,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "EmotionEnum": "apps.faces.labels.Emotion",
         "ReviewChoiceEnum": "apps.review.choices.Choice",
+        "ModelVersionStatusEnum": "apps.inference.models.ModelVersion.Status",
     },
 }
 
@@ -183,6 +186,9 @@ CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
     "inference.predict_and_explain": {"queue": "gpu"},
     "inference.predict_split": {"queue": "gpu"},
     "review.score_labels": {"queue": "gpu"},
+    "gallery.faithfulness": {"queue": "gpu"},
+    "training.run": {"queue": "gpu"},
+    "training.periodic_check": {"queue": "default"},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -221,6 +227,30 @@ if REVIEW_GOLD_PERCENT > 100:
                                "expected an integer from 0 to 100.")
 REVIEW_PREFETCH = env_int("REVIEW_PREFETCH", 3, minimum=1)  # items leased to one reviewer at a time
 REVIEW_SCORING_DIR = env_path("REVIEW_SCORING_DIR", VAR_DIR / "scoring", base=BASE_DIR)  # resumable fold files
+
+
+# Training runs (apps.training).
+def _points(name: str, default: float) -> float:
+    """A non-negative number of percentage points, e.g. 0.5."""
+    value = env_str(name, str(default))
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0 or number == float("inf"):
+        raise ImproperlyConfigured(f"Environment variable {name}={value!r} is malformed: expected a number >= 0.")
+    return number
+
+
+TRAINING_DIR = env_path("TRAINING_DIR", VAR_DIR / "training", base=BASE_DIR)  # per-run work dirs (resumable state)
+TRAINING_PROMOTION_TOLERANCE = _points("TRAINING_PROMOTION_TOLERANCE", 0.5)  # points of accuracy / macro-F1
+TRAINING_AUTO_MIN_CHANGED = env_int("TRAINING_AUTO_MIN_CHANGED", 200, minimum=1)  # labels changed -> periodic run
+TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 900, minimum=10)  # s without progress = dead
+TRAINING_REFRESH_ON_PROMOTE = env_bool("TRAINING_REFRESH_ON_PROMOTE", True)  # re-predict PublicTest and re-score
+
+# Researcher galleries (apps.gallery): PrivateTest figures stay hidden unless an admin turns this on.
+GALLERY_SHOW_PRIVATE_TEST = env_bool("GALLERY_SHOW_PRIVATE_TEST", False)
+GALLERY_PAGE_SIZE = env_int("GALLERY_PAGE_SIZE", 100, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -87,7 +87,8 @@ def test_filesystem_broker_without_redis(tmp_path):
 def test_default_sqlite_database_lives_under_the_var_dir(tmp_path):
     environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     environment.update(DJANGO_SETTINGS_MODULE="ferplatform.settings.local", FERPLATFORM_VAR_DIR=str(tmp_path / "v"))
-    code = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['NAME'])"
+    code = ("import django; django.setup(); from django.conf import settings; "
+            "print(settings.DATABASES['default']['NAME'])")
     result = subprocess.run([sys.executable, "-c", code], env=environment, cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr

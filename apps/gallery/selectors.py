@@ -1,0 +1,254 @@
+"""Reads for the researchers' galleries: faces with their stored predictions and overlays, one face's detail,
+version comparison, evaluation figures computed from stored predictions, and class-average Grad-CAM maps.
+
+Nothing here runs a model or encodes an image per request: overlays are the PNGs stored by apps.inference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.apps import apps as django_apps
+from django.conf import settings
+from django.core.exceptions import FieldError
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+
+from apps.faces.labels import CLASSES, NUM_CLASSES
+from apps.faces.models import FaceImage, Split
+from apps.inference.models import MAP_SIZE, Explanation, ModelVersion, Prediction
+from apps.inference.selectors import model_version_active
+from apps.review.models import LabelHistory, LabelScore, ReviewItem, Vote
+from ml.cam_stats import MapAverager
+from ml.evaluate import classification_metrics
+
+from .models import FaithfulnessScore
+
+# The seeds' own figures on FER-2013 test, as published with them (not measured on this platform).
+PUBLISHED_FIGURES: tuple[dict, ...] = (
+    {"name": "Keras CNN (seed)", "accuracy": 0.7013, "source": "published with the seed; FER-2013 test"},
+    {"name": "VGG19 transfer (seed)", "accuracy": 0.5911, "source": "published with the seed; FER-2013 test"},
+)
+
+
+class GalleryParamError(ValueError):
+    """A version or CAM method in a query that does not exist; the message says which."""
+
+
+def model_version_for(version_id: str | int | None) -> ModelVersion | None:
+    """The version named by ``version_id``, or the active one when it is empty; ``GalleryParamError`` if unknown."""
+    if version_id in (None, ""):
+        return model_version_active()
+    try:
+        return ModelVersion.objects.get(pk=int(version_id))
+    except (ValueError, TypeError, ModelVersion.DoesNotExist):
+        raise GalleryParamError(f"unknown model version {version_id!r}") from None
+
+
+def _overlay_of(*, version: ModelVersion | int, method: str, target: str) -> Subquery:
+    return Subquery(Explanation.objects.filter(face=OuterRef("face"), model_version=version, method=method,
+                                               target_label=OuterRef(target)).values("overlay")[:1])
+
+
+def gallery_predictions(*, version: ModelVersion, method: str, splits: Sequence[str]) -> QuerySet[Prediction]:
+    """Every prediction of ``version`` for faces in ``splits`` with its face, the stored overlay of ``method`` for
+    the predicted class (``overlay_name``, None when not computed), whether it is correct and reviewed, and the latest
+    label quality."""
+    latest_quality = (LabelScore.objects.filter(face=OuterRef("face"))
+                      .order_by("-run__created_at", "-run_id").values("quality")[:1])
+    reviewed = (Q(Exists(ReviewItem.objects.filter(face=OuterRef("face"), status=ReviewItem.Status.SETTLED)))
+                | Q(Exists(LabelHistory.objects.filter(face=OuterRef("face")))))
+    return (Prediction.objects.filter(model_version=version, face__split__in=list(splits))
+            .select_related("face", "face__pixels")
+            .annotate(overlay_name=_overlay_of(version=version, method=method, target="predicted_label"),
+                      label_quality=Subquery(latest_quality),
+                      is_reviewed=ExpressionWrapper(reviewed, output_field=BooleanField()),
+                      is_correct=Case(When(predicted_label=F("face__current_label"), then=Value(True)),
+                                      default=Value(False), output_field=BooleanField()))
+            .order_by("face_id"))
+
+
+# --- one face ------------------------------------------------------------------------------------------------------
+
+@dataclass
+class FaceDetail:
+    face: FaceImage
+    version: ModelVersion | None
+    prediction: Prediction | None
+    explanations: list[Explanation]
+    history: list[LabelHistory]
+    votes: list[Vote]
+    review_item: ReviewItem | None
+    label_score: LabelScore | None
+    probabilities: list[tuple[str, float]] = field(default_factory=list)
+
+
+def gallery_face_detail(*, face: FaceImage, version: ModelVersion | None) -> FaceDetail:
+    """A face with the prediction and every stored heatmap of ``version``, its label history and review votes."""
+    prediction = (Prediction.objects.filter(face=face, model_version=version).first() if version else None)
+    explanations = Explanation.objects.filter(face=face, model_version=version).order_by("method", "target_label")
+    item = ReviewItem.objects.filter(face=face).first()
+    return FaceDetail(
+        face=face, version=version, prediction=prediction, explanations=list(explanations) if version else [],
+        history=list(LabelHistory.objects.filter(face=face).select_related("actor").order_by("created_at", "id")),
+        votes=list(Vote.objects.filter(item__face=face).select_related("reviewer").order_by("created_at", "id")),
+        review_item=item,
+        label_score=LabelScore.objects.filter(face=face).order_by("-run__created_at", "-run_id").first(),
+        probabilities=list(zip(CLASSES, prediction.probabilities, strict=True)) if prediction else [],
+    )
+
+
+# --- comparing two versions ----------------------------------------------------------------------------------------
+
+def compare_predictions(*, a: ModelVersion, b: ModelVersion, method: str, splits: Sequence[str], split: str = "",
+                        changed_only: bool = False) -> QuerySet[Prediction]:
+    """Predictions of ``a`` for the faces ``b`` predicted too, with b's label and confidence (``b_label``,
+    ``b_confidence``) and both overlays of ``method`` for each version's predicted class."""
+    rows = (_compare_base(a=a, b=b, splits=splits, split=split).select_related("face", "face__pixels")
+            .annotate(a_overlay=_overlay_of(version=a, method=method, target="predicted_label"),
+                      b_overlay=_overlay_of(version=b, method=method, target="b_label"))
+            .order_by("face_id"))
+    if changed_only:
+        rows = rows.exclude(predicted_label=F("b_label"))
+    return rows
+
+
+def _compare_base(*, a: ModelVersion, b: ModelVersion, splits: Sequence[str], split: str) -> QuerySet[Prediction]:
+    theirs = Prediction.objects.filter(face=OuterRef("face"), model_version=b)
+    rows = (Prediction.objects.filter(model_version=a, face__split__in=list(splits))
+            .annotate(b_label=Subquery(theirs.values("predicted_label")[:1]),
+                      b_confidence=Subquery(theirs.values("confidence")[:1]))
+            .filter(b_label__isnull=False))
+    return rows.filter(face__split=split) if split else rows
+
+
+def compare_summary(*, a: ModelVersion, b: ModelVersion, splits: Sequence[str], split: str = "") -> dict:
+    """How many faces both versions predicted, how many predictions changed, and each version's accuracy on them."""
+    rows = _compare_base(a=a, b=b, splits=splits, split=split)
+    labelled = Q(face__current_label__isnull=False)
+    return rows.aggregate(
+        both=Count("pk"),
+        changed=Count("pk", filter=~Q(predicted_label=F("b_label"))),
+        labelled=Count("pk", filter=labelled),
+        a_correct=Count("pk", filter=labelled & Q(predicted_label=F("face__current_label"))),
+        b_correct=Count("pk", filter=labelled & Q(b_label=F("face__current_label"))),
+    )
+
+
+# --- evaluation ----------------------------------------------------------------------------------------------------
+
+def evaluation_splits(*, user_is_admin: bool) -> list[str]:
+    """PublicTest always; PrivateTest only when ``GALLERY_SHOW_PRIVATE_TEST`` is on and the viewer is an admin."""
+    splits = [Split.PUBLIC_TEST.value]
+    if settings.GALLERY_SHOW_PRIVATE_TEST and user_is_admin:
+        splits.append(Split.PRIVATE_TEST.value)
+    return splits
+
+
+def gallery_splits(*, user_is_admin: bool) -> list[str]:
+    """Splits whose faces the galleries show: Training and PublicTest, PrivateTest as for the evaluation. Uploads
+    never: they belong to the users who sent them."""
+    return [Split.TRAINING.value, *evaluation_splits(user_is_admin=user_is_admin)]
+
+
+def model_evaluation(*, version: ModelVersion, split: str = Split.PUBLIC_TEST) -> dict:
+    """Accuracy, macro-F1, per-class figures and confusion matrices of ``version`` on ``split``, from the stored
+    predictions against the current labels. ``metrics`` is None when no face of the split is predicted."""
+    faces = FaceImage.objects.filter(split=split, excluded=False, current_label__isnull=False)
+    rows = list(Prediction.objects.filter(model_version=version, face__in=faces)
+                .values_list("face__current_label", "probabilities"))
+    result = {"split": split, "faces": faces.count(), "predicted": len(rows), "metrics": None}
+    if rows:
+        labels = np.array([label for label, _ in rows], dtype=np.int64)
+        probs = np.array([p for _, p in rows], dtype=np.float64)
+        result["metrics"] = classification_metrics(labels, probs)
+    return result
+
+
+def training_class_distribution(*, version: ModelVersion) -> dict:
+    """Class counts of the training data with scikit-learn's "balanced" weights (n / (classes present * count)).
+
+    The version's snapshot is used when it records class counts; otherwise the current Training labels."""
+    snapshot = version.data_snapshot.get("class_counts") if isinstance(version.data_snapshot, dict) else None
+    if isinstance(snapshot, dict):
+        snapshot = [snapshot.get(name, 0) for name in CLASSES]
+    if isinstance(snapshot, list) and len(snapshot) == NUM_CLASSES:
+        counts, source = [int(n) for n in snapshot], "the version's training snapshot"
+    else:
+        by_label = dict(FaceImage.objects.filter(split=Split.TRAINING, excluded=False, current_label__isnull=False)
+                        .values_list("current_label").annotate(n=Count("pk")).values_list("current_label", "n"))
+        counts, source = [by_label.get(i, 0) for i in range(NUM_CLASSES)], "current Training labels"
+    total, present = sum(counts), sum(1 for n in counts if n)
+    weights = [total / (present * n) if n else 0.0 for n in counts]
+    recipe = version.config.get("recipe", {}) if isinstance(version.config, dict) else {}
+    return {"source": source, "total": total, "used": recipe.get("class_weights"),
+            "rows": [{"label": i, "name": CLASSES[i], "count": n, "share": n / total if total else 0.0, "weight": w}
+                     for i, (n, w) in enumerate(zip(counts, weights, strict=True))]}
+
+
+def _history_ok(history: object) -> bool:
+    return isinstance(history, list) and bool(history) and all(isinstance(h, dict) and "epoch" in h for h in history)
+
+
+def training_history(*, version: ModelVersion) -> list[dict]:
+    """Per-epoch figures: from the training run that produced the version (apps.training keeps them in its
+    ``progress``), else ``metrics.history`` or ``config.history`` when the version recorded them; [] otherwise."""
+    try:  # apps.training is optional for the gallery: read it only if it is installed and has the field
+        runs = django_apps.get_model("training", "TrainingRun").objects.filter(model_version=version)
+        progress = runs.order_by("-pk").values_list("progress", flat=True).first()
+    except (LookupError, FieldError):
+        progress = None
+    if _history_ok(progress):
+        return progress
+    for source in (version.metrics, version.config):
+        history = source.get("history") if isinstance(source, dict) else None
+        if _history_ok(history):
+            return history
+    return []
+
+
+def final_metrics(*, version: ModelVersion) -> dict[str, float]:
+    """The scalar figures a version recorded (what a page shows when there is no per-epoch history)."""
+    metrics = version.metrics if isinstance(version.metrics, dict) else {}
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def faithfulness_for(*, version: ModelVersion) -> list[FaithfulnessScore]:
+    return list(FaithfulnessScore.objects.filter(model_version=version).order_by("split", "-mean"))
+
+
+# --- class-average maps --------------------------------------------------------------------------------------------
+
+def class_maps(*, version: ModelVersion, method: str, by: str, split: str = Split.PUBLIC_TEST) -> MapAverager:
+    """Mean stored maps of ``method`` on ``split``. ``by="true"``: the maps explaining the current label, keyed by
+    it; ``by="predicted"``: the maps explaining the predicted class, keyed by it and by ``(true, predicted)`` cell."""
+    if by not in ("true", "predicted"):
+        raise ValueError(f"by must be 'true' or 'predicted', not {by!r}")
+    predicted = Subquery(Prediction.objects.filter(face=OuterRef("face"), model_version=version)
+                         .values("predicted_label")[:1])
+    rows = (Explanation.objects.filter(model_version=version, method=method, face__split=split,
+                                       face__excluded=False, face__current_label__isnull=False)
+            .annotate(predicted=predicted).filter(predicted__isnull=False)
+            .filter(target_label=F("face__current_label") if by == "true" else F("predicted")))
+    averager = MapAverager((MAP_SIZE, MAP_SIZE))
+    for raw, true, pred in rows.values_list("raw_map", "face__current_label", "predicted").iterator(chunk_size=2000):
+        if by == "true":
+            averager.add(true, raw)
+        else:
+            averager.add(pred, raw)
+            averager.add((true, pred), raw)
+    return averager

@@ -1,0 +1,249 @@
+"""Server-rendered pages for researchers and admins: the Grad-CAM gallery, a face's detail, a version's evaluation,
+the comparison of two versions, and the PNG/ZIP downloads. Reviewers get 403 (their judgement stays unprimed)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.views import View
+from django.views.generic import TemplateView
+
+from apps.accounts.roles import Role, RoleRequiredMixin, user_has_role
+from apps.faces.labels import CLASSES
+from apps.faces.models import FaceImage, Split
+from apps.inference.models import ModelVersion
+from apps.inference.selectors import model_version_list
+from apps.inference.services import CAM_METHODS
+
+from . import exports
+from .filters import GalleryFilter
+from .params import GalleryParams, gallery_params, media_url, query_without
+from .selectors import (
+    PUBLISHED_FIGURES,
+    GalleryParamError,
+    class_maps,
+    compare_predictions,
+    compare_summary,
+    evaluation_splits,
+    faithfulness_for,
+    final_metrics,
+    gallery_face_detail,
+    gallery_predictions,
+    gallery_splits,
+    model_evaluation,
+    training_class_distribution,
+    training_history,
+)
+
+EXPORT_LIMIT = 5000  # faces per ZIP: a page of the gallery is 100; this keeps a download under ~100 MB
+
+
+class ResearcherView(RoleRequiredMixin):
+    required_roles = (Role.RESEARCHER,)
+
+
+def _visible_splits(request: HttpRequest) -> list[str]:
+    return gallery_splits(user_is_admin=user_has_role(request.user, Role.ADMIN))
+
+
+def _params_or_404(request: HttpRequest) -> GalleryParams:
+    try:
+        return gallery_params(request.GET)
+    except GalleryParamError as exc:
+        raise Http404(str(exc)) from None
+
+
+def gallery_card(row) -> dict:
+    """What a gallery tile shows, from an annotated prediction (``selectors.gallery_predictions``)."""
+    face = row.face
+    return {"face": face, "prediction": row, "face_url": face.pixels.png.url,
+            "overlay_url": media_url(row.overlay_name),
+            "true_class": CLASSES[face.current_label] if face.current_label is not None else "",
+            "predicted_class": CLASSES[row.predicted_label]}
+
+
+class GalleryView(ResearcherView, TemplateView):
+    template_name = "gallery/gallery.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        params = _params_or_404(self.request)
+        context.update(params=params, versions=model_version_list(), methods=CAM_METHODS,
+                       query=query_without(self.request.GET, "page"))
+        if params.version is None:
+            return context
+        rows = gallery_predictions(version=params.version, method=params.method,
+                                   splits=_visible_splits(self.request))
+        filterset = GalleryFilter(self.request.GET, queryset=rows)
+        context["filterset"] = filterset
+        if filterset.is_valid():
+            page = Paginator(filterset.qs, settings.GALLERY_PAGE_SIZE).get_page(self.request.GET.get("page"))
+            context["page_obj"], context["show_results"] = page, True
+            context["cards"] = [gallery_card(row) for row in page.object_list]
+        return context
+
+
+class GalleryFaceView(ResearcherView, TemplateView):
+    template_name = "gallery/face.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        params = _params_or_404(self.request)
+        face = get_object_or_404(FaceImage.objects.select_related("pixels", "dataset"), pk=self.kwargs["pk"],
+                                 split__in=_visible_splits(self.request))
+        detail = gallery_face_detail(face=face, version=params.version)
+        context.update(params=params, detail=detail, classes=list(enumerate(CLASSES)), methods=CAM_METHODS,
+                       explanations=[{"row": e, "url": e.overlay.url, "target_class": CLASSES[e.target_label]}
+                                     for e in detail.explanations],
+                       back=reverse("gallery") + "?" + query_without(self.request.GET))
+        return context
+
+
+def _confusion_rows(evaluation: dict, version: ModelVersion) -> list[dict]:
+    """The normalized confusion matrix as table rows whose cells link to the gallery of that true/predicted pair."""
+    metrics = evaluation["metrics"]
+    rows = []
+    for true, (normalized, counts) in enumerate(zip(metrics["confusion_normalized"], metrics["confusion"],
+                                                    strict=True)):
+        cells = [{"predicted": pred, "value": value, "count": count,
+                  "url": reverse("gallery") + "?" + query_without({}, version=version.pk, split=evaluation["split"],
+                                                                  true_label=true, predicted_label=pred),
+                  "light": value > 0.5}
+                 for pred, (value, count) in enumerate(zip(normalized, counts, strict=True))]
+        rows.append({"true": true, "name": CLASSES[true], "cells": cells, "support": sum(counts)})
+    return rows
+
+
+class EvaluationView(ResearcherView, TemplateView):
+    template_name = "gallery/evaluation.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        version = get_object_or_404(ModelVersion, pk=self.kwargs["pk"])
+        evaluations = []
+        for split in evaluation_splits(user_is_admin=user_has_role(self.request.user, Role.ADMIN)):
+            evaluation = model_evaluation(version=version, split=split)
+            if evaluation["metrics"]:
+                evaluation["confusion_rows"] = _confusion_rows(evaluation, version)
+                evaluation["per_class"] = [{"name": name, **evaluation["metrics"]["per_class"][name]}
+                                           for name in CLASSES]
+            if split == Split.PRIVATE_TEST and not evaluation["faces"]:
+                continue  # the data holds no PrivateTest: nothing to show
+            evaluations.append(evaluation)
+        public = evaluations[0]["metrics"] if evaluations else None
+        context.update(version=version, versions=model_version_list(), evaluations=evaluations,
+                       distribution=training_class_distribution(version=version),
+                       history=training_history(version=version), final_metrics=final_metrics(version=version),
+                       faithfulness=faithfulness_for(version=version),
+                       published=PUBLISHED_FIGURES, measured=public, methods=CAM_METHODS,
+                       method=self.request.GET.get("method") if self.request.GET.get("method") in CAM_METHODS
+                       else "gradcam", classes=list(enumerate(CLASSES)))
+        return context
+
+
+def _png(data: bytes, filename: str) -> HttpResponse:
+    response = HttpResponse(data, content_type="image/png")
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
+    return response
+
+
+class ConfusionPngView(ResearcherView, View):
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        version = get_object_or_404(ModelVersion, pk=pk)
+        split = request.GET.get("split") or Split.PUBLIC_TEST
+        if split not in evaluation_splits(user_is_admin=user_has_role(request.user, Role.ADMIN)):
+            raise Http404("unknown or hidden split")
+        evaluation = model_evaluation(version=version, split=split)
+        if not evaluation["metrics"]:
+            raise Http404(f"no predictions of this version on {split}")
+        title = f"{version.name}: {split} (n={evaluation['predicted']}), row-normalized"
+        return _png(exports.confusion_png(evaluation["metrics"]["confusion_normalized"], title),
+                    f"confusion-v{version.pk}-{split}.png")
+
+
+class CurvesPngView(ResearcherView, View):
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        version = get_object_or_404(ModelVersion, pk=pk)
+        history = training_history(version=version)
+        if not history:
+            raise Http404("this version recorded no training history")
+        return _png(exports.history_png(history, f"{version.name}: training curves"), f"curves-v{version.pk}.png")
+
+
+class ClassMapsPngView(ResearcherView, View):
+    """Mean Grad-CAM map per class (``by=true|predicted``) or for one confusion cell (``true=&predicted=``)."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        version = get_object_or_404(ModelVersion, pk=pk)
+        params = _params_or_404(request)
+        split = request.GET.get("split") or Split.PUBLIC_TEST
+        if split not in evaluation_splits(user_is_admin=user_has_role(request.user, Role.ADMIN)):
+            raise Http404("unknown or hidden split")
+        cell = request.GET.get("true"), request.GET.get("predicted")
+        if all(cell):
+            try:
+                true, pred = (int(v) for v in cell)
+                CLASSES[true], CLASSES[pred]  # noqa: B018 - range check
+            except (ValueError, IndexError):
+                raise Http404("true and predicted must be 0-6") from None
+            maps = class_maps(version=version, method=params.method, by="predicted", split=split)
+            data = exports.cell_map_png(maps, true=true, predicted=pred, title=f"{version.name} {params.method}")
+            return _png(data, f"cell-map-v{version.pk}-{params.method}-{true}-{pred}.png")
+        by = request.GET.get("by") or "predicted"
+        if by not in ("true", "predicted"):
+            raise Http404("by must be true or predicted")
+        maps = class_maps(version=version, method=params.method, by=by, split=split)
+        title = f"{version.name}: mean {params.method} map per {by} class on {split}"
+        return _png(exports.class_maps_png(maps, by=by, title=title), f"class-maps-v{version.pk}-{params.method}.png")
+
+
+class CompareView(ResearcherView, TemplateView):
+    template_name = "gallery/compare.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        get = self.request.GET
+        versions = list(model_version_list())
+        try:
+            a = get_object_or_404(ModelVersion, pk=int(get["a"])) if get.get("a") else None
+            b = get_object_or_404(ModelVersion, pk=int(get["b"])) if get.get("b") else None
+        except ValueError:
+            raise Http404("a and b must be model version ids") from None
+        method = get.get("method") if get.get("method") in CAM_METHODS else "gradcam"
+        splits = _visible_splits(self.request)
+        split = get.get("split") if get.get("split") in splits else ""
+        changed_only = get.get("changed", "1") != "0"
+        context.update(versions=versions, a=a, b=b, method=method, methods=CAM_METHODS, split=split, splits=splits,
+                       changed_only=changed_only, query=query_without(get, "page"))
+        if a is None or b is None:
+            return context
+        rows = compare_predictions(a=a, b=b, method=method, splits=splits, split=split, changed_only=changed_only)
+        page = Paginator(rows, settings.GALLERY_PAGE_SIZE).get_page(get.get("page"))
+        context.update(summary=compare_summary(a=a, b=b, splits=splits, split=split), page_obj=page, pairs=[{
+            "face": row.face, "face_url": row.face.pixels.png.url,
+            "true_class": CLASSES[row.face.current_label] if row.face.current_label is not None else "",
+            "a_class": CLASSES[row.predicted_label], "a_confidence": row.confidence,
+            "a_overlay": media_url(row.a_overlay),
+            "b_class": CLASSES[row.b_label], "b_confidence": row.b_confidence, "b_overlay": media_url(row.b_overlay),
+            "changed": row.predicted_label != row.b_label} for row in page.object_list])
+        return context
+
+
+class GalleryExportView(ResearcherView, View):
+    """The gallery's current selection (same filters, every page, at most ``EXPORT_LIMIT`` faces) as a ZIP."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        params = _params_or_404(request)
+        if params.version is None:
+            raise Http404("no active model version")
+        rows = gallery_predictions(version=params.version, method=params.method, splits=_visible_splits(request))
+        filterset = GalleryFilter(request.GET, queryset=rows)
+        if not filterset.is_valid():
+            return HttpResponseBadRequest(f"invalid filters: {filterset.errors.as_text()}", content_type="text/plain")
+        archive = exports.gallery_zip(rows=filterset.qs, version=params.version, method=params.method,
+                                      limit=EXPORT_LIMIT)
+        return FileResponse(archive, as_attachment=True, content_type="application/zip",
+                            filename=f"gallery-v{params.version.pk}-{params.method}.zip")

@@ -1,0 +1,151 @@
+"""Training API (admins): start, list, read, cancel and retry runs; promote and roll back model versions."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.roles import IsAdminRole
+from apps.inference.models import ModelVersion
+from apps.inference.serializers import ModelVersionSerializer
+from apps.inference.services import ModelVersionInvalid
+
+from .models import TrainingRun
+from .selectors import model_versions_compared, training_run_list
+from .serializers import (
+    ModelVersionComparisonSerializer,
+    TrainingRunInputSerializer,
+    TrainingRunSerializer,
+)
+from .services import (
+    TrainingRunBusy,
+    TrainingRunInvalid,
+    TrainingRunStateError,
+    model_version_promote,
+    model_version_rollback,
+    training_run_cancel,
+    training_run_retry,
+    training_run_start,
+)
+
+ERROR = OpenApiResponse(description='JSON error: {"detail": "..."}')
+LIST_LIMIT = 50
+LOG_TAIL = 4000  # characters of each log in the list
+
+
+def _error(exc: Exception, code: int) -> Response:
+    return Response({"detail": str(exc)}, status=code)
+
+
+class TrainingRunsApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(operation_id="training_runs_list", responses=TrainingRunSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        """The latest 50 runs, newest first, with progress, metrics, the gate's decision and the end of each log
+        (the whole log: ``GET /api/training-runs/{id}/``)."""
+        runs = TrainingRunSerializer(training_run_list()[:LIST_LIMIT], many=True).data
+        for run in runs:  # the training page polls this every few seconds
+            run["log"] = run["log"][-LOG_TAIL:]
+        return Response(runs)
+
+    @extend_schema(operation_id="training_runs_start", request=TrainingRunInputSerializer,
+                   responses={202: TrainingRunSerializer, 400: ERROR, 409: ERROR},
+                   description="Queue a training run (task training.run on the gpu queue). Refused with 409 while "
+                               "another run is queued or running: only one run trains at a time.")
+    def post(self, request: Request) -> Response:
+        body = TrainingRunInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        # Token requests are API clients; session requests come from the training page.
+        trigger = TrainingRun.Trigger.API if request.auth is not None else TrainingRun.Trigger.ADMIN
+        try:
+            run = training_run_start(trigger=trigger, created_by=request.user, recipe_name=data["recipe"],
+                                     epochs=data["epochs"], seed=data["seed"],
+                                     soft_label_mode=data["soft_label_mode"])
+        except TrainingRunInvalid as exc:
+            return _error(exc, status.HTTP_400_BAD_REQUEST)
+        except TrainingRunBusy as exc:
+            return _error(exc, status.HTTP_409_CONFLICT)
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingRunDetailApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(operation_id="training_runs_retrieve", responses={200: TrainingRunSerializer, 404: ERROR})
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(TrainingRunSerializer(get_object_or_404(training_run_list(), pk=pk)).data)
+
+
+class TrainingRunCancelApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(operation_id="training_runs_cancel", request=None,
+                   responses={200: TrainingRunSerializer, 404: ERROR, 409: ERROR})
+    def post(self, request: Request, pk: int) -> Response:
+        """Cancel a queued run at once, or a running one at its next progress event."""
+        get_object_or_404(TrainingRun, pk=pk)
+        try:
+            run = training_run_cancel(run_id=pk)
+        except TrainingRunStateError as exc:
+            return _error(exc, status.HTTP_409_CONFLICT)
+        return Response(TrainingRunSerializer(run).data)
+
+
+class TrainingRunRetryApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(operation_id="training_runs_retry", request=None,
+                   responses={202: TrainingRunSerializer, 404: ERROR, 409: ERROR})
+    def post(self, request: Request, pk: int) -> Response:
+        """Queue a failed run again; it resumes from its last finished epoch on the same label snapshot."""
+        get_object_or_404(TrainingRun, pk=pk)
+        try:
+            run = training_run_retry(run_id=pk)
+        except (TrainingRunStateError, TrainingRunBusy) as exc:
+            return _error(exc, status.HTTP_409_CONFLICT)
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ModelVersionPromoteApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(operation_id="models_promote", request=None,
+                   responses={200: ModelVersionSerializer, 400: ERROR, 404: ERROR})
+    def post(self, request: Request, pk: int) -> Response:
+        """Make a ready or archived version the active one, bypassing the gate; PublicTest predictions and label
+        scoring are queued for it."""
+        version = get_object_or_404(ModelVersion, pk=pk)
+        try:
+            version = model_version_promote(version=version, actor=request.user)
+        except ModelVersionInvalid as exc:
+            return _error(exc, status.HTTP_400_BAD_REQUEST)
+        return Response(ModelVersionSerializer(version).data)
+
+
+class ModelVersionRollbackApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(operation_id="models_rollback", request=None, responses={200: ModelVersionSerializer, 400: ERROR})
+    def post(self, request: Request) -> Response:
+        """Activate the version that was active before the current one."""
+        try:
+            version = model_version_rollback(actor=request.user)
+        except ModelVersionInvalid as exc:
+            return _error(exc, status.HTTP_400_BAD_REQUEST)
+        return Response(ModelVersionSerializer(version).data)
+
+
+class ModelVersionComparisonApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(operation_id="models_comparison", responses=ModelVersionComparisonSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        """Before and after: every version's PublicTest accuracy and macro-F1 against current and original labels,
+        and the change from the version before it."""
+        return Response(ModelVersionComparisonSerializer(model_versions_compared(), many=True).data)

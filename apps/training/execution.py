@@ -1,0 +1,284 @@
+"""Executing a run: snapshot -> arrays -> ``ml.train.fit`` -> evaluation -> model version -> promotion gate.
+
+Training and evaluation run outside transactions; the run row gets short updates (progress at most every
+``PROGRESS_INTERVAL`` seconds and at every epoch, which also serve as the worker's heartbeat). Cancellation and a
+sweep by another process are noticed at the next progress event. A failed run keeps its work dir
+(``TRAINING_DIR/run-<id>``, with ml's per-epoch state file), so a retry resumes at its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.inference import runtime
+from apps.inference.models import ModelVersion
+from apps.inference.selectors import model_version_active
+from apps.inference.services import model_version_register
+
+from .models import TrainingRun
+from .services import model_version_promote, promotion_gate_decide, training_run_claim, training_runs_sweep_stale
+from .snapshot import (
+    LabelSnapshot,
+    TestSet,
+    face_pixels,
+    label_snapshot_current,
+    label_snapshot_of,
+    labels_changed_since,
+    public_test_set,
+    vote_distributions,
+)
+
+logger = logging.getLogger(__name__)
+PROGRESS_INTERVAL = 2.0  # seconds between row updates on batch events
+Echo = Callable[[dict], None]
+
+
+class TrainingCancelled(Exception):  # noqa: N818 - a signal, not an error
+    """An admin cancelled the run; raised from the progress callback to stop ml."""
+
+
+class TrainingAborted(Exception):  # noqa: N818
+    """The run is no longer ours (swept as stale, or failed by someone else)."""
+
+
+def run_dir(run: TrainingRun) -> Path:
+    """The run's work dir; its creation time is in the name, so a reused id (a fresh database) never resumes a
+    stranger's state file."""
+    return Path(settings.TRAINING_DIR) / f"run-{run.pk}-{run.created_at:%Y%m%dT%H%M%S%f}"
+
+
+def _plain(value):
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def epoch_entry(event: dict) -> dict:
+    """What the run keeps of one epoch (ml's epoch event or a history entry of its state file)."""
+    return {k: _plain(event.get(k)) for k in ("epoch", "train_loss", "train_accuracy", "val_accuracy", "val_macro_f1",
+                                              "val_loss", "seconds", "lr")}
+
+
+class ProgressRecorder:
+    """The ``progress`` callback given to ``fit``: throttled row updates, heartbeat, cancellation."""
+
+    def __init__(self, run: TrainingRun, echo: Echo | None = None) -> None:
+        self.run_id = run.pk
+        self.epochs = run.epochs
+        self.progress = list(run.progress)
+        self.log = run.log
+        self.echo = echo
+        self.last = 0.0
+
+    def note(self, line: str) -> None:
+        self.log += f"{timezone.now():%H:%M:%S} {line}\n"
+        self.write(force=True)
+
+    def write(self, *, force: bool = False, current: dict | None = None) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < PROGRESS_INTERVAL:
+            return
+        self.last = now
+        fields = {"progress": self.progress, "log": self.log[-50_000:], "heartbeat_at": timezone.now()}
+        if current is not None:
+            fields["current"] = current
+        updated = TrainingRun.objects.filter(pk=self.run_id, status=TrainingRun.Status.RUNNING,
+                                             cancel_requested=False).update(**fields)
+        if not updated:
+            status, cancel = TrainingRun.objects.filter(pk=self.run_id).values_list(
+                "status", "cancel_requested").get()
+            if cancel:
+                raise TrainingCancelled("cancelled by an admin")
+            raise TrainingAborted(f"the run is {status} now")
+
+    def __call__(self, event: dict) -> None:
+        if self.echo:
+            self.echo(event)
+        clean = {k: _plain(v) for k, v in event.items() if isinstance(v, (int, float, str, bool, np.number))}
+        if event.get("kind") != "epoch":
+            self.write(current=clean)
+            return
+        epoch = clean["epoch"]
+        entry = epoch_entry(clean)
+        self.progress = [p for p in self.progress if p["epoch"] < epoch] + [entry]
+        acc = entry["val_accuracy"]
+        self.log += (f"{timezone.now():%H:%M:%S} epoch {epoch}/{self.epochs}: loss {entry['train_loss']:.4f}"
+                     + (f", PublicTest accuracy {100 * acc:.2f}%, macro-F1 {100 * entry['val_macro_f1']:.2f}"
+                        if acc is not None else "") + f" ({entry['seconds']:.1f} s)\n")
+        self.write(force=True, current=clean)
+
+
+def _snapshot_for(run: TrainingRun, recorder: ProgressRecorder) -> LabelSnapshot:
+    """The run's own snapshot when it is resumed, else the current labels (recorded on the run)."""
+    if run.snapshot_labels is not None:
+        snapshot = LabelSnapshot.decode(run.snapshot_labels)
+        recorder.note(f"resuming on its snapshot of {len(snapshot)} labels ({snapshot.fingerprint[:12]})")
+        return snapshot
+    snapshot = label_snapshot_current()
+    active = model_version_active()
+    base = label_snapshot_of(active)
+    changed = snapshot.changed_against(base) if base is not None else labels_changed_since(active, snapshot)
+    TrainingRun.objects.filter(pk=run.pk).update(
+        snapshot_count=len(snapshot), snapshot_fingerprint=snapshot.fingerprint, snapshot_labels=snapshot.encode(),
+        labels_changed=changed)
+    recorder.note(f"label snapshot: {len(snapshot)} Training faces ({snapshot.fingerprint[:12]}), "
+                  f"{changed} changed since {active.name if active else 'the original labels'}")
+    return snapshot
+
+
+def _measure(model, test: TestSet) -> dict:
+    """PublicTest metrics against the current (corrected) and the original labels, from one pass of the model."""
+    from ml.evaluate import classification_metrics, predict_proba
+
+    probs = predict_proba(model, test.images)
+    keep = ("n", "accuracy", "macro_f1", "per_class", "confusion")
+    return {side: {k: v for k, v in classification_metrics(labels, probs).items() if k in keep}
+            for side, labels in (("current", test.current), ("original", test.original))}
+
+
+def _summary(measured: dict | None) -> dict | None:
+    if not measured:
+        return None
+    return {side: {"accuracy": measured[side]["accuracy"], "macro_f1": measured[side]["macro_f1"]}
+            for side in ("current", "original")}
+
+
+def training_run_execute(*, run_id: int, echo: Echo | None = None, device: str | None = None) -> TrainingRun:
+    """Claim and train a queued run. Failures and cancellation are recorded on the run (not raised)."""
+    from ml.train import TrainingError
+
+    training_runs_sweep_stale()
+    if not training_run_claim(run_id=run_id):
+        return TrainingRun.objects.get(pk=run_id)
+    run = TrainingRun.objects.get(pk=run_id)
+    recorder = ProgressRecorder(run, echo)
+    status, error = TrainingRun.Status.FAILED, ""
+    try:
+        recorder.note(f"started on {run.worker}: recipe {run.recipe_name}, {run.arch}, {run.epochs} epoch(s), "
+                      f"seed {run.seed}, soft labels {run.soft_label_mode}")
+        version = _train_and_register(run, recorder, device)
+        status = TrainingRun.Status.SUCCEEDED  # recorded by _train_and_register; the gate can no longer fail the run
+        try:
+            _gate(run.pk, version, recorder)
+        except Exception as exc:  # the version exists but stays inactive; say why on the run
+            logger.exception("training run %s: promotion gate failed", run_id)
+            TrainingRun.objects.filter(pk=run_id).update(
+                promoted=False, promotion_reason=f"kept inactive: the gate failed ({type(exc).__name__}: {exc})")
+    except TrainingCancelled:
+        status = TrainingRun.Status.CANCELLED
+        error = "cancelled by an admin"
+    except TrainingAborted as exc:
+        logger.warning("training run %s stopped: %s", run_id, exc)
+        return TrainingRun.objects.get(pk=run_id)
+    except TrainingError as exc:
+        error = f"training failed: {exc}"
+    except MemoryError:
+        error = "out of memory"
+    except Exception as exc:
+        logger.exception("training run %s failed", run_id)
+        error = f"{type(exc).__name__}: {exc}"
+    if status != TrainingRun.Status.SUCCEEDED:
+        recorder.log += f"{timezone.now():%H:%M:%S} {status}: {error}\n"
+        TrainingRun.objects.filter(pk=run_id).update(status=status, error=error[:5000], log=recorder.log[-50_000:],
+                                                     finished_at=timezone.now())
+    if status != TrainingRun.Status.FAILED:
+        shutil.rmtree(run_dir(run), ignore_errors=True)  # nothing left to resume
+    return TrainingRun.objects.get(pk=run_id)
+
+
+def _train_and_register(run: TrainingRun, recorder: ProgressRecorder, device: str | None) -> ModelVersion:
+    from ml.checkpoint import load_checkpoint
+    from ml.data import FaceArrays
+    from ml.recipes import Recipe
+    from ml.train import fit
+
+    snapshot = _snapshot_for(run, recorder)
+    train = FaceArrays.from_arrays(face_pixels(snapshot.face_ids.tolist()), snapshot.labels)
+    if run.soft_label_mode != TrainingRun.SoftLabelMode.MAJORITY:
+        train.soft_labels, with_votes = vote_distributions(snapshot)
+        TrainingRun.objects.filter(pk=run.pk).update(soft_label_count=with_votes)
+        recorder.note(f"soft labels ({run.soft_label_mode}): {with_votes} face(s) with vote distributions")
+    test = public_test_set()
+    val = FaceArrays.from_arrays(test.images, test.current, usage="PublicTest") if len(test) else None
+    recorder.note(f"data: {len(train)} Training faces, {len(test)} PublicTest faces")
+
+    recipe_dict = dict(run.recipe)
+    recipe_dict["arch_kwargs"] = {k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in (recipe_dict.get("arch_kwargs") or {}).items()}
+    recipe = Recipe.from_dict(recipe_dict)
+    out = run_dir(run) / "model.pt"
+    state = out.with_name(out.name + ".state")
+    if state.is_file():  # a retried run: ml resumes after the last epoch its state file holds
+        from ml.checkpoint import read_checkpoint
+
+        recorder.progress = [epoch_entry(h) for h in read_checkpoint(state).get("history", [])]
+        recorder.note(f"resuming after epoch {len(recorder.progress)} from its checkpoint")
+    fit(train, val, recipe, out, epochs=run.epochs, seed=run.seed, resume=True, progress=recorder,
+        device=device, extra={"training_run": run.pk, "label_fingerprint": snapshot.fingerprint})
+
+    candidate, previous = None, None
+    active = model_version_active()
+    if len(test):
+        candidate = _measure(load_checkpoint(out).model, test)
+        if active is not None:
+            previous = _measure(runtime.loaded(active).model, test)
+    recorder.note("evaluated on PublicTest" if candidate else "no PublicTest faces: nothing to evaluate on")
+    version = model_version_register(checkpoint_path=out, name=f"run {run.pk} ({run.recipe_name})",
+                                     created_by=run.created_by)
+    summary = {"candidate": _summary(candidate), "previous": None, "delta": None}
+    if previous is not None:
+        summary["previous"] = {"version": active.pk, "name": active.name, **_summary(previous)}
+        summary["delta"] = {side: {k: summary["candidate"][side][k] - summary["previous"][side][k]
+                                   for k in ("accuracy", "macro_f1")} for side in ("current", "original")}
+    with transaction.atomic():
+        metrics = dict(version.metrics)
+        if candidate:
+            metrics.update(candidate["current"])
+            metrics["labels"] = "current"
+            metrics["original_labels"] = candidate["original"]
+        metrics["comparison"] = summary
+        metrics["soft_label_mode"] = run.soft_label_mode
+        version.metrics = metrics
+        version.data_snapshot = {"training_run": run.pk, "labels": len(snapshot), "fingerprint": snapshot.fingerprint,
+                                 "soft_label_mode": run.soft_label_mode, "seed": run.seed, "epochs": run.epochs}
+        version.save(update_fields=["metrics", "data_snapshot"])
+        recorder.log += f"{timezone.now():%H:%M:%S} registered model version #{version.pk}\n"
+        TrainingRun.objects.filter(pk=run.pk).update(
+            status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), model_version=version, metrics=summary,
+            log=recorder.log[-50_000:], heartbeat_at=timezone.now())
+    return version
+
+
+def _gate(run_id: int, version: ModelVersion, recorder: ProgressRecorder) -> None:
+    summary = TrainingRun.objects.values_list("metrics", flat=True).get(pk=run_id)
+    candidate = (summary.get("candidate") or {}).get("current")
+    previous = summary.get("previous")
+    if model_version_active() is None:
+        promote, reason = True, "promoted: no active version to compare with"
+    elif candidate is None or previous is None:
+        promote, reason = False, "kept inactive: no PublicTest faces to compare on; promote it by hand if wanted"
+    else:
+        promote, reason = promotion_gate_decide(candidate=candidate, previous=previous["current"],
+                                                previous_name=f"version #{previous['version']}")
+    if promote:
+        try:
+            model_version_promote(version=version)
+        except Exception as exc:  # the run did succeed; say why its version is not active
+            logger.exception("training run %s: promotion failed", run_id)
+            promote, reason = False, f"promotion failed: {type(exc).__name__}: {exc}"
+    recorder.log += f"{timezone.now():%H:%M:%S} gate: {reason}\n"
+    TrainingRun.objects.filter(pk=run_id).update(promoted=promote, promotion_reason=reason,
+                                                 log=recorder.log[-50_000:])

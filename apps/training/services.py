@@ -1,0 +1,276 @@
+"""Writes for training runs: start, claim, cancel, retry, fail, sweep stale runs, the periodic check, and the
+promotion gate with manual promote and rollback.
+
+One run at a time: starting a run locks the ``TrainingSettings`` row and is refused (``TrainingRunBusy``) while
+another run is queued or running; a partial unique index on ``status='running'`` makes the database refuse a second
+running run as well. The slow part (``training_run_execute``) lives in ``execution.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.faces.models import Dataset, FaceImage, Split
+from apps.inference.models import ModelVersion
+from apps.inference.selectors import model_version_active
+from apps.inference.services import ModelVersionInvalid, inference_job_enqueue, model_version_activate
+
+from .models import SOFT_LABEL_MODES, TrainingRun, TrainingSettings
+from .snapshot import labels_changed_since
+
+logger = logging.getLogger(__name__)
+MAX_EPOCHS = 500
+
+
+class TrainingRunInvalid(ValueError):
+    """A request that cannot become a run (unknown recipe, bad epochs, ...); the message says why."""
+
+
+class TrainingRunBusy(RuntimeError):
+    """Another run is queued or running; only one trains at a time."""
+
+
+class TrainingRunStateError(RuntimeError):
+    """The run is not in a state that allows this (cancel a finished run, retry a succeeded one)."""
+
+
+def _recipe_resolve(*, recipe_name: str, epochs: int | None, soft_label_mode: str,
+                    recipe_overrides: dict | None):
+    from ml.recipes import Recipe, get_recipe
+
+    try:
+        recipe = get_recipe(recipe_name)
+    except ValueError as exc:
+        raise TrainingRunInvalid(str(exc)) from None
+    if epochs is not None and not 1 <= epochs <= MAX_EPOCHS:
+        raise TrainingRunInvalid(f"epochs must be between 1 and {MAX_EPOCHS}")
+    if soft_label_mode not in SOFT_LABEL_MODES:
+        raise TrainingRunInvalid(f"unknown soft-label mode {soft_label_mode!r}; choose one of "
+                                 f"{', '.join(SOFT_LABEL_MODES)}")
+    overrides = dict(recipe_overrides or {})
+    unknown = set(overrides) - set(Recipe.__dataclass_fields__) | ({"name", "augment"} & set(overrides))
+    if unknown:
+        raise TrainingRunInvalid(f"unknown or fixed recipe field(s): {', '.join(sorted(unknown))}")
+    return recipe.with_overrides(epochs=epochs, soft_label_mode=soft_label_mode, **overrides)
+
+
+def _lock_training() -> TrainingSettings:
+    row, _ = TrainingSettings.objects.select_for_update().get_or_create(pk=1)
+    return row
+
+
+def _busy_run() -> TrainingRun | None:
+    return TrainingRun.objects.filter(status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]).first()
+
+
+def _busy_message(run: TrainingRun) -> str:
+    where = ""
+    if run.status == TrainingRun.Status.RUNNING and run.progress:
+        where = f", epoch {run.progress[-1].get('epoch')}/{run.epochs}"
+    return (f"training run #{run.pk} is {run.status}{where}; only one run trains at a time. "
+            "Wait for it to finish or cancel it.")
+
+
+def _enqueue(run_id: int) -> None:
+    from .tasks import training_run_task
+
+    transaction.on_commit(lambda: training_run_task.delay(run_id))
+
+
+def training_run_create(*, trigger: str, created_by=None, recipe_name: str = "default", epochs: int | None = None,
+                        seed: int = 0, soft_label_mode: str = "majority",
+                        recipe_overrides: dict | None = None) -> TrainingRun:
+    """Record a queued run (not sent to a worker; see ``training_run_start``).
+
+    Refused with ``TrainingRunBusy`` while another run is queued or running (stale running runs are swept first).
+    """
+    recipe = _recipe_resolve(recipe_name=recipe_name, epochs=epochs, soft_label_mode=soft_label_mode,
+                             recipe_overrides=recipe_overrides)
+    training_runs_sweep_stale()
+    with transaction.atomic():
+        _lock_training()
+        busy = _busy_run()
+        if busy is not None:
+            raise TrainingRunBusy(_busy_message(busy))
+        return TrainingRun.objects.create(
+            trigger=trigger, created_by=created_by, recipe_name=recipe_name, recipe=recipe.as_dict(),
+            arch=recipe.arch, epochs=recipe.epochs, seed=seed, soft_label_mode=soft_label_mode,
+        )
+
+
+def training_run_start(**kwargs) -> TrainingRun:
+    """``training_run_create``, then queue ``training.run`` (queue ``gpu``) once the row is committed."""
+    with transaction.atomic():
+        run = training_run_create(**kwargs)
+        _enqueue(run.pk)
+    return run
+
+
+def training_run_claim(*, run_id: int) -> bool:
+    """Take a queued run for this process: a conditional UPDATE that must touch exactly one row. The partial unique
+    index refuses it while another run is running; that run is then recorded as failed with the reason."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            claimed = TrainingRun.objects.filter(
+                pk=run_id, status=TrainingRun.Status.QUEUED, cancel_requested=False,
+            ).update(status=TrainingRun.Status.RUNNING, started_at=now, heartbeat_at=now, finished_at=None,
+                     error="", worker=f"{socket.gethostname()}:{os.getpid()}")
+    except IntegrityError:
+        other = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).first()
+        training_run_fail(run_id=run_id, error=f"another run (#{other.pk if other else '?'}) was training; "
+                                               "only one run trains at a time",
+                          from_statuses=(TrainingRun.Status.QUEUED,))
+        return False
+    return claimed == 1
+
+
+def training_run_fail(*, run_id: int, error: str,
+                      from_statuses: tuple[str, ...] = (TrainingRun.Status.RUNNING,)) -> bool:
+    """Record a failure; True if this call changed the run (it was in one of ``from_statuses``)."""
+    return bool(TrainingRun.objects.filter(pk=run_id, status__in=from_statuses).update(
+        status=TrainingRun.Status.FAILED, error=error[:5000], finished_at=timezone.now()))
+
+
+def training_run_cancel(*, run_id: int) -> TrainingRun:
+    """A queued run is cancelled at once; a running one at its next progress event (between batches)."""
+    run = TrainingRun.objects.get(pk=run_id)
+    if run.is_finished:
+        raise TrainingRunStateError(f"training run #{run.pk} has {run.status} already")
+    now = timezone.now()
+    if TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
+            status=TrainingRun.Status.CANCELLED, cancel_requested=True, finished_at=now):
+        run.refresh_from_db()
+        return run
+    TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(cancel_requested=True)
+    run.refresh_from_db()
+    return run
+
+
+def training_run_retry(*, run_id: int) -> TrainingRun:
+    """Queue a failed run again and send it to a worker; it resumes from its last epoch checkpoint and trains on the
+    same label snapshot."""
+    with transaction.atomic():
+        run = training_run_requeue(run_id=run_id)
+        _enqueue(run.pk)
+    return run
+
+
+def training_run_requeue(*, run_id: int) -> TrainingRun:
+    """Put a failed run back to queued (the state change of ``training_run_retry``, without sending it)."""
+    training_runs_sweep_stale()
+    with transaction.atomic():
+        _lock_training()
+        busy = _busy_run()
+        if busy is not None and busy.pk != run_id:
+            raise TrainingRunBusy(_busy_message(busy))
+        if not TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.FAILED).update(
+                status=TrainingRun.Status.QUEUED, cancel_requested=False, finished_at=None):
+            run = TrainingRun.objects.get(pk=run_id)
+            raise TrainingRunStateError(f"training run #{run.pk} is {run.status}; only failed runs are retried")
+    return TrainingRun.objects.get(pk=run_id)
+
+
+def training_runs_sweep_stale(*, now=None) -> list[int]:
+    """Mark running runs whose worker has not been heard of for ``TRAINING_HEARTBEAT_TIMEOUT`` seconds as failed
+    (a worker killed with SIGKILL cannot say so itself). The active model is untouched: nothing was registered."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)
+    swept = []
+    stale = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff)
+    for run in stale.only("pk", "heartbeat_at", "worker", "progress"):
+        done = run.progress[-1].get("epoch") if run.progress else 0
+        error = (f"worker {run.worker or '?'} stopped responding: no heartbeat since "
+                 f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC (timeout {settings.TRAINING_HEARTBEAT_TIMEOUT} s), "
+                 f"after {done} finished epoch(s); retry resumes from the last epoch checkpoint")
+        changed = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING,
+                                             heartbeat_at__lt=cutoff).update(
+            status=TrainingRun.Status.FAILED, error=error, finished_at=now)
+        if changed:
+            logger.warning("training run %s: %s", run.pk, error)
+            swept.append(run.pk)
+    return swept
+
+
+def training_periodic_check() -> dict:
+    """The beat task's work: sweep stale runs, then start a run if enough labels changed since the active
+    version's snapshot (``TrainingSettings.min_changed``)."""
+    swept = training_runs_sweep_stale()
+    config, _ = TrainingSettings.objects.get_or_create(pk=1)
+    result: dict = {"swept": swept, "threshold": config.min_changed, "started": None}
+    if not config.auto_enabled:
+        return {**result, "skipped": "periodic training is disabled in the training settings"}
+    busy = _busy_run()
+    if busy is not None:
+        return {**result, "skipped": f"run #{busy.pk} is {busy.status}"}
+    changed = labels_changed_since(model_version_active())
+    result["changed"] = changed
+    if changed < config.min_changed:
+        return {**result, "skipped": f"{changed} label(s) changed, fewer than {config.min_changed}"}
+    try:
+        run = training_run_start(trigger=TrainingRun.Trigger.SCHEDULE, recipe_name=config.auto_recipe,
+                                 epochs=config.auto_epochs, soft_label_mode=config.auto_soft_label_mode)
+    except TrainingRunBusy as exc:
+        return {**result, "skipped": str(exc)}
+    return {**result, "started": run.pk}
+
+
+# --- promotion -----------------------------------------------------------------------------------------------------
+
+def promotion_gate_decide(*, candidate: dict | None, previous: dict | None, previous_name: str = "",
+                          tolerance: float | None = None) -> tuple[bool, str]:
+    """Promote unless PublicTest accuracy or macro-F1 drops more than ``tolerance`` points below the active
+    version's (both measured now, on the same current labels). Returns (promote, reason)."""
+    tol = settings.TRAINING_PROMOTION_TOLERANCE if tolerance is None else tolerance
+    if previous is None:
+        return True, "no active version to compare with"
+    if not candidate:
+        return False, "no PublicTest faces to measure the new version on; promote it by hand if wanted"
+    drops = {name: 100 * (previous[key] - candidate[key]) for name, key in
+             (("accuracy", "accuracy"), ("macro-F1", "macro_f1"))}
+    figures = (f"accuracy {100 * candidate['accuracy']:.2f}% vs {100 * previous['accuracy']:.2f}%, macro-F1 "
+               f"{100 * candidate['macro_f1']:.2f} vs {100 * previous['macro_f1']:.2f} ({previous_name})")
+    failed = [f"{name} drops {drop:.2f} points" for name, drop in drops.items() if drop > tol + 1e-9]
+    if failed:
+        return False, f"kept inactive: {', '.join(failed)} (tolerance {tol:g}); {figures}"
+    return True, f"promoted: within tolerance {tol:g} points; {figures}"
+
+
+def _refresh_after_promotion(*, actor) -> None:
+    """Re-run PublicTest predictions and heatmaps, and label scoring, with the new active version (after commit)."""
+    from apps.review.scoring import scoring_run_enqueue
+
+    datasets = Dataset.objects.filter(pk__in=FaceImage.objects.filter(split=Split.PUBLIC_TEST).values("dataset"))
+    for dataset in datasets:
+        inference_job_enqueue(dataset=dataset, split=Split.PUBLIC_TEST, created_by=actor)
+    scoring_run_enqueue(created_by=actor)
+
+
+@transaction.atomic
+def model_version_promote(*, version: ModelVersion, actor=None) -> ModelVersion:
+    """Make ``version`` (ready or archived) the active one; the previous active version is archived. Predictions
+    for PublicTest and a label-scoring run are queued once this commits (``TRAINING_REFRESH_ON_PROMOTE``)."""
+    was_active = version.status == ModelVersion.Status.ACTIVE
+    version = model_version_activate(version=version)
+    if not was_active and settings.TRAINING_REFRESH_ON_PROMOTE:
+        _refresh_after_promotion(actor=actor)
+    return version
+
+
+def model_version_rollback(*, actor=None) -> ModelVersion:
+    """Activate the version that was active before the current one."""
+    active = model_version_active()
+    previous = (ModelVersion.objects.filter(status=ModelVersion.Status.ARCHIVED, activated_at__isnull=False)
+                .order_by("-activated_at", "-pk").first())
+    if previous is None:
+        raise ModelVersionInvalid("no earlier active version to roll back to")
+    if active is not None and active.activated_at and previous.activated_at > active.activated_at:
+        raise ModelVersionInvalid("no earlier active version to roll back to")
+    return model_version_promote(version=previous, actor=actor)

@@ -1,0 +1,89 @@
+"""The gallery and evaluation pages in a real Chromium: open, filter, click a confusion cell, open a face, compute a
+heatmap of another class. Real predictions and Grad-CAM maps from the tiny test checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.faces.labels import CLASSES
+from apps.faces.models import Split
+from apps.inference.models import Explanation
+from tests.accounts.factories import PASSWORD
+from tests.gallery import conftest as gallery_fixtures
+
+tiny_checkpoint = gallery_fixtures.tiny_checkpoint
+active_version = gallery_fixtures.active_version
+fresh_runtime = gallery_fixtures.fresh_runtime
+gallery_data = gallery_fixtures.gallery_data
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def log_in(page, live_server, username: str, next_url: str) -> None:
+    page.goto(f"{live_server.url}/accounts/login/?next={next_url}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def tile_ids(page) -> set[int]:
+    return {int(pk) for pk in page.locator("#gallery-grid .tile").evaluate_all("els => els.map(e => e.dataset.faceId)")}
+
+
+def test_gallery_filter_cell_and_face(live_server, page, researcher, gallery_data):
+    data = gallery_data
+    log_in(page, live_server, researcher.username, "/gallery/")
+    page.wait_for_selector("#gallery-grid")
+    assert tile_ids(page) == data.visible
+    page.wait_for_function("[...document.querySelectorAll('#gallery-grid img.overlay')]"
+                           ".every(img => img.complete && img.naturalWidth === 192)")
+
+    # Filter: wrong predictions on PublicTest.
+    page.select_option("#id_split", Split.PUBLIC_TEST)
+    page.select_option("#id_correct", "false")
+    page.click("#apply-filters")
+    page.wait_for_url("**correct=false**")
+    expected = data.ids(lambda f, p: f.split == Split.PUBLIC_TEST and p.predicted_label != f.current_label)
+    assert expected and tile_ids(page) == expected, (page.url, page.inner_text("main")[:1500])
+    assert page.inner_text("#result-count") == str(len(expected))
+
+    # The evaluation page: click the fullest off-diagonal cell of the confusion matrix.
+    page.click("#link-evaluation")
+    page.wait_for_selector("#confusion-PublicTest")
+    assert "published, not measured here" in page.inner_text("#published")
+    cells = page.locator("#confusion-PublicTest td.cell a").evaluate_all(
+        "els => els.map(a => [a.dataset.true, a.dataset.predicted, Number(a.title.split(' ')[0])])")
+    true, predicted, count = max(((int(t), int(p), n) for t, p, n in cells if t != p), key=lambda c: c[2])
+    assert count > 0
+    page.click(f'#confusion-PublicTest a[data-true="{true}"][data-predicted="{predicted}"]')
+    page.wait_for_selector("#gallery-grid")
+    cell = data.ids(lambda f, p: f.split == Split.PUBLIC_TEST and f.current_label == true
+                    and p.predicted_label == predicted)
+    assert tile_ids(page) == cell and len(cell) == count
+    assert page.input_value("#id_true_label") == str(true) and page.input_value("#id_predicted_label") == str(predicted)
+
+    # Open a face, then ask for the heatmap of a class that is not stored yet.
+    face_id = sorted(cell)[0]
+    page.click(f'#gallery-grid .tile[data-face-id="{face_id}"]')
+    page.wait_for_selector("#face-detail")
+    assert page.inner_text("#predicted-label") == CLASSES[predicted]
+    assert page.locator("#probabilities tr").count() == 7
+    stored = set(Explanation.objects.filter(face_id=face_id).values_list("target_label", flat=True))
+    other = next(c for c in range(7) if c not in stored)
+    before = page.locator("#heatmaps figure.heatmap").count()
+    page.select_option("#heatmap-target", str(other))
+    page.click("#compute-heatmap button[type=submit]")
+    page.wait_for_selector(f'#heatmaps figure.heatmap.fresh[data-target="{other}"]', timeout=60_000)
+    assert page.locator("#heatmaps figure.heatmap").count() == before + 1
+    assert page.inner_text("#heatmap-status") == "done"
+    fresh = page.locator(f'#heatmaps figure.heatmap[data-target="{other}"] img')
+    page.wait_for_function("img => img.complete && img.naturalWidth === 192", arg=fresh.element_handle())
+    assert Explanation.objects.filter(face_id=face_id, target_label=other).exists()
+
+
+def test_reviewer_is_refused(live_server, page, reviewer, gallery_data):
+    log_in(page, live_server, reviewer.username, "/gallery/")
+    page.wait_for_load_state()
+    assert page.locator("#gallery-grid").count() == 0
+    response = page.goto(f"{live_server.url}/gallery/models/{gallery_data.version.pk}/")
+    assert response.status == 403

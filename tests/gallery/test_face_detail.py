@@ -1,0 +1,59 @@
+"""A face's detail: probabilities, stored heatmaps, another class computed on demand, label history and votes."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.faces.labels import CLASSES
+from apps.inference.models import Explanation
+
+pytestmark = pytest.mark.django_db
+
+
+def test_detail_page_and_api(client, researcher, gallery_data):
+    client.force_login(researcher)
+    face = gallery_data.settled
+    prediction = gallery_data.predictions[face.pk]
+    html = client.get(f"/gallery/faces/{face.pk}/", {"version": gallery_data.version.pk}).content.decode()
+    assert f'<strong id="predicted-label">{CLASSES[prediction.predicted_label]}</strong>' in html
+    assert html.count("<tr") >= 7 and 'id="probabilities"' in html
+    stored = Explanation.objects.filter(face=face, model_version=gallery_data.version)
+    assert html.count('class="heatmap"') == stored.count() >= 1
+    assert 'id="votes"' in html and "rita-reviewer" in html
+    assert 'id="no-history"' in html
+
+    body = client.get(f"/api/gallery/faces/{face.pk}").json()
+    assert body["predicted_class"] == CLASSES[prediction.predicted_label]
+    assert body["probabilities"] == pytest.approx(dict(zip(CLASSES, prediction.probabilities, strict=True)))
+    assert len(body["explanations"]) == stored.count()
+    assert [v["reviewer"] for v in body["votes"]] == ["rita-reviewer"]
+
+    relabelled = client.get(f"/api/gallery/faces/{gallery_data.relabelled.pk}").json()
+    assert [h["kind"] for h in relabelled["history"]] == ["admin"]
+    assert 'id="label-history"' in client.get(f"/gallery/faces/{gallery_data.relabelled.pk}/").content.decode()
+
+
+def test_heatmap_of_another_class_on_demand(client, researcher, gallery_data):
+    client.force_login(researcher)
+    face = gallery_data.faces[2]
+    stored = set(Explanation.objects.filter(face=face).values_list("target_label", flat=True))
+    other = next(c for c in range(7) if c not in stored)
+    url = f"/api/gallery/faces/{face.pk}/explanations"
+    response = client.post(url, {"method": "gradcam", "target": CLASSES[other], "version": gallery_data.version.pk},
+                           content_type="application/json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["target_class"] == CLASSES[other] and "/media/explanations/" in body["overlay_url"]
+    assert Explanation.objects.filter(face=face, target_label=other, method="gradcam").count() == 1
+    again = client.post(url, {"method": "gradcam", "target": other}, content_type="application/json")
+    assert again.json()["id"] == response.json()["id"]  # stored once, returned after
+    assert client.post(url, {"method": "nope"}, content_type="application/json").status_code == 400
+    assert client.post(url, {"target": "bored"}, content_type="application/json").status_code == 400
+    assert client.post(url, {"version": 999999}, content_type="application/json").status_code == 404
+
+
+def test_face_without_prediction_for_the_version(client, researcher, gallery_data, second_version):
+    client.force_login(researcher)
+    html = client.get(f"/gallery/faces/{gallery_data.faces[0].pk}/", {"version": second_version.pk}).content.decode()
+    assert 'id="no-prediction"' in html and 'id="no-heatmaps"' in html
+    assert client.get("/gallery/faces/999999/").status_code == 404

@@ -1,0 +1,139 @@
+"""Through real Celery workers on Redis: the session worker (queues default and gpu) trains a run; a worker of our
+own is killed with SIGKILL in the middle of a run, which then is swept to failed and resumes from its checkpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+from django.utils import timezone
+
+from apps.inference.models import ModelVersion
+from apps.inference.selectors import model_version_active
+from apps.inference.services import model_version_register
+from apps.training.execution import run_dir, training_run_execute
+from apps.training.models import TrainingRun
+from apps.training.services import (
+    training_run_create,
+    training_run_requeue,
+    training_run_start,
+    training_runs_sweep_stale,
+)
+from apps.training.tasks import training_run_task
+from ferplatform.celery import app as celery_app
+
+from .conftest import TINY, run_kwargs, synthetic_faces
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_the_gpu_queue_worker_trains_a_run(shared_media_root, random_checkpoint, celery_worker_process):
+    assert "gpu" in celery_worker_process.args[celery_worker_process.args.index("-Q") + 1].split(",")
+    synthetic_faces(test_per_class=0)  # no PublicTest: the gate keeps it inactive, so nothing else is queued
+    active = model_version_register(checkpoint_path=random_checkpoint, name="random", activate=True)
+    run = training_run_start(**run_kwargs(epochs=2))  # sent to the gpu queue on commit
+
+    def finished():
+        run.refresh_from_db()
+        return run.is_finished
+
+    wait_for(finished, 180, f"run {run.pk} on the worker")
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert [p["epoch"] for p in run.progress] == [1, 2] and run.worker
+    assert run.model_version.status == ModelVersion.Status.READY and run.promoted is False
+    assert "no PublicTest faces" in run.promotion_reason
+    assert model_version_active() == active
+    assert (shared_media_root / run.model_version.checkpoint.name).is_file()  # stored by the worker
+
+
+@pytest.fixture
+def killable_worker(django_db_setup, tmp_path):
+    """A worker of our own (its own queue, media and training dirs) that the test may kill."""
+    db = connection.settings_dict
+    queue = f"training-test-{os.getpid()}"
+    node = f"training-{os.getpid()}@{os.uname().nodename}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "ferplatform.settings.test",
+        "DATABASE_URL": (f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT'] or 5432}"
+                         f"/{db['NAME']}"),
+        "REDIS_URL": django_settings.CELERY_BROKER_URL,
+        "MEDIA_ROOT": str(tmp_path / "media"),
+        "TRAINING_DIR": str(tmp_path / "training"),
+        "TRAINING_REFRESH_ON_PROMOTE": "0",
+        "OMP_NUM_THREADS": "1",
+    }
+    log = tmp_path / "worker.log"
+    with open(log, "w") as log_file:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "ferplatform", "worker", "-Q", queue, "--pool", "solo",
+             "--without-gossip", "--without-mingle", "-n", node, "-l", "info"],
+            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while not celery_app.control.ping(destination=[node], timeout=1):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"celery worker did not start:\n{log.read_text()[-4000:]}")
+        yield worker, queue, tmp_path
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+
+
+def test_a_worker_killed_mid_run_leaves_a_failed_run_that_resumes(killable_worker, settings, random_checkpoint):
+    worker, queue, base = killable_worker
+    settings.MEDIA_ROOT = base / "media"
+    settings.TRAINING_DIR = base / "training"
+    synthetic_faces()
+    active = model_version_register(checkpoint_path=random_checkpoint, name="random", activate=True)
+    run = training_run_create(trigger="admin", recipe_name="scoring", epochs=60, recipe_overrides=TINY)
+    training_run_task.apply_async((run.pk,), queue=queue)
+
+    def two_epochs_done():
+        run.refresh_from_db()
+        return len(run.progress) >= 2
+
+    wait_for(two_epochs_done, 180, "two finished epochs on the worker")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.RUNNING  # the dead worker could not say anything
+    killed_after = len(run.progress)
+    assert killed_after < 60
+
+    # Later, the periodic check (or the next start) sweeps it: failed, with the reason; the active model unchanged.
+    later = timezone.now() + timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT + 1)
+    assert training_runs_sweep_stale(now=later) == [run.pk]
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.FAILED and "stopped responding" in run.error
+    assert model_version_active() == active and ModelVersion.objects.count() == 1
+    assert (run_dir(run) / "model.pt.state").is_file()
+
+    # Retrying resumes from the last epoch checkpoint the worker wrote.
+    training_run_requeue(run_id=run.pk)  # what the retry endpoint does, without sending it: executed here
+    epochs = []
+    run = training_run_execute(run_id=run.pk, echo=lambda e: e["kind"] == "epoch" and epochs.append(e["epoch"]))
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert epochs and epochs[0] >= killed_after and epochs[-1] == 60
+    assert [p["epoch"] for p in run.progress] == list(range(1, 61))
