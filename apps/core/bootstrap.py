@@ -16,8 +16,9 @@ from django.contrib.auth import get_user_model
 from apps.accounts.roles import Role
 from apps.accounts.services import password_generate, user_create
 from apps.faces.importers.fer2013 import fer2013_import
-from apps.inference.models import ModelVersion
-from apps.inference.services import ModelVersionInvalid, model_version_register
+from apps.faces.models import Dataset, FaceImage, Split
+from apps.inference.models import InferenceJob, ModelVersion, Prediction
+from apps.inference.services import ModelVersionInvalid, inference_job_enqueue, model_version_register
 
 Say = Callable[[str], None]
 
@@ -73,7 +74,28 @@ def register_default_model(say: Say) -> None:
     say(f"model: registered and activated {path.name} as version #{version.pk} ({version.arch})")
 
 
-STEPS: list[Callable[[Say], None]] = [ensure_admin, import_fer2013_from_env, register_default_model]
+def queue_public_test_predictions(say: Say) -> None:
+    """Queue predictions and GradCAM maps of every dataset's PublicTest faces for the active version, once, so the
+    galleries and evaluation pages have something to show when the worker has worked through them."""
+    active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+    if active is None:
+        return
+    for dataset in Dataset.objects.all():
+        faces = FaceImage.objects.filter(dataset=dataset, split=Split.PUBLIC_TEST)
+        if not faces.exists():
+            continue
+        predicted = Prediction.objects.filter(model_version=active, face__in=faces).exists()
+        pending = InferenceJob.objects.filter(dataset=dataset, split=Split.PUBLIC_TEST, status__in=[
+            InferenceJob.Status.QUEUED, InferenceJob.Status.RUNNING]).exists()
+        if predicted or pending:
+            continue
+        job = inference_job_enqueue(dataset=dataset, split=Split.PUBLIC_TEST, methods=["gradcam"])
+        say(f"predictions: queued job #{job.pk} for {job.total} {dataset.name} PublicTest faces "
+            f"(version {active.name}, gradcam); the worker fills the galleries as it goes")
+
+
+STEPS: list[Callable[[Say], None]] = [ensure_admin, import_fer2013_from_env, register_default_model,
+                                      queue_public_test_predictions]
 
 
 def bootstrap_run(say: Say) -> None:

@@ -43,3 +43,17 @@ def test_imports_the_file_fer2013_csv_points_at(tmp_path, monkeypatch):
     assert "5 images created" in bootstrap()
     assert "0 images created, 5 already present" in bootstrap()
     assert FaceImage.objects.count() == 5
+
+
+def test_queues_public_test_predictions_for_the_active_version_once(tmp_path, monkeypatch):
+    from apps.inference.models import InferenceJob, ModelVersion
+
+    monkeypatch.setenv("FERPLATFORM_ADMIN_PASSWORD", "from-the-env-123")
+    rows = [fer_row(i) for i in range(3)] + [fer_row(10 + i, usage="PublicTest") for i in range(4)]
+    monkeypatch.setenv("FER2013_CSV", str(write_fer(tmp_path / "fer.csv", rows)))
+    out = bootstrap()
+    assert ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).exists()
+    job = InferenceJob.objects.get()
+    assert (job.split, job.total, job.methods, job.status) == ("PublicTest", 4, ["gradcam"], "queued")
+    assert f"queued job #{job.pk} for 4" in out
+    assert "queued job" not in bootstrap() and InferenceJob.objects.count() == 1
