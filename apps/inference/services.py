@@ -99,6 +99,8 @@ def _metrics_from_checkpoint(data: dict) -> dict:
             metrics[key] = last[key]
     if "epoch" in data:
         metrics.setdefault("epoch", data["epoch"])
+    if history and all(isinstance(h, dict) for h in history):
+        metrics.setdefault("history", history)  # per-epoch curves for the evaluation page
     return _jsonable(metrics)
 
 

@@ -98,8 +98,14 @@ def test_class_distribution_with_balanced_weights(researcher_client, gallery_dat
         assert row["weight"] == pytest.approx(4 / (present * n) if n else 0.0)
 
 
+def _forget_history(version) -> None:
+    version.metrics = {k: v for k, v in version.metrics.items() if k != "history"}
+    version.save(update_fields=["metrics"])
+
+
 def test_training_curves_when_recorded(researcher_client, gallery_data):
     version = gallery_data.version
+    _forget_history(version)
     assert researcher_client.get(f"/gallery/models/{version.pk}/curves.png").status_code == 404
     version.metrics = {**version.metrics, "history": [
         {"epoch": 1, "train_loss": 1.9, "train_accuracy": 0.2, "val_accuracy": 0.25, "val_macro_f1": 0.1},
@@ -137,6 +143,12 @@ def test_training_curves_from_the_training_run(researcher_client, gallery_data):
     assert [h["epoch"] for h in body["history"]] == [1, 2]
 
 
+def test_registered_checkpoint_history_draws_curves(researcher_client, gallery_data):
+    response = researcher_client.get(f"/gallery/models/{gallery_data.version.pk}/curves.png")
+    assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
+
+
 def test_without_history_the_final_figures_are_shown(researcher_client, gallery_data):
+    _forget_history(gallery_data.version)
     html = researcher_client.get(f"/gallery/models/{gallery_data.version.pk}/").content.decode()
     assert 'id="no-history"' in html and "val_accuracy 0.2600" in html  # the tiny checkpoint's recorded figure

@@ -28,6 +28,7 @@ def test_register_copies_the_checkpoint_and_reads_arch_config_and_metrics(tiny_c
     version = model_version_register(checkpoint_path=tiny_checkpoint, name="tiny", created_by=admin_user)
     assert version.status == ModelVersion.Status.READY and version.arch == "fer_vgg"
     assert version.metrics["val_accuracy"] == pytest.approx(0.26) and version.metrics["val_macro_f1"] == 0.125
+    assert [h["epoch"] for h in version.metrics["history"]] == [1]  # the curves of the evaluation page
     assert version.config["recipe"]["name"] == "tiny" and version.config["arch_kwargs"]["widths"] == [8, 16, 16, 32]
     assert version.data_snapshot == {"n_train": 10}
     assert version.checkpoint.name.startswith("models/") and version.checkpoint.read() == tiny_checkpoint.read_bytes()
