@@ -8,23 +8,7 @@
   const ACTIVE = new Set(["queued", "running"]);
   const $ = (selector, root = document) => root.querySelector(selector);
 
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
-
-  async function api(url, options = {}) {
-    const headers = {Accept: "application/json", ...(options.headers || {})};
-    if (options.method && options.method !== "GET") headers["X-CSRFToken"] = csrfToken();
-    const response = await fetch(url, {credentials: "same-origin", ...options, headers});
-    let data = null;
-    try { data = await response.json(); } catch (e) { data = {detail: response.statusText}; }
-    if (!response.ok) {
-      const detail = data.detail || Object.entries(data).map(([k, v]) => `${k}: ${v}`).join("; ");
-      throw new Error(detail || `request failed (${response.status})`);
-    }
-    return data;
-  }
+  const api = window.ferplatform.api;  // static/js/api.js
 
   function el(tag, attrs = {}, children = []) {
     const node = document.createElement(tag);

@@ -16,25 +16,7 @@
   const statusLine = $("#upload-status");
   let historyNext = null;
 
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
-
-  async function api(url, options = {}) {
-    const headers = {Accept: "application/json", ...(options.headers || {})};
-    if (options.method && options.method !== "GET") headers["X-CSRFToken"] = csrfToken();
-    const response = await fetch(url, {credentials: "same-origin", ...options, headers});
-    let data = null;
-    try { data = await response.json(); } catch (e) { data = {detail: response.statusText}; }
-    if (!response.ok) {
-      const error = new Error(data.detail || `request failed (${response.status})`);
-      error.data = data;
-      error.status = response.status;
-      throw error;
-    }
-    return data;
-  }
+  const api = window.ferplatform.api;  // static/js/api.js
 
   function setStatus(text, isError = false) {
     statusLine.textContent = text;
