@@ -27,7 +27,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from benchdb import bench_database_create, bench_database_drop
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "ferplatform_bench_gallery"
@@ -160,20 +161,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     args = parser.parse_args()
-    server = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ferplatform"))
-    if server.scheme not in {"postgres", "postgresql"}:
-        print("DATABASE_URL must point at PostgreSQL for this benchmark.")
+    db_url = bench_database_create(BENCH_DB)
+    if db_url is None:
         return 2
-    import psycopg
-
-    admin_url = urlunsplit((server.scheme, server.netloc, "/postgres", "", ""))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
     media = tempfile.mkdtemp(prefix="ferplatform-bench-gallery-")
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ferplatform.settings.local", "DEBUG": "0",
-           "DATABASE_URL": urlunsplit((server.scheme, server.netloc, f"/{BENCH_DB}", "", "")),
+           "DATABASE_URL": db_url,
            "MEDIA_ROOT": media, "LOG_LEVEL": "WARNING", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
     env.pop("REDIS_URL", None)  # no task is queued here
     gunicorn = None
@@ -231,8 +225,7 @@ def main() -> int:
             gunicorn.terminate()
             gunicorn.wait(timeout=30)
         shutil.rmtree(media, ignore_errors=True)
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        bench_database_drop(BENCH_DB)
 
 
 if __name__ == "__main__":

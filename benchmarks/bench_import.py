@@ -16,7 +16,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from benchdb import bench_database_create, bench_database_drop
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FILE = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
@@ -28,21 +29,14 @@ def main() -> int:
     if not path.is_file():
         print(f"FER-2013 file not found at {path}: nothing to benchmark (pass a path or set FER2013_CSV).")
         return 2
-    server = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ferplatform"))
-    if server.scheme not in {"postgres", "postgresql"}:
-        print("DATABASE_URL must point at PostgreSQL for this benchmark.")
+    db_url = bench_database_create(BENCH_DB)
+    if db_url is None:
         return 2
-    import psycopg
-
-    admin_url = urlunsplit((server.scheme, server.netloc, "/postgres", "", ""))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
     media = tempfile.mkdtemp(prefix="ferplatform-bench-media-")
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "ferplatform.settings.local",
-        "DATABASE_URL": urlunsplit((server.scheme, server.netloc, f"/{BENCH_DB}", "", "")),
+        "DATABASE_URL": db_url,
         "MEDIA_ROOT": media,
         "DEBUG": "0",
     }
@@ -61,8 +55,7 @@ def main() -> int:
         rows = sum(1 for _ in _lines(path)) - 1
     finally:
         shutil.rmtree(media, ignore_errors=True)
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
+        bench_database_drop(BENCH_DB)
     print(f"\n{rows} rows imported into fresh PostgreSQL in {first:.1f} s: {rows / first:.0f} rows/s "
           f"(whole command, including start-up); idempotent re-import: {second:.1f} s")
     return 0
