@@ -1,20 +1,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-import redis
-from django.conf import settings
-from django.db import connection
 
 from apps.accounts.roles import Role
-from ferplatform.celery import app as celery_app
 
 from .accounts.factories import UserFactory
+from .workers import running_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,40 +47,10 @@ def worker_media_root(tmp_path_factory) -> Path:
 def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory, worker_media_root):
     """A real ``celery worker`` on Redis, reading the test database and ``worker_media_root``, for tests marked
     ``worker``. Session-wide: one worker for every app's tests."""
-    try:
-        redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis at {settings.CELERY_BROKER_URL} does not answer ({exc}); start it (see README)")
-    db = connection.settings_dict
-    database_url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
     log = tmp_path_factory.mktemp("celery") / "worker.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "ferplatform.settings.test",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": settings.CELERY_BROKER_URL,
-        "MEDIA_ROOT": str(worker_media_root),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-    }
-    with open(log, "w") as log_file:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "ferplatform", "worker", "-Q", "default,gpu", "--pool", "solo",
-             "--purge", "--without-gossip", "--without-mingle", "-n", f"pytest-{os.getpid()}@%h", "-l", "info"],
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while not celery_app.control.ping(destination=[f"pytest-{os.getpid()}@{os.uname().nodename}"], timeout=1):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"celery worker did not start:\n{log.read_text()[-4000:]}")
+    with running_worker(name=f"pytest-{os.getpid()}", queues="default,gpu", log=log, purge=True,
+                        env={"MEDIA_ROOT": str(worker_media_root)}) as worker:
         yield worker
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 @pytest.fixture

@@ -30,52 +30,11 @@ def review_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     with other media settings) cannot take the task. Yields ``(queue_name, media_root)``.
     """
     import os
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
 
-    import redis
-    from django.conf import settings
-    from django.db import connection
+    from tests.workers import running_worker
 
-    from ferplatform.celery import app as celery_app
-
-    try:
-        redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis at {settings.CELERY_BROKER_URL} does not answer ({exc}); start it (see README)")
     base = tmp_path_factory.mktemp("review-worker")
-    db = connection.settings_dict
     queue = f"review-test-{os.getpid()}"
-    node = f"review-{os.getpid()}@{os.uname().nodename}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "ferplatform.settings.test",
-        "DATABASE_URL": (f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT'] or 5432}"
-                         f"/{db['NAME']}"),
-        "REDIS_URL": settings.CELERY_BROKER_URL,
-        "MEDIA_ROOT": str(base / "media"),
-        "REVIEW_SCORING_DIR": str(base / "scoring"),
-        "OMP_NUM_THREADS": "1",
-    }
-    log = base / "worker.log"
-    with open(log, "w") as log_file:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "ferplatform", "worker", "-Q", queue, "--pool", "solo",
-             "--without-gossip", "--without-mingle", "-n", node, "-l", "info"],
-            cwd=Path(__file__).resolve().parents[2], env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while not celery_app.control.ping(destination=[node], timeout=1):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"celery worker did not start:\n{log.read_text()[-4000:]}")
+    with running_worker(name=f"review-{os.getpid()}", queues=queue, log=base / "worker.log",
+                        env={"MEDIA_ROOT": str(base / "media"), "REVIEW_SCORING_DIR": str(base / "scoring")}):
         yield queue, base / "media"
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()

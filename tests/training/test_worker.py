@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
 
 from apps.inference.models import ModelVersion
@@ -28,7 +24,7 @@ from apps.training.services import (
     training_runs_sweep_stale,
 )
 from apps.training.tasks import training_run_task
-from ferplatform.celery import app as celery_app
+from tests.workers import running_worker
 
 from .conftest import TINY, run_kwargs, synthetic_faces
 
@@ -68,37 +64,11 @@ def test_the_gpu_queue_worker_trains_a_run(shared_media_root, random_checkpoint,
 @pytest.fixture
 def killable_worker(django_db_setup, tmp_path):
     """A worker of our own (its own queue, media and training dirs) that the test may kill."""
-    db = connection.settings_dict
     queue = f"training-test-{os.getpid()}"
-    node = f"training-{os.getpid()}@{os.uname().nodename}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "ferplatform.settings.test",
-        "DATABASE_URL": (f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT'] or 5432}"
-                         f"/{db['NAME']}"),
-        "REDIS_URL": django_settings.CELERY_BROKER_URL,
-        "MEDIA_ROOT": str(tmp_path / "media"),
-        "TRAINING_DIR": str(tmp_path / "training"),
-        "TRAINING_REFRESH_ON_PROMOTE": "0",
-        "OMP_NUM_THREADS": "1",
-    }
-    log = tmp_path / "worker.log"
-    with open(log, "w") as log_file:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "ferplatform", "worker", "-Q", queue, "--pool", "solo",
-             "--without-gossip", "--without-mingle", "-n", node, "-l", "info"],
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while not celery_app.control.ping(destination=[node], timeout=1):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"celery worker did not start:\n{log.read_text()[-4000:]}")
+    env = {"MEDIA_ROOT": str(tmp_path / "media"), "TRAINING_DIR": str(tmp_path / "training"),
+           "TRAINING_REFRESH_ON_PROMOTE": "0", "OMP_NUM_THREADS": "1"}
+    with running_worker(name=f"training-{os.getpid()}", queues=queue, log=tmp_path / "worker.log", env=env) as worker:
         yield worker, queue, tmp_path
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
 
 
 def test_a_worker_killed_mid_run_leaves_a_failed_run_that_resumes(killable_worker, settings, random_checkpoint):
