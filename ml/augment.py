@@ -100,18 +100,23 @@ def _elastic_offsets(grid: torch.Tensor, cfg: AugmentConfig, gen: torch.Generato
     return field.permute(0, 2, 3, 1) * (cfg.elastic_alpha * 2 / max(h, w))
 
 
-def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
-    """``x``: float (N, C, H, W) in [0, 1]. Returns an augmented batch of the same shape, each sample drawn
-    independently."""
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None,
+                  out_size: int | None = None) -> torch.Tensor:
+    """``x``: float (N, C, H, W) in [0, 1]. Returns an augmented batch, each sample drawn independently, of the same
+    shape or, with ``out_size``, resampled to ``out_size`` x ``out_size`` by the same grid (progressive resizing costs
+    nothing extra)."""
     n = x.shape[0]
+    size = [n, x.shape[1], out_size or x.shape[2], out_size or x.shape[3]]
     if cfg.geometric:
         theta = _affine_matrices(n, cfg, gen, x.device)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        grid = F.affine_grid(theta, size, align_corners=False)
         if cfg.perspective:
             grid = grid + _perspective_offsets(grid, cfg, gen)
         if cfg.elastic_alpha:
             grid = grid + _elastic_offsets(grid, cfg, gen)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    elif list(x.shape) != size:
+        x = F.interpolate(x, size=size[2:], mode="bilinear", align_corners=False, antialias=True)
     if cfg.contrast:
         c = _uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, gen, x.device).view(n, 1, 1, 1)
         mean = x.mean(dim=(1, 2, 3), keepdim=True)

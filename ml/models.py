@@ -33,9 +33,10 @@ class Preprocessing:
     def from_dict(cls, d: dict) -> Preprocessing:
         return cls(int(d["input_size"]), int(d["channels"]), tuple(d["mean"]), tuple(d["std"]))
 
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: float tensor (N, 1, H, W) in [0, 1]. Returns normalized (N, C, S, S)."""
-        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+    def apply(self, x: torch.Tensor, resize: bool = True) -> torch.Tensor:
+        """``x``: float tensor (N, 1, H, W) in [0, 1]. Returns normalized (N, C, S, S); with ``resize=False`` the
+        spatial size is kept (training at a smaller size, see ``Recipe.progressive_resize``)."""
+        if resize and (x.shape[-1] != self.input_size or x.shape[-2] != self.input_size):
             x = nn.functional.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                                           align_corners=False, antialias=True)
         if self.channels != x.shape[1]:

@@ -33,18 +33,24 @@ def plot_confusion(normalized: list[list[float]] | np.ndarray, path: str | Path,
     plt.close(fig)
 
 
+def _series(history: list[dict], key: str) -> tuple[list[int], list[float]]:
+    """Epochs that recorded ``key`` and its values: recipes may validate only every few epochs."""
+    points = [(h["epoch"], h[key]) for h in history if h.get(key) is not None]
+    return [e for e, _ in points], [v for _, v in points]
+
+
 def plot_history(history: list[dict], path: str | Path, title: str = "Training curves"):
     epochs = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=110)
     ax1.plot(epochs, [h["train_loss"] for h in history], label="train loss")
     if any("val_loss" in h for h in history):
-        ax1.plot(epochs, [h.get("val_loss", np.nan) for h in history], label="PublicTest NLL")
+        ax1.plot(*_series(history, "val_loss"), marker=".", label="PublicTest NLL")
     ax1.set_xlabel("epoch")
     ax1.legend()
     ax2.plot(epochs, [h["train_accuracy"] for h in history], label="train accuracy (augmented)")
     if any("val_accuracy" in h for h in history):
-        ax2.plot(epochs, [h.get("val_accuracy", np.nan) for h in history], label="PublicTest accuracy")
-        ax2.plot(epochs, [h.get("val_macro_f1", np.nan) for h in history], label="PublicTest macro-F1")
+        ax2.plot(*_series(history, "val_accuracy"), marker=".", label="PublicTest accuracy")
+        ax2.plot(*_series(history, "val_macro_f1"), marker=".", label="PublicTest macro-F1")
     ax2.set_xlabel("epoch")
     ax2.legend()
     fig.suptitle(title)

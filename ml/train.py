@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel
 
 from ml.augment import augment_batch
 from ml.checkpoint import build_checkpoint, read_checkpoint, save_atomic
@@ -46,6 +47,23 @@ def bf16_supported(device: torch.device) -> bool:
         return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     except (AttributeError, RuntimeError):
         return False
+
+
+def ema_multi_avg_fn(decay: float):
+    """EMA update for ``AveragedModel`` whose decay warms up as (1 + n) / (10 + n), so that short runs are not
+    dominated by the random initial weights (timm's ModelEmaV3 does the same)."""
+
+    @torch.no_grad()
+    def update(ema: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        n = float(num_averaged)
+        weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
+        if torch.is_floating_point(ema[0]):
+            torch._foreach_lerp_(ema, current, weight)
+        else:  # integer buffers (batch-norm step counters) follow the model
+            for e, c in zip(ema, current, strict=True):
+                e.copy_(c)
+
+    return update
 
 
 def make_optimizer(recipe: Recipe, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -88,10 +106,32 @@ class TrainState:
     class_weights: torch.Tensor | None
     generator: torch.Generator
     amp: bool
+    ema: AveragedModel | None = None  # its ``.module`` is what gets evaluated and saved when the recipe asks for EMA
     epoch: int = 0  # epochs completed
     history: list[dict] = field(default_factory=list)
     best_score: float = -math.inf
     best_epoch: int = 0
+    bad_epochs: int = 0  # validated epochs since the best one (early stopping)
+
+    @property
+    def eval_model(self) -> FerModel:
+        return self.ema.module if self.ema is not None else self.model
+
+
+def train_size(recipe: Recipe, epoch: int, epochs: int) -> int | None:
+    """Side length to train at in 0-based ``epoch`` (None: the model's own input size)."""
+    if not recipe.progressive_resize:
+        return None
+    small, large = recipe.progressive_resize
+    ramp = max(1, round(recipe.progressive_until * epochs))
+    if epoch >= ramp:
+        return int(large)
+    return int(round((small + (large - small) * epoch / ramp) / 4) * 4)
+
+
+def validate_epoch(recipe: Recipe, epoch: int, epochs: int) -> bool:
+    """Whether 1-based ``epoch`` is validated: every ``eval_every``-th, and every one in the last fifth."""
+    return epoch % max(recipe.eval_every, 1) == 0 or epoch > epochs - max(1, epochs // 5)
 
 
 def _epoch_order(labels: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Tensor:
@@ -117,7 +157,7 @@ def _targets(idx: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None,
 
 
 def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None = None,
-                    progress: Progress | None = None, show_progress: bool = False) -> dict:
+                    progress: Progress | None = None, show_progress: bool = False, size: int | None = None) -> dict:
     model, recipe, gen, device = state.model, state.recipe, state.generator, state.device
     model.train()
     order = _epoch_order(labels, recipe, gen)
@@ -134,8 +174,8 @@ def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tenso
         idx = order[step * bs:(step + 1) * bs]
         x = images[idx].to(device, non_blocking=True).unsqueeze(1).float().div_(255.0)
         y = _targets(idx, labels, soft, recipe, gen).to(device)
-        x = augment_batch(x, recipe.augment, gen if device.type == "cpu" else None)
-        x = model.preprocessing.apply(x).contiguous(memory_format=torch.channels_last)
+        x = augment_batch(x, recipe.augment, gen if device.type == "cpu" else None, out_size=size)
+        x = model.preprocessing.apply(x, resize=size is None).contiguous(memory_format=torch.channels_last)
         if recipe.mixup_alpha > 0:
             lam = float(np.random.beta(recipe.mixup_alpha, recipe.mixup_alpha))
             perm = torch.randperm(len(idx), generator=gen).to(device)
@@ -150,6 +190,8 @@ def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tenso
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         state.optimizer.step()
+        if state.ema is not None:
+            state.ema.update_parameters(model)
         if state.scheduler is not None and state.per_step:
             state.scheduler.step()
         total_loss += loss.item() * len(idx)
@@ -162,7 +204,7 @@ def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tenso
     seconds = time.perf_counter() - start
     return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1),
             "seconds": seconds, "images_per_s": seen / seconds if seconds else 0.0,
-            "lr": state.optimizer.param_groups[0]["lr"]}
+            "lr": state.optimizer.param_groups[0]["lr"], "size": size or model.preprocessing.input_size}
 
 
 def build_state(recipe: Recipe, train_labels: np.ndarray, *, steps_per_epoch: int, epochs: int, seed: int,
@@ -179,7 +221,10 @@ def build_state(recipe: Recipe, train_labels: np.ndarray, *, steps_per_epoch: in
     elif recipe.class_weights is not None:
         raise ValueError(f"unknown class_weights {recipe.class_weights!r}")
     amp = recipe.amp_bf16 and bf16_supported(device)
-    return TrainState(model, optimizer, scheduler, per_step, device, recipe, weights, gen, amp)
+    ema = None
+    if recipe.ema_decay:  # buffers too, so the averaged model carries batch-norm statistics of its own
+        ema = AveragedModel(model, multi_avg_fn=ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+    return TrainState(model, optimizer, scheduler, per_step, device, recipe, weights, gen, amp, ema)
 
 
 def _state_path(out: Path) -> Path:
@@ -214,42 +259,46 @@ def fit(train: FaceArrays, val: FaceArrays | None, recipe: Recipe, out: str | Pa
     soft = None if train.soft_labels is None else torch.from_numpy(np.asarray(train.soft_labels, dtype=np.float32))
     record = {"recipe": recipe.as_dict(), "epochs": epochs, "seed": seed, "n_train": len(train),
               "n_val": len(val) if val is not None else 0, "device": str(device), "bf16": state.amp, **(extra or {})}
-    bad_epochs = 0
+    has_val = val is not None and len(val) > 0
     while state.epoch < epochs:
-        stats = train_one_epoch(state, images, labels, soft, progress, show_progress)
+        size = train_size(recipe, state.epoch, epochs)
+        stats = train_one_epoch(state, images, labels, soft, progress, show_progress, size=size)
         state.epoch += 1
         entry = {"epoch": state.epoch, **stats}
-        if val is not None and len(val):
-            m = evaluate(state.model, val.images, val.labels, device=device)
+        score = None
+        if has_val and validate_epoch(recipe, state.epoch, epochs):
+            m = evaluate(state.eval_model, val.images, val.labels, device=device)
             entry.update(val_accuracy=m["accuracy"], val_macro_f1=m["macro_f1"], val_loss=m["nll"])
             score = m["accuracy"]
-        else:
+        elif not has_val:
             score = -stats["train_loss"]
-        if state.scheduler is not None and not state.per_step:
-            state.scheduler.step(score)
-        improved = score > state.best_score
-        if improved:
-            state.best_score, state.best_epoch, bad_epochs = score, state.epoch, 0
-            save_atomic(build_checkpoint(state.model, recipe=record, epoch=state.epoch, history=state.history + [entry],
-                                         half=half), out)
-        else:
-            bad_epochs += 1
+        if score is not None:
+            if state.scheduler is not None and not state.per_step:
+                state.scheduler.step(score)
+            if score > state.best_score:
+                state.best_score, state.best_epoch, state.bad_epochs = score, state.epoch, 0
+                save_atomic(build_checkpoint(state.eval_model, recipe=record, epoch=state.epoch,
+                                             history=state.history + [entry], half=half), out)
+            else:
+                state.bad_epochs += 1
         state.history.append(entry)
+        extra = {"best_score": state.best_score, "best_epoch": state.best_epoch, "rng": state.generator.get_state(),
+                 "bad_epochs": state.bad_epochs}
+        if state.ema is not None:
+            extra["ema"] = state.ema.state_dict()
         save_atomic(build_checkpoint(state.model, recipe=record, epoch=state.epoch, history=state.history,
-                                     optimizer=state.optimizer, scheduler=state.scheduler,
-                                     extra={"best_score": state.best_score, "best_epoch": state.best_epoch,
-                                            "rng": state.generator.get_state(), "bad_epochs": bad_epochs}),
+                                     optimizer=state.optimizer, scheduler=state.scheduler, extra=extra),
                     _state_path(out))
         if progress is not None:
             progress({"kind": "epoch", "epochs": epochs, **entry})
-        if recipe.early_stopping_patience and bad_epochs >= recipe.early_stopping_patience:
+        if recipe.early_stopping_patience and state.bad_epochs >= recipe.early_stopping_patience:
             break
     summary = {"history": state.history, "best_epoch": state.best_epoch, "epochs_run": state.epoch,
                "bf16": state.amp, "device": str(device)}
     if val is not None and len(val):
         best = read_checkpoint(out)
-        summary["best_val_accuracy"] = max(h.get("val_accuracy", 0) for h in state.history) if state.history \
-            else None
+        scores = [h["val_accuracy"] for h in state.history if "val_accuracy" in h]
+        summary["best_val_accuracy"] = max(scores) if scores else None
         summary["best_recipe"] = best["recipe"]
     return summary
 
@@ -263,5 +312,8 @@ def _restore(state: TrainState, data: dict) -> None:
     state.history = list(data["history"])
     state.best_score = float(data.get("best_score", -math.inf))
     state.best_epoch = int(data.get("best_epoch", 0))
+    state.bad_epochs = int(data.get("bad_epochs", 0))
+    if state.ema is not None and "ema" in data:
+        state.ema.load_state_dict(data["ema"])
     if "rng" in data:
         state.generator.set_state(data["rng"])

@@ -42,3 +42,14 @@ def test_seeded_generator_repeats():
     a = augment_batch(x, cfg, torch.Generator().manual_seed(3))
     b = augment_batch(x, cfg, torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+def test_out_size_resamples_with_the_same_grid():
+    x = torch.rand(6, 1, 48, 48)
+    cfg = AugmentConfig(rotation_deg=10, erasing_p=0.5)
+    small = augment_batch(x, cfg, torch.Generator().manual_seed(0), out_size=32)
+    assert small.shape == (6, 1, 32, 32) and small.min() >= 0 and small.max() <= 1
+    # Without geometric transforms the batch is still brought to the asked size, and a plain face stays plain.
+    flat = torch.full((2, 1, 48, 48), 0.5)
+    out = augment_batch(flat, AugmentConfig(hflip=False), out_size=36)
+    assert out.shape == (2, 1, 36, 36) and torch.allclose(out, torch.full_like(out, 0.5))

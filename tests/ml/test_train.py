@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from ml.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from ml.evaluate import evaluate, predict_proba
 from ml.recipes import get_recipe
-from ml.train import TrainingError, fit
+from ml.train import TrainingError, fit, train_size, validate_epoch
 
 from .conftest import TINY_ARCH
 
@@ -93,3 +95,51 @@ def test_foreign_and_corrupt_checkpoints_are_refused(tmp_path):
     corrupt.write_bytes(b"\x80\x02garbage")
     with pytest.raises(CheckpointError, match="not a readable"):
         load_checkpoint(corrupt)
+
+
+def test_progressive_resize_grows_to_the_full_size_and_serves_at_full_size(tmp_path, tiny_data):
+    recipe = RECIPE.with_overrides(progressive_resize=(32, 48), progressive_until=0.5)
+    sizes = [train_size(recipe, e, 8) for e in range(8)]
+    assert sizes[0] == 32 and sizes[4:] == [48] * 4
+    assert sizes == sorted(sizes) and all(s % 4 == 0 for s in sizes)
+    assert train_size(replace(RECIPE, progressive_resize=None), 0, 8) is None
+    train, val = tiny_data
+    summary = fit(train, val, recipe, tmp_path / "p.pt", epochs=4, seed=0, device="cpu")
+    assert [h["size"] for h in summary["history"]] == [train_size(recipe, e, 4) for e in range(4)]
+    assert summary["history"][0]["size"] < 48 and summary["history"][-1]["size"] == 48
+    assert read_checkpoint(tmp_path / "p.pt")["preprocessing"]["input_size"] == 48
+
+
+def test_validation_runs_every_nth_epoch_and_every_epoch_at_the_end(tmp_path, tiny_data):
+    recipe = RECIPE.with_overrides(eval_every=4)
+    assert [e for e in range(1, 11) if validate_epoch(recipe, e, 10)] == [4, 8, 9, 10]
+    train, val = tiny_data
+    summary = fit(train, val, replace(recipe, progressive_resize=None), tmp_path / "v.pt", epochs=5,
+                  device="cpu")
+    assert ["val_accuracy" in h for h in summary["history"]] == [False, False, False, True, True]
+    assert read_checkpoint(tmp_path / "v.pt")["epoch"] in (4, 5)
+
+
+def test_ema_weights_are_saved_and_resumed(tmp_path, tiny_data):
+    train, val = tiny_data
+    recipe = replace(RECIPE, ema_decay=0.9, progressive_resize=None, eval_every=1)
+    out = tmp_path / "ema.pt"
+
+    def stop_after_two(event):
+        if event["kind"] == "epoch" and event["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(train, val, recipe, out, epochs=3, seed=0, device="cpu", progress=stop_after_two)
+    state = read_checkpoint(out.with_name("ema.pt.state"))
+    steps = 2 * (len(train) // recipe.batch_size)
+    assert int(state["ema"]["n_averaged"]) == steps
+    fit(train, val, recipe, out, epochs=3, seed=0, device="cpu", resume=True)
+    state = read_checkpoint(out.with_name("ema.pt.state"))
+    assert int(state["ema"]["n_averaged"]) == steps * 3 // 2
+    # One epoch: that epoch is the best, so the saved model must be the average, not the live weights.
+    fit(train, val, recipe, tmp_path / "one.pt", epochs=1, seed=0, device="cpu")
+    state, best = read_checkpoint(tmp_path / "one.pt.state"), read_checkpoint(tmp_path / "one.pt")
+    weight = "features.0.0.weight"
+    assert not torch.equal(state["ema"]["module." + weight], state["model"][weight])  # the average lags
+    assert torch.equal(best["model"][weight], state["ema"]["module." + weight])
