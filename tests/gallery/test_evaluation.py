@@ -116,6 +116,18 @@ def test_training_curves_when_recorded(researcher_client, gallery_data):
     assert 'id="curves"' in researcher_client.get(f"/gallery/models/{version.pk}/").content.decode()
 
 
+def test_epochs_without_validation_say_so(researcher_client, gallery_data):
+    """Recipes may validate only every few epochs (``eval_every``): the table says which were not validated."""
+    version = gallery_data.version
+    version.metrics = {**version.metrics, "history": [
+        {"epoch": 1, "train_loss": 1.9, "train_accuracy": 0.2, "size": 32},
+        {"epoch": 2, "train_loss": 1.7, "train_accuracy": 0.3, "val_accuracy": 0.31, "val_macro_f1": 0.2}]}
+    version.save(update_fields=["metrics"])
+    html = researcher_client.get(f"/gallery/models/{version.pk}/").content.decode()
+    assert html.count("not validated") == 1 and "0.3100" in html
+    assert researcher_client.get(f"/gallery/models/{version.pk}/curves.png").content.startswith(b"\x89PNG")
+
+
 def test_confusion_png(researcher_client, gallery_data, second_version):
     response = researcher_client.get(f"/gallery/models/{gallery_data.version.pk}/confusion.png")
     assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
