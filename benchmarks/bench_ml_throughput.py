@@ -59,9 +59,9 @@ def pure_compute(model, recipe, amp: bool, steps: int) -> float:
 
 
 def bench_training(arch: str, recipe_name: str, steps: int, images, labels) -> None:
-    recipe = get_recipe(recipe_name).with_overrides(arch=arch)
-    if arch != get_recipe(recipe_name).arch:
-        recipe = recipe.with_overrides(arch_kwargs={})
+    recipe = get_recipe(recipe_name)
+    if arch != recipe.arch:
+        recipe = recipe.with_overrides(arch=arch, arch_kwargs={})
     n = recipe.batch_size * steps
     state = build_state(recipe, labels[:n], steps_per_epoch=steps, epochs=1, seed=0, device=torch.device("cpu"))
     ready = pure_compute(state.model, recipe, state.amp, steps)

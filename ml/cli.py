@@ -21,7 +21,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ml.train import fit
 
     recipe = get_recipe(args.recipe)
-    overrides = {"arch": args.arch, "batch_size": args.batch_size, "lr": args.lr}
+    given = {"arch": args.arch, "batch_size": args.batch_size, "lr": args.lr}
+    overrides = {k: v for k, v in given.items() if v is not None}
     if args.class_weights is not None:
         overrides["class_weights"] = None if args.class_weights == "none" else args.class_weights
     if args.oversample:

@@ -44,6 +44,17 @@ def scoring_run_create(*, folds: int = 4, epochs: int | None = None, ranking: st
         raise ScoringRunError(f"unknown ranking {ranking!r}; available: {', '.join(RANKING_METHODS)}")
     if filter_by not in FILTER_METHODS:
         raise ScoringRunError(f"unknown filter {filter_by!r}; available: {', '.join(FILTER_METHODS)}")
+    if recipe_overrides is not None and not isinstance(recipe_overrides, dict):
+        raise ScoringRunError("recipe_overrides must be a JSON object of recipe fields")
+    if recipe_overrides:
+        from ml.recipes import get_recipe
+
+        if {"name", "augment"} & set(recipe_overrides):
+            raise ScoringRunError("recipe_overrides: name and augment are fixed")
+        try:
+            get_recipe("scoring").with_overrides(**recipe_overrides)
+        except ValueError as exc:
+            raise ScoringRunError(f"recipe_overrides: {exc}") from None
     return ScoringRun.objects.create(folds=folds, epochs=epochs, ranking=ranking, filter_by=filter_by, seed=seed,
                                      recipe_overrides=recipe_overrides or {}, created_by=created_by)
 

@@ -54,11 +54,18 @@ def _recipe_resolve(*, recipe_name: str, epochs: int | None, soft_label_mode: st
     if soft_label_mode not in SOFT_LABEL_MODES:
         raise TrainingRunInvalid(f"unknown soft-label mode {soft_label_mode!r}; choose one of "
                                  f"{', '.join(SOFT_LABEL_MODES)}")
+    if recipe_overrides is not None and not isinstance(recipe_overrides, dict):
+        raise TrainingRunInvalid("recipe overrides must be a JSON object of recipe fields")
     overrides = dict(recipe_overrides or {})
     unknown = set(overrides) - set(Recipe.__dataclass_fields__) | ({"name", "augment"} & set(overrides))
     if unknown:
         raise TrainingRunInvalid(f"unknown or fixed recipe field(s): {', '.join(sorted(unknown))}")
-    return recipe.with_overrides(epochs=epochs, soft_label_mode=soft_label_mode, **overrides)
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    try:
+        return recipe.with_overrides(soft_label_mode=soft_label_mode, **overrides)
+    except ValueError as exc:  # a null where the field needs a value
+        raise TrainingRunInvalid(str(exc)) from None
 
 
 def _lock_training() -> TrainingSettings:

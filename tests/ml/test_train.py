@@ -97,6 +97,17 @@ def test_foreign_and_corrupt_checkpoints_are_refused(tmp_path):
         load_checkpoint(corrupt)
 
 
+def test_overrides_set_null_only_where_a_field_allows_it():
+    assert RECIPE.with_overrides(progressive_resize=[32, 48]).progressive_resize == (32, 48)  # JSON lists
+    assert RECIPE.with_overrides(progressive_resize=(32, 48)).with_overrides(progressive_resize=None) \
+        .progressive_resize is None
+    assert RECIPE.with_overrides(class_weights="balanced").with_overrides(class_weights=None).class_weights is None
+    with pytest.raises(ValueError, match="cannot be null: lr"):
+        RECIPE.with_overrides(lr=None)
+    with pytest.raises(ValueError, match="unknown recipe field"):
+        RECIPE.with_overrides(learning_rate=0.1)
+
+
 def test_progressive_resize_grows_to_the_full_size_and_serves_at_full_size(tmp_path, tiny_data):
     recipe = RECIPE.with_overrides(progressive_resize=(32, 48), progressive_until=0.5)
     sizes = [train_size(recipe, e, 8) for e in range(8)]

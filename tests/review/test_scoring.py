@@ -68,6 +68,12 @@ def test_invalid_parameters_are_refused():
         scoring_run_create(ranking="nope")
     with pytest.raises(ScoringRunError, match="folds"):
         scoring_run_create(folds=1)
+    with pytest.raises(ScoringRunError, match="cannot be null: lr"):
+        scoring_run_create(recipe_overrides={"lr": None})
+    with pytest.raises(ScoringRunError, match="unknown recipe field"):
+        scoring_run_create(recipe_overrides={"learning_rate": 0.1})
+    with pytest.raises(ScoringRunError, match="fixed"):
+        scoring_run_create(recipe_overrides={"augment": {}})
 
 
 def test_task_called_directly_and_routed_to_gpu():

@@ -90,7 +90,20 @@ def test_invalid_requests_are_refused(db):
         training_run_start(trigger="admin", soft_label_mode="vibes")
     with pytest.raises(TrainingRunInvalid, match="epochs"):
         training_run_start(trigger="admin", epochs=0)
+    with pytest.raises(TrainingRunInvalid, match="cannot be null: lr"):
+        training_run_start(trigger="admin", recipe_overrides={"lr": None})
+    with pytest.raises(TrainingRunInvalid, match="JSON object"):
+        training_run_start(trigger="admin", recipe_overrides=[1, 2])
     assert not TrainingRun.objects.exists()
+
+
+def test_a_null_override_switches_a_field_off(db):
+    run = training_run_start(trigger="admin", recipe_name="fast-2h", recipe_overrides={"progressive_resize": None})
+    assert run.recipe["progressive_resize"] is None and run.recipe["name"] == "fast-2h"
+    training_run_cancel(run_id=run.pk)  # one run at a time
+    run = training_run_start(trigger="admin", recipe_name="fast-2h", recipe_overrides={"progressive_resize": [40, 48]})
+    run.refresh_from_db()
+    assert run.recipe["progressive_resize"] == [40, 48]  # as stored (JSON)
 
 
 def test_cancel_a_queued_run(faces):
