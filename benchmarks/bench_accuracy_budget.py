@@ -1,7 +1,9 @@
-"""PublicTest accuracy against training time: the default recipe at a few epoch budgets, and ``seed-keras`` with
-``fer_cnn`` for the epochs this machine affords, next to the first seed paper's published 70.13%.
+"""PublicTest accuracy against training time: a recipe (``default`` unless ``--recipe``) at a few epoch budgets,
+and ``seed-keras`` with ``fer_cnn`` for the epochs this machine affords, next to the first seed paper's published
+70.13%.
 
-    python benchmarks/bench_accuracy_budget.py --budgets 5 10 20 [--arch fer_vgg] [--seed-keras-epochs 10]
+    python benchmarks/bench_accuracy_budget.py --budgets 5 10 20 [--recipe fast-2h] [--arch fer_vgg]
+    python benchmarks/bench_accuracy_budget.py --budgets --seed-keras-epochs 10      # seed-keras only
     python benchmarks/bench_accuracy_budget.py --from-checkpoint ml/weights/default.pt   # curve of a finished run
 
 Each budget is a separate one-cycle run (the schedule is stretched to the budget), so the figures are what a user
@@ -24,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from ml.checkpoint import load_checkpoint, read_checkpoint  # noqa: E402
 from ml.data import load_fer_csv  # noqa: E402
 from ml.evaluate import evaluate  # noqa: E402
-from ml.recipes import get_recipe  # noqa: E402
+from ml.recipes import RECIPES, get_recipe  # noqa: E402
 from ml.train import fit  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
@@ -62,7 +64,8 @@ def curve(path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budgets", nargs="*", type=int, default=[5, 10, 20])
-    parser.add_argument("--arch", help="architecture for the default recipe (default: the recipe's)")
+    parser.add_argument("--recipe", default="default", choices=sorted(RECIPES), help="recipe for the budgets")
+    parser.add_argument("--arch", help="architecture for the budgets (default: the recipe's)")
     parser.add_argument("--seed-keras-epochs", type=int, default=0)
     parser.add_argument("--from-checkpoint", type=Path)
     args = parser.parse_args()
@@ -74,11 +77,11 @@ def main() -> None:
         sys.exit(1)
     data = load_fer_csv(SHARED)
     train, val = data.usage("Training"), data.usage("PublicTest")
-    recipe = get_recipe("default")
-    if args.arch:
+    recipe = get_recipe(args.recipe)
+    if args.arch and args.arch != recipe.arch:
         recipe = recipe.with_overrides(arch=args.arch, arch_kwargs={})
     for epochs in args.budgets:
-        run(recipe, train, val, epochs, f"default ({recipe.arch})")
+        run(recipe, train, val, epochs, f"{recipe.name} v{recipe.version} ({recipe.arch})")
     if args.seed_keras_epochs:
         run(get_recipe("seed-keras"), train, val, args.seed_keras_epochs, "seed-keras (fer_cnn)")
         print(f"{'published (first seed paper)':34s} Keras CNN on FER-2013 test: {PUBLISHED_KERAS:.4f} "
