@@ -72,6 +72,22 @@ class Recipe:
 
 # Fields whose type admits None (annotations are strings here because of ``from __future__ import annotations``).
 NULLABLE_FIELDS = frozenset(name for name, f in Recipe.__dataclass_fields__.items() if "None" in str(f.type))
+FIXED_FIELDS = frozenset({"name", "augment"})  # a run's recipe keeps its name; augmentation is not a JSON override
+
+
+def apply_overrides(recipe: Recipe, overrides) -> Recipe:
+    """Overrides from outside (a training or scoring run's JSON): an object of recipe fields, none of them fixed;
+    lists in ``arch_kwargs`` become tuples. A one-line ``ValueError`` for anything else."""
+    if not isinstance(overrides, dict):
+        raise ValueError("recipe overrides must be a JSON object of recipe fields")
+    fixed = sorted(FIXED_FIELDS & set(overrides))
+    if fixed:
+        raise ValueError(f"fixed recipe field(s) cannot be overridden: {', '.join(fixed)}")
+    overrides = dict(overrides)
+    if isinstance(overrides.get("arch_kwargs"), dict):
+        overrides["arch_kwargs"] = {k: tuple(v) if isinstance(v, list) else v
+                                    for k, v in overrides["arch_kwargs"].items()}
+    return recipe.with_overrides(**overrides)
 
 
 _KERAS_AUG = AugmentConfig(hflip=True, rotation_deg=30, scale=(0.8, 1.2), brightness=0.2)

@@ -295,7 +295,7 @@ def fit(train: FaceArrays, val: FaceArrays | None, recipe: Recipe, out: str | Pa
             break
     summary = {"history": state.history, "best_epoch": state.best_epoch, "epochs_run": state.epoch,
                "bf16": state.amp, "device": str(device)}
-    if val is not None and len(val):
+    if has_val:
         best = read_checkpoint(out)
         scores = [h["val_accuracy"] for h in state.history if "val_accuracy" in h]
         summary["best_val_accuracy"] = max(scores) if scores else None

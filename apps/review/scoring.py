@@ -44,15 +44,11 @@ def scoring_run_create(*, folds: int = 4, epochs: int | None = None, ranking: st
         raise ScoringRunError(f"unknown ranking {ranking!r}; available: {', '.join(RANKING_METHODS)}")
     if filter_by not in FILTER_METHODS:
         raise ScoringRunError(f"unknown filter {filter_by!r}; available: {', '.join(FILTER_METHODS)}")
-    if recipe_overrides is not None and not isinstance(recipe_overrides, dict):
-        raise ScoringRunError("recipe_overrides must be a JSON object of recipe fields")
-    if recipe_overrides:
-        from ml.recipes import get_recipe
+    if recipe_overrides is not None:
+        from ml.recipes import apply_overrides, get_recipe
 
-        if {"name", "augment"} & set(recipe_overrides):
-            raise ScoringRunError("recipe_overrides: name and augment are fixed")
         try:
-            get_recipe("scoring").with_overrides(**recipe_overrides)
+            apply_overrides(get_recipe("scoring"), recipe_overrides)
         except ValueError as exc:
             raise ScoringRunError(f"recipe_overrides: {exc}") from None
     return ScoringRun.objects.create(folds=folds, epochs=epochs, ranking=ranking, filter_by=filter_by, seed=seed,
@@ -138,7 +134,7 @@ def scoring_run_execute(run_id: int, *, progress: ProgressCallback | None = None
 
 def _score(run: ScoringRun, work_dir: Path, progress: ProgressCallback):
     from ml.data import FaceArrays
-    from ml.recipes import get_recipe
+    from ml.recipes import apply_overrides, get_recipe
     from ml.scoring import score_labels
 
     face_ids, images, labels = training_faces()
@@ -146,13 +142,7 @@ def _score(run: ScoringRun, work_dir: Path, progress: ProgressCallback):
         raise ScoringRunError(f"{len(face_ids)} labelled Training faces: too few for {run.folds} folds")
     data = FaceArrays.from_arrays(images, labels)
     data.rows = np.asarray(face_ids, dtype=np.int64)  # scores come back keyed by face id
-    recipe = get_recipe("scoring")
-    if run.recipe_overrides:
-        overrides = dict(run.recipe_overrides)
-        if "arch_kwargs" in overrides:  # JSON turns tuples into lists
-            overrides["arch_kwargs"] = {k: tuple(v) if isinstance(v, list) else v
-                                        for k, v in overrides["arch_kwargs"].items()}
-        recipe = recipe.with_overrides(**overrides)
+    recipe = apply_overrides(get_recipe("scoring"), run.recipe_overrides or {})
     return score_labels(data, folds=run.folds, recipe=recipe, epochs=run.epochs, seed=run.seed, work_dir=work_dir,
                         ranking=run.ranking, filter_by=run.filter_by, progress=progress)
 

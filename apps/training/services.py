@@ -43,7 +43,7 @@ class TrainingRunStateError(RuntimeError):
 
 def _recipe_resolve(*, recipe_name: str, epochs: int | None, soft_label_mode: str,
                     recipe_overrides: dict | None):
-    from ml.recipes import Recipe, get_recipe
+    from ml.recipes import apply_overrides, get_recipe
 
     try:
         recipe = get_recipe(recipe_name)
@@ -54,18 +54,11 @@ def _recipe_resolve(*, recipe_name: str, epochs: int | None, soft_label_mode: st
     if soft_label_mode not in SOFT_LABEL_MODES:
         raise TrainingRunInvalid(f"unknown soft-label mode {soft_label_mode!r}; choose one of "
                                  f"{', '.join(SOFT_LABEL_MODES)}")
-    if recipe_overrides is not None and not isinstance(recipe_overrides, dict):
-        raise TrainingRunInvalid("recipe overrides must be a JSON object of recipe fields")
-    overrides = dict(recipe_overrides or {})
-    unknown = set(overrides) - set(Recipe.__dataclass_fields__) | ({"name", "augment"} & set(overrides))
-    if unknown:
-        raise TrainingRunInvalid(f"unknown or fixed recipe field(s): {', '.join(sorted(unknown))}")
-    if epochs is not None:
-        overrides["epochs"] = epochs
     try:
-        return recipe.with_overrides(soft_label_mode=soft_label_mode, **overrides)
-    except ValueError as exc:  # a null where the field needs a value
+        recipe = apply_overrides(recipe, {} if recipe_overrides is None else recipe_overrides)
+    except ValueError as exc:
         raise TrainingRunInvalid(str(exc)) from None
+    return recipe.with_overrides(soft_label_mode=soft_label_mode, **({} if epochs is None else {"epochs": epochs}))
 
 
 def _lock_training() -> TrainingSettings:

@@ -7,7 +7,7 @@ import torch
 
 from ml.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from ml.evaluate import evaluate, predict_proba
-from ml.recipes import get_recipe
+from ml.recipes import apply_overrides, get_recipe
 from ml.train import TrainingError, fit, train_size, validate_epoch
 
 from .conftest import TINY_ARCH
@@ -106,6 +106,15 @@ def test_overrides_set_null_only_where_a_field_allows_it():
         RECIPE.with_overrides(lr=None)
     with pytest.raises(ValueError, match="unknown recipe field"):
         RECIPE.with_overrides(learning_rate=0.1)
+
+
+def test_apply_overrides_takes_a_json_object_of_free_fields():
+    recipe = apply_overrides(RECIPE, {"arch_kwargs": {"widths": [8, 16, 16, 32]}, "progressive_resize": [40, 48]})
+    assert recipe.arch_kwargs["widths"] == (8, 16, 16, 32) and recipe.progressive_resize == (40, 48)
+    with pytest.raises(ValueError, match="JSON object"):
+        apply_overrides(RECIPE, [["lr", 0.1]])
+    with pytest.raises(ValueError, match="fixed recipe field"):
+        apply_overrides(RECIPE, {"name": "mine"})
 
 
 def test_progressive_resize_grows_to_the_full_size_and_serves_at_full_size(tmp_path, tiny_data):
