@@ -15,6 +15,7 @@ from PIL import Image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from ml.evaluate import to_input
+from ml.labels import NUM_CLASSES
 from ml.models import FerModel
 
 METHODS: dict[str, type] = {
@@ -68,8 +69,8 @@ def explain(model: FerModel, faces: np.ndarray, *, method: str = DEFAULT_METHOD,
     if method not in METHODS:
         raise ValueError(f"unknown CAM method {method!r}; available: {', '.join(sorted(METHODS))}")
     faces = np.asarray(faces, dtype=np.uint8)
-    if targets is not None and len(targets) != len(faces):
-        raise ValueError(f"{len(faces)} faces but {len(targets)} targets")
+    if targets is not None:
+        _check_targets(targets, len(faces))
     device = next(model.parameters()).device
     model.eval()
     maps, probs, chosen = [], [], []
@@ -88,6 +89,17 @@ def explain(model: FerModel, faces: np.ndarray, *, method: str = DEFAULT_METHOD,
         chosen += [int(t) for t in batch_targets]
     maps_arr = np.concatenate(maps).astype(np.float32)
     return Explanation(maps_arr, make_overlays(faces, maps_arr, overlay_size), chosen, np.concatenate(probs))
+
+
+def _check_targets(targets: list[int], n_faces: int) -> None:
+    """Refuse bad targets before any CAM runs: pytorch-grad-cam's ``with`` block swallows the IndexError of an
+    out-of-range class, which leaves the map unbound or left over from the previous batch (and -1 would silently
+    explain the last class)."""
+    if len(targets) != n_faces:
+        raise ValueError(f"{n_faces} faces but {len(targets)} targets")
+    for i, t in enumerate(targets):
+        if not 0 <= int(t) < NUM_CLASSES:
+            raise ValueError(f"target {int(t)} (face {i}) out of range 0..{NUM_CLASSES - 1}")
 
 
 def _to_48(grey: np.ndarray) -> np.ndarray:

@@ -81,8 +81,10 @@ def make_optimizer(recipe: Recipe, model: torch.nn.Module) -> torch.optim.Optimi
 def make_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, steps_per_epoch: int, epochs: int):
     """Returns ``(scheduler, per_step)``; per-step schedulers are stepped every batch, the rest every epoch."""
     if recipe.scheduler == "onecycle":
+        # PyTorch divides by pct_start * total_steps - 1, which is 0 for exactly 5 steps at 0.2: warm up 1.25 steps.
+        pct_start = 0.25 if epochs * steps_per_epoch == 5 else 0.2
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, epochs=epochs,
-                                                   steps_per_epoch=steps_per_epoch, pct_start=0.2), True
+                                                   steps_per_epoch=steps_per_epoch, pct_start=pct_start), True
     if recipe.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch), True
     if recipe.scheduler == "exp_decay":  # Keras' legacy `decay`: lr / (1 + decay * iterations)
@@ -237,7 +239,8 @@ def fit(train: FaceArrays, val: FaceArrays | None, recipe: Recipe, out: str | Pa
         arch_overrides: dict | None = None, extra: dict | None = None) -> dict:
     """Train, checkpoint every epoch (``<out>.state``, resumable), and write the best-on-``val`` model to ``out``.
 
-    Returns the final summary: history, best epoch and the best model's validation metrics.
+    ``extra`` (a run's ids, say) is added to the run record that both checkpoints carry. Returns the final summary:
+    history, best epoch and the best model's validation metrics.
     """
     if len(train) == 0:
         raise TrainingError("no training images")
@@ -282,12 +285,12 @@ def fit(train: FaceArrays, val: FaceArrays | None, recipe: Recipe, out: str | Pa
             else:
                 state.bad_epochs += 1
         state.history.append(entry)
-        extra = {"best_score": state.best_score, "best_epoch": state.best_epoch, "rng": state.generator.get_state(),
-                 "bad_epochs": state.bad_epochs}
+        resume_state = {"best_score": state.best_score, "best_epoch": state.best_epoch,
+                        "rng": state.generator.get_state(), "bad_epochs": state.bad_epochs}
         if state.ema is not None:
-            extra["ema"] = state.ema.state_dict()
+            resume_state["ema"] = state.ema.state_dict()
         save_atomic(build_checkpoint(state.model, recipe=record, epoch=state.epoch, history=state.history,
-                                     optimizer=state.optimizer, scheduler=state.scheduler, extra=extra),
+                                     optimizer=state.optimizer, scheduler=state.scheduler, extra=resume_state),
                     _state_path(out))
         if progress is not None:
             progress({"kind": "epoch", "epochs": epochs, **entry})

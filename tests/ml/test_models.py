@@ -18,11 +18,28 @@ VGG_CONV_512 = 512 * 512 * 9 + 512  # 2,359,808
 @pytest.mark.parametrize("name", ["fer_cnn", "fer_vgg", "fer_vgg_m"])
 def test_output_shape(name):
     model = create_model(name).eval()
-    out = model(torch.randn(2, 1, 48, 48))
-    assert out.shape == (2, 7)
-    feats = model.forward_features(torch.randn(2, 1, 48, 48))
-    assert feats.ndim == 4
-    assert torch.allclose(model.forward_head(feats), model(torch.randn(2, 1, 48, 48)) * 0 + model.forward_head(feats))
+    assert model(torch.randn(2, 1, 48, 48)).shape == (2, 7)
+    assert model.forward_features(torch.randn(2, 1, 48, 48)).ndim == 4
+
+
+@pytest.mark.parametrize("name", available_models())
+def test_forward_is_head_of_features(name):
+    """Grad-CAM and evaluation rely on ``model(x) == forward_head(forward_features(x))``, and on the head reading
+    each face's own features (no batch mixing in eval mode)."""
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    pre = model.preprocessing
+    x = torch.randn(2, pre.channels, pre.input_size, pre.input_size)
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        out = model.forward_head(feats)
+        assert out.shape == (2, 7)
+        assert torch.allclose(model(x), out, rtol=1e-5, atol=1e-6)
+        changed = feats.clone()
+        changed[0] += torch.randn_like(changed[0])
+        out_changed = model.forward_head(changed)
+    assert not torch.allclose(out_changed[0], out[0], atol=1e-4)
+    assert torch.allclose(out_changed[1], out[1], rtol=1e-5, atol=1e-6)
 
 
 def test_fer_cnn_parameter_count_matches_hand_count():
