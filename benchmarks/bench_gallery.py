@@ -44,7 +44,8 @@ from apps.faces.models import FaceImage
 from apps.faces.services import FaceRecord, FaceWriter, dataset_get_or_create
 from apps.gallery import exports
 from apps.gallery.selectors import class_maps
-from apps.inference.services import model_version_register, predict_and_explain
+from apps.inference.services.predictions import predict_and_explain
+from apps.inference.services.registry import model_version_register
 rng = np.random.default_rng(0)
 writer = FaceWriter(dataset_get_or_create(name="fer2013"))
 with writer.scope():
@@ -59,7 +60,7 @@ if {synthetic}:
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
     from apps.inference.models import Explanation, Prediction
-    from apps.inference.services import _overlay_png
+    from apps.inference.services.predictions import _overlay_png
     overlay = default_storage.save("explanations/bench.png",
                                    ContentFile(_overlay_png(rng.integers(0, 256, (192, 192, 3), dtype=np.uint8))))
     faces = list(FaceImage.objects.order_by("pk"))

@@ -5,8 +5,8 @@
                                          [--device cpu|cuda] [--seconds 3]
 
 Loads the checkpoint exactly as the worker does (``ml.checkpoint.load_checkpoint``, ``weights_only=True``) and uses
-``ml.evaluate.predict_proba`` / ``ml.explain.explain``, the calls ``apps.inference.services`` makes. Random faces:
-throughput does not depend on pixel values. Prints one line per figure.
+``ml.evaluate.predict_proba`` / ``ml.explain.explain``, the calls ``apps.inference.services.predictions`` makes.
+Random faces: throughput does not depend on pixel values. Prints one line per figure.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ of $DATABASE_URL (default postgres://postgres@127.0.0.1:5432/), timed from the o
 Then both versions' PublicTest accuracy and macro-F1 (against the current and the original labels) and the wall time
 of each step are printed. Media, training and scoring work dirs go to a temporary FERPLATFORM_VAR_DIR (removed
 afterwards); the database is dropped unless ``--keep-db``. Promotion does not queue the usual re-prediction and
-re-scoring here (TRAINING_REFRESH_ON_PROMOTE=0): no worker runs, and the loop scores by itself.
+re-scoring here (INFERENCE_REFRESH_ON_ACTIVATE=0): no worker runs, and the loop scores by itself.
 Simulated reviewers who accept the model's suggestion measure the pipeline and its cost, not real label quality.
 """
 
@@ -145,7 +145,7 @@ def main(argv: list[str]) -> int:
         "FERPLATFORM_VAR_DIR": str(work / "var"),  # media, training and scoring dirs, filesystem broker
         "MEDIA_ROOT": str(work / "var" / "media"),
         "DEBUG": "0",
-        "TRAINING_REFRESH_ON_PROMOTE": "0",
+        "INFERENCE_REFRESH_ON_ACTIVATE": "0",
     }
     for name in ("REDIS_URL", "TRAINING_DIR", "REVIEW_SCORING_DIR", "STATIC_ROOT"):
         env.pop(name, None)

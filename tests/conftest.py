@@ -4,8 +4,10 @@ import os
 from pathlib import Path
 
 import pytest
+from django.core.cache import cache
 
 from apps.accounts.roles import Role
+from ferplatform.celery import app as celery_app
 
 from .accounts.factories import UserFactory
 from .workers import running_worker
@@ -18,6 +20,21 @@ def media_root(tmp_path: Path, settings) -> Path:
     """Every test writes media to its own temp dir, never to var/media."""
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Throttle counters and "already queued" marks of one test never reach the next."""
+    cache.clear()
+
+
+@pytest.fixture
+def eager_tasks():
+    """Run queued Celery tasks inline (on commit), for tests that want results without a worker."""
+    previous = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
+    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = True, True
+    yield
+    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
 
 
 # Named users per role for permission tests.

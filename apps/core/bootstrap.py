@@ -18,7 +18,8 @@ from apps.accounts.services import password_generate, user_create
 from apps.faces.importers.fer2013 import fer2013_import
 from apps.faces.models import Dataset, FaceImage, Split
 from apps.inference.models import InferenceJob, ModelVersion, Prediction
-from apps.inference.services import ModelVersionInvalid, inference_job_enqueue, model_version_register
+from apps.inference.services.jobs import inference_job_enqueue
+from apps.inference.services.registry import REFRESH_METHODS, ModelVersionInvalid, model_version_register
 
 Say = Callable[[str], None]
 
@@ -72,11 +73,20 @@ def register_default_model(say: Say) -> None:
         say(f"model: {exc}")
         return
     say(f"model: registered and activated {path.name} as version #{version.pk} ({version.arch})")
+    for job in InferenceJob.objects.filter(model_version=version, status=InferenceJob.Status.QUEUED):
+        _say_queued(say, job, version)
+
+
+def _say_queued(say: Say, job: InferenceJob, version: ModelVersion) -> None:
+    say(f"predictions: queued job #{job.pk} for {job.total} {job.dataset.name} {job.split} faces "
+        f"(version {version.name}, {'+'.join(job.methods) or 'no heatmaps'}); the worker fills the galleries as it "
+        "goes")
 
 
 def queue_public_test_predictions(say: Say) -> None:
     """Queue predictions and GradCAM maps of every dataset's PublicTest faces for the active version, once, so the
-    galleries and evaluation pages have something to show when the worker has worked through them."""
+    galleries and evaluation pages have something to show when the worker has worked through them. Activating a
+    version queues them already; this catches data imported after the version was activated."""
     active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
     if active is None:
         return
@@ -89,9 +99,8 @@ def queue_public_test_predictions(say: Say) -> None:
             InferenceJob.Status.QUEUED, InferenceJob.Status.RUNNING]).exists()
         if predicted or pending:
             continue
-        job = inference_job_enqueue(dataset=dataset, split=Split.PUBLIC_TEST, methods=["gradcam"])
-        say(f"predictions: queued job #{job.pk} for {job.total} {dataset.name} PublicTest faces "
-            f"(version {active.name}, gradcam); the worker fills the galleries as it goes")
+        job = inference_job_enqueue(dataset=dataset, split=Split.PUBLIC_TEST, methods=REFRESH_METHODS, version=active)
+        _say_queued(say, job, active)
 
 
 STEPS: list[Callable[[Say], None]] = [ensure_admin, import_fer2013_from_env, register_default_model,

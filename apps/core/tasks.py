@@ -1,10 +1,12 @@
+"""Celery tasks of the core app (services are imported inside the function, as in every app)."""
+
 from __future__ import annotations
 
 from celery import shared_task
 
-from .services import health_report
-
 
 @shared_task(name="core.health_check")
 def health_check() -> dict[str, object]:
+    from .services import health_report
+
     return health_report()

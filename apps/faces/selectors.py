@@ -1,13 +1,46 @@
-"""Reads for faces."""
+"""Reads for faces: the one definition of "labelled Training faces", the one PNG decoder, and the counts page."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db.models import Count
+import numpy as np
+from django.db.models import Count, QuerySet
+from PIL import Image
 
-from .labels import CLASSES
-from .models import FaceImage, Split
+from ml.labels import CLASSES
+
+from .models import FACE_SIZE, FaceImage, FacePixels, Split
+
+
+def training_faces_labelled() -> QuerySet[FaceImage]:
+    """Every Training face with a current label that reviewers did not mark "not a face": what label scoring trains
+    on, what a training run snapshots, and what the class distribution counts."""
+    return FaceImage.objects.filter(split=Split.TRAINING, excluded=False, current_label__isnull=False)
+
+
+def face_pixels(face_ids: Sequence[int]) -> np.ndarray:
+    """uint8 (N, 48, 48) pixels of ``face_ids`` in that order, read from their stored PNGs; exact duplicates (one
+    shared PNG) are decoded once. ``ValueError`` for an id that does not exist or a stored image of another size."""
+    ids = [int(pk) for pk in face_ids]
+    names = dict(FaceImage.objects.filter(pk__in=ids).values_list("pk", "pixels__png"))
+    missing = [pk for pk in ids if pk not in names]
+    if missing:
+        raise ValueError(f"{len(missing)} face(s) do not exist (e.g. id {missing[0]})")
+    storage = FacePixels._meta.get_field("png").storage
+    images = np.empty((len(ids), FACE_SIZE, FACE_SIZE), dtype=np.uint8)
+    decoded: dict[str, np.ndarray] = {}
+    for i, pk in enumerate(ids):
+        name = names[pk]
+        if name not in decoded:
+            with storage.open(name, "rb") as fh, Image.open(fh) as image:
+                array = np.asarray(image.convert("L"), dtype=np.uint8)
+            if array.shape != (FACE_SIZE, FACE_SIZE):
+                raise ValueError(f"face {pk}: stored image is {array.shape}, expected {FACE_SIZE}x{FACE_SIZE}")
+            decoded[name] = array
+        images[i] = decoded[name]
+    return images
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -17,34 +16,29 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.roles import IsAdminRole, IsResearcher, Role, user_has_role
-from apps.faces.labels import CLASSES
+from apps.core.schema import ERROR
 from apps.faces.models import FaceImage, Split
 from apps.inference.models import ModelVersion, Prediction
-from apps.inference.services import (
-    CAM_METHODS,
-    DEFAULT_METHODS,
-    NoActiveModelVersion,
-    UnknownCamMethod,
-    cam_method_validate,
-    explanation_get_or_compute,
-)
+from apps.inference.services.predictions import CAM_METHODS, explanation_get_or_compute
+from ml.labels import CLASSES
 
 from .filters import GalleryFilter
-from .params import GalleryParams, gallery_params
+from .params import (
+    GalleryParams,
+    UnknownModelVersion,
+    class_map_params,
+    compare_params,
+    gallery_params,
+    model_version_param,
+)
 from .selectors import (
-    PUBLISHED_FIGURES,
-    GalleryParamError,
     class_maps,
     compare_predictions,
     evaluation_splits,
-    faithfulness_for,
     gallery_face_detail,
     gallery_predictions,
     gallery_splits,
-    model_evaluation,
-    model_version_for,
-    training_class_distribution,
-    training_history,
+    model_evaluation_report,
 )
 from .serializers import (
     ClassMapsSerializer,
@@ -59,7 +53,6 @@ from .serializers import (
 )
 from .services import faithfulness_enqueue
 
-ERROR = OpenApiResponse(description='JSON error: {"detail": "..."} or field errors')
 VERSION = OpenApiParameter("version", OpenApiTypes.INT, description="Model version id; omitted: the active one.")
 METHOD = OpenApiParameter("method", OpenApiTypes.STR, enum=list(CAM_METHODS), description="CAM method (gradcam).")
 
@@ -74,12 +67,9 @@ def _visible_splits(request: Request) -> list[str]:
 
 
 def _params(request: Request) -> GalleryParams:
-    try:
-        params = gallery_params(request.query_params)
-    except GalleryParamError as exc:
-        raise ValidationError({"detail": str(exc)}) from None
+    params = gallery_params(request.query_params)
     if params.version is None:
-        raise NotFound("no active model version; pass ?version=")
+        raise UnknownModelVersion("no active model version; pass ?version=")
     return params
 
 
@@ -125,16 +115,9 @@ class GalleryExplanationApi(APIView):
         face = get_object_or_404(FaceImage, pk=pk, split__in=_visible_splits(request))
         body = GalleryExplanationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            version = model_version_for(body.validated_data["version"])
-            explanation = explanation_get_or_compute(face=face, version=version, method=body.validated_data["method"],
-                                                     target_label=body.validated_data["target"])
-        except GalleryParamError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
-        except NoActiveModelVersion as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        except ValueError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        version = model_version_param(body.validated_data["version"])
+        explanation = explanation_get_or_compute(face=face, version=version, method=body.validated_data["method"],
+                                                 target_label=body.validated_data["target"])
         return Response(FaceExplanationSerializer(explanation, context={"request": request}).data)
 
 
@@ -146,18 +129,8 @@ class ModelEvaluationApi(APIView):
         """Figures of a version from its stored predictions (PublicTest; PrivateTest only when enabled for admins),
         the training class distribution and weights, training history, faithfulness and the published figures."""
         version = get_object_or_404(ModelVersion, pk=pk)
-        splits = evaluation_splits(user_is_admin=user_has_role(request.user, Role.ADMIN))
-        evaluations = [model_evaluation(version=version, split=split) for split in splits]
-        return Response({
-            "model_version": version.pk,
-            "evaluations": [e for e in evaluations if e["split"] == Split.PUBLIC_TEST or e["faces"]],
-            "class_distribution": training_class_distribution(version=version),
-            "history": training_history(version=version),
-            "faithfulness": [{"method": f.method, "metric": f.metric, "split": f.split, "mean": f.mean, "std": f.std,
-                              "sample_size": f.sample_size, "percentiles": f.percentiles}
-                             for f in faithfulness_for(version=version)],
-            "published": [{**figure, "measured_here": False} for figure in PUBLISHED_FIGURES],
-        })
+        report = model_evaluation_report(version=version, user_is_admin=user_has_role(request.user, Role.ADMIN))
+        return Response(EvaluationSerializer(report).data)
 
 
 class CompareApi(ListAPIView):
@@ -182,21 +155,9 @@ class CompareApi(ListAPIView):
     def get_queryset(self) -> QuerySet[Prediction]:
         if getattr(self, "swagger_fake_view", False):
             return Prediction.objects.none()
-        query = self.request.query_params
-        missing = {key: "a model version id is required" for key in ("a", "b") if not query.get(key)}
-        if missing:
-            raise ValidationError(missing)
-        try:
-            a, b = model_version_for(query["a"]), model_version_for(query["b"])
-            method = cam_method_validate(query.get("method") or DEFAULT_METHODS[0])
-        except (GalleryParamError, UnknownCamMethod) as exc:
-            raise ValidationError({"detail": str(exc)}) from None
-        split = query.get("split", "")
-        if split and split not in Split.values:
-            raise ValidationError({"split": f"choose one of {', '.join(Split.values)}"})
-        changed_only = query.get("changed", "true").lower() not in ("0", "false", "no")
-        return compare_predictions(a=a, b=b, method=method, splits=_visible_splits(self.request), split=split,
-                                   changed_only=changed_only)
+        params = compare_params(self.request.query_params, splits=_visible_splits(self.request), required=True)
+        return compare_predictions(a=params.a, b=params.b, method=params.method, splits=_visible_splits(self.request),
+                                   split=params.split, changed_only=params.changed_only)
 
 
 class ClassMapsApi(APIView):
@@ -212,18 +173,9 @@ class ClassMapsApi(APIView):
     def get(self, request: Request, pk: int) -> Response:
         """Mean stored 48x48 maps (values 0-1) per class and, for ``by=predicted``, per (true, predicted) cell."""
         version = get_object_or_404(ModelVersion, pk=pk)
-        query = request.query_params
-        by = query.get("by") or "predicted"
-        split = query.get("split") or Split.PUBLIC_TEST
-        if by not in ("predicted", "true"):
-            raise ValidationError({"by": "choose predicted or true"})
-        if split not in evaluation_splits(user_is_admin=user_has_role(request.user, Role.ADMIN)):
-            raise ValidationError({"split": "unknown or hidden split"})
-        try:
-            method = cam_method_validate(query.get("method") or DEFAULT_METHODS[0])
-        except UnknownCamMethod as exc:
-            raise ValidationError({"method": str(exc)}) from None
-        maps = class_maps(version=version, method=method, by=by, split=split)
+        params = class_map_params(request.query_params,
+                                  splits=evaluation_splits(user_is_admin=user_has_role(request.user, Role.ADMIN)))
+        maps = class_maps(version=version, method=params.method, by=params.by, split=params.split)
 
         def entry(key) -> dict:
             mean = maps.mean(key)
@@ -232,7 +184,7 @@ class ClassMapsApi(APIView):
         classes = {name: entry(label) for label, name in enumerate(CLASSES)}
         cells = [{"true": CLASSES[t], "predicted": CLASSES[p], **entry((t, p))}
                  for t, p in sorted(k for k in maps.keys() if isinstance(k, tuple))]
-        return Response({"model_version": version.pk, "method": method, "by": by, "split": split,
+        return Response({"model_version": version.pk, "method": params.method, "by": params.by, "split": params.split,
                          "classes": classes, "cells": cells})
 
 
@@ -247,10 +199,7 @@ class FaithfulnessQueueApi(APIView):
         body = FaithfulnessRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        try:
-            methods = faithfulness_enqueue(version=version, methods=data["methods"], sample_size=data["sample_size"],
-                                           split=data["split"])
-        except UnknownCamMethod as exc:
-            return Response({"methods": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        methods = faithfulness_enqueue(version=version, methods=data["methods"], sample_size=data["sample_size"],
+                                       split=data["split"])
         return Response({"model_version": version.pk, "methods": methods, "sample_size": data["sample_size"],
                          "split": data["split"]}, status=status.HTTP_202_ACCEPTED)

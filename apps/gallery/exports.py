@@ -12,10 +12,10 @@ import numpy as np
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 
-from apps.faces.labels import CLASSES
 from apps.inference.models import ModelVersion, Prediction
 from ml import cam_stats, plots
 from ml.cam_stats import MapAverager
+from ml.labels import CLASSES
 
 CSV_COLUMNS = ["face_id", "dataset", "split", "source_row", "original_label", "current_label", "predicted_label",
                "confidence", "correct", "reviewed", "label_quality", "overlay", *[f"p_{c}" for c in CLASSES]]

@@ -28,13 +28,13 @@ from django.db.models import (
     When,
 )
 
-from apps.faces.labels import CLASSES, NUM_CLASSES
 from apps.faces.models import FaceImage, Split
+from apps.faces.selectors import training_faces_labelled
 from apps.inference.models import MAP_SIZE, Explanation, ModelVersion, Prediction
-from apps.inference.selectors import model_version_active
 from apps.review.models import LabelHistory, LabelScore, ReviewItem, Vote
 from ml.cam_stats import MapAverager
 from ml.evaluate import classification_metrics
+from ml.labels import CLASSES, NUM_CLASSES
 
 from .models import FaithfulnessScore
 
@@ -43,20 +43,6 @@ PUBLISHED_FIGURES: tuple[dict, ...] = (
     {"name": "Keras CNN (seed)", "accuracy": 0.7013, "source": "published with the seed; FER-2013 test"},
     {"name": "VGG19 transfer (seed)", "accuracy": 0.5911, "source": "published with the seed; FER-2013 test"},
 )
-
-
-class GalleryParamError(ValueError):
-    """A version or CAM method in a query that does not exist; the message says which."""
-
-
-def model_version_for(version_id: str | int | None) -> ModelVersion | None:
-    """The version named by ``version_id``, or the active one when it is empty; ``GalleryParamError`` if unknown."""
-    if version_id in (None, ""):
-        return model_version_active()
-    try:
-        return ModelVersion.objects.get(pk=int(version_id))
-    except (ValueError, TypeError, ModelVersion.DoesNotExist):
-        raise GalleryParamError(f"unknown model version {version_id!r}") from None
 
 
 def _overlay_of(*, version: ModelVersion | int, method: str, target: str) -> Subquery:
@@ -189,7 +175,7 @@ def training_class_distribution(*, version: ModelVersion) -> dict:
     if isinstance(snapshot, list) and len(snapshot) == NUM_CLASSES:
         counts, source = [int(n) for n in snapshot], "the version's training snapshot"
     else:
-        by_label = dict(FaceImage.objects.filter(split=Split.TRAINING, excluded=False, current_label__isnull=False)
+        by_label = dict(training_faces_labelled()
                         .values_list("current_label").annotate(n=Count("pk")).values_list("current_label", "n"))
         counts, source = [by_label.get(i, 0) for i in range(NUM_CLASSES)], "current Training labels"
     total, present = sum(counts), sum(1 for n in counts if n)
@@ -227,8 +213,35 @@ def final_metrics(*, version: ModelVersion) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def faithfulness_for(*, version: ModelVersion) -> list[FaithfulnessScore]:
-    return list(FaithfulnessScore.objects.filter(model_version=version).order_by("split", "-mean"))
+def faithfulness_for(*, version: ModelVersion, splits: Sequence[str]) -> list[FaithfulnessScore]:
+    return list(FaithfulnessScore.objects.filter(model_version=version, split__in=list(splits))
+                .order_by("split", "-mean"))
+
+
+@dataclass
+class EvaluationReport:
+    """Everything the evaluation page and ``GET /api/gallery/models/{id}/evaluation`` show of one version."""
+
+    version: ModelVersion
+    evaluations: list[dict]  # PublicTest always; PrivateTest when visible and the data holds it
+    class_distribution: dict
+    history: list[dict]
+    final_metrics: dict[str, float]
+    faithfulness: list[FaithfulnessScore]
+    published: tuple[dict, ...] = PUBLISHED_FIGURES
+
+
+def model_evaluation_report(*, version: ModelVersion, user_is_admin: bool) -> EvaluationReport:
+    splits = evaluation_splits(user_is_admin=user_is_admin)
+    evaluations = [model_evaluation(version=version, split=split) for split in splits]
+    return EvaluationReport(
+        version=version,
+        evaluations=[e for e in evaluations if e["split"] == Split.PUBLIC_TEST or e["faces"]],
+        class_distribution=training_class_distribution(version=version),
+        history=training_history(version=version),
+        final_metrics=final_metrics(version=version),
+        faithfulness=faithfulness_for(version=version, splits=splits),
+    )
 
 
 # --- class-average maps --------------------------------------------------------------------------------------------

@@ -4,9 +4,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.faces.labels import CLASSES
 from apps.inference.models import Prediction
 from apps.inference.serializers import ExplanationRequestSerializer
+from ml.labels import CLASSES
 
 from .params import media_url
 
@@ -172,17 +172,30 @@ class ComparePairSerializer(serializers.Serializer):
         return obj.predicted_label != obj.b_label
 
 
-class EvaluationSerializer(serializers.Serializer):
-    """Shape of ``GET /api/gallery/models/{id}/evaluation`` (documentation only)."""
+class FaithfulnessSerializer(serializers.Serializer):
+    method = serializers.CharField()
+    metric = serializers.CharField()
+    split = serializers.CharField()
+    mean = serializers.FloatField()
+    std = serializers.FloatField()
+    sample_size = serializers.IntegerField()
+    percentiles = serializers.JSONField()
 
-    model_version = serializers.IntegerField()
+
+class EvaluationSerializer(serializers.Serializer):
+    """``GET /api/gallery/models/{id}/evaluation``: a ``selectors.EvaluationReport``."""
+
+    model_version = serializers.IntegerField(source="version.pk")
     evaluations = serializers.ListField(child=serializers.DictField(),
                                         help_text="Per split: faces, predicted, metrics (null when none predicted).")
     class_distribution = serializers.DictField()
     history = serializers.ListField(child=serializers.DictField())
-    faithfulness = serializers.ListField(child=serializers.DictField())
-    published = serializers.ListField(child=serializers.DictField(),
-                                      help_text="The seeds' published figures: not measured on this platform.")
+    faithfulness = FaithfulnessSerializer(many=True)
+    published = serializers.SerializerMethodField(
+        help_text="The seeds' published figures: not measured on this platform.")
+
+    def get_published(self, report) -> list[dict]:
+        return [{**figure, "measured_here": False} for figure in report.published]
 
 
 class ClassMapsSerializer(serializers.Serializer):

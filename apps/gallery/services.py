@@ -7,27 +7,29 @@ import random
 import numpy as np
 from django.db import transaction
 
+from apps.core.errors import Conflict
 from apps.faces.models import FaceImage, Split
+from apps.faces.selectors import face_pixels
 from apps.inference import runtime
 from apps.inference.models import ModelVersion
-from apps.inference.selectors import face_arrays
-from apps.inference.services import cam_methods_validate
+from apps.inference.services.predictions import cam_methods_validate
 from ml import explain as ml_explain
 from ml.cam_stats import ROAD_PERCENTILES, road_scores
 from ml.evaluate import predict_proba
 
 from .models import FaithfulnessScore
+from .tasks import faithfulness_task
 
 
-class NoFacesToScore(ValueError):
+class NoFacesToScore(Conflict):
     """The split holds no face to measure faithfulness on."""
+
+    code = "no_faces"
 
 
 def faithfulness_enqueue(*, version: ModelVersion, methods: list[str], sample_size: int = 200,
                          split: str = Split.PUBLIC_TEST) -> list[str]:
     """Queue ``gallery.faithfulness`` (queue ``gpu``) once the current transaction commits; the validated methods."""
-    from .tasks import faithfulness_task  # tasks import services
-
     methods = cam_methods_validate(methods)
     transaction.on_commit(lambda: faithfulness_task.delay(version.pk, methods, sample_size, str(split)))
     return methods
@@ -50,8 +52,8 @@ def faithfulness_compute(*, version: ModelVersion, methods: list[str], sample_si
     ids = faithfulness_sample(split=split, sample_size=sample_size, seed=seed)
     if not ids:
         raise NoFacesToScore(f"no faces in {split} to measure faithfulness on")
-    faces = list(FaceImage.objects.filter(pk__in=ids).select_related("pixels").order_by("pk"))
-    arrays = face_arrays(faces)
+    faces = list(FaceImage.objects.filter(pk__in=ids).order_by("pk"))
+    arrays = face_pixels([f.pk for f in faces])
     model = runtime.loaded(version).model
     targets = predict_proba(model, arrays).argmax(1).tolist()
     rows = []

@@ -12,29 +12,25 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.roles import Role, RoleRequiredMixin, user_has_role
-from apps.faces.labels import CLASSES
-from apps.faces.models import FaceImage, Split
+from apps.faces.models import FaceImage
 from apps.inference.models import ModelVersion
 from apps.inference.selectors import model_version_list
-from apps.inference.services import CAM_METHODS
+from apps.inference.services.predictions import CAM_METHODS
+from ml.labels import CLASSES
 
 from . import exports
 from .filters import GalleryFilter
-from .params import GalleryParams, gallery_params, media_url, query_without
+from .params import class_map_params, compare_params, gallery_params, media_url, method_param, query_without
 from .selectors import (
-    PUBLISHED_FIGURES,
-    GalleryParamError,
     class_maps,
     compare_predictions,
     compare_summary,
     evaluation_splits,
-    faithfulness_for,
-    final_metrics,
     gallery_face_detail,
     gallery_predictions,
     gallery_splits,
     model_evaluation,
-    training_class_distribution,
+    model_evaluation_report,
     training_history,
 )
 
@@ -47,13 +43,6 @@ class ResearcherView(RoleRequiredMixin):
 
 def _visible_splits(request: HttpRequest) -> list[str]:
     return gallery_splits(user_is_admin=user_has_role(request.user, Role.ADMIN))
-
-
-def _params_or_404(request: HttpRequest) -> GalleryParams:
-    try:
-        return gallery_params(request.GET)
-    except GalleryParamError as exc:
-        raise Http404(str(exc)) from None
 
 
 def gallery_card(row) -> dict:
@@ -70,7 +59,7 @@ class GalleryView(ResearcherView, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        params = _params_or_404(self.request)
+        params = gallery_params(self.request.GET)
         context.update(params=params, versions=model_version_list(), methods=CAM_METHODS,
                        query=query_without(self.request.GET, "page"))
         if params.version is None:
@@ -91,7 +80,7 @@ class GalleryFaceView(ResearcherView, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        params = _params_or_404(self.request)
+        params = gallery_params(self.request.GET)
         face = get_object_or_404(FaceImage.objects.select_related("pixels", "dataset"), pk=self.kwargs["pk"],
                                  split__in=_visible_splits(self.request))
         detail = gallery_face_detail(face=face, version=params.version)
@@ -123,24 +112,18 @@ class EvaluationView(ResearcherView, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         version = get_object_or_404(ModelVersion, pk=self.kwargs["pk"])
-        evaluations = []
-        for split in evaluation_splits(user_is_admin=user_has_role(self.request.user, Role.ADMIN)):
-            evaluation = model_evaluation(version=version, split=split)
+        report = model_evaluation_report(version=version,
+                                         user_is_admin=user_has_role(self.request.user, Role.ADMIN))
+        for evaluation in report.evaluations:
             if evaluation["metrics"]:
                 evaluation["confusion_rows"] = _confusion_rows(evaluation, version)
                 evaluation["per_class"] = [{"name": name, **evaluation["metrics"]["per_class"][name]}
                                            for name in CLASSES]
-            if split == Split.PRIVATE_TEST and not evaluation["faces"]:
-                continue  # the data holds no PrivateTest: nothing to show
-            evaluations.append(evaluation)
-        public = evaluations[0]["metrics"] if evaluations else None
-        context.update(version=version, versions=model_version_list(), evaluations=evaluations,
-                       distribution=training_class_distribution(version=version),
-                       history=training_history(version=version), final_metrics=final_metrics(version=version),
-                       faithfulness=faithfulness_for(version=version),
-                       published=PUBLISHED_FIGURES, measured=public, methods=CAM_METHODS,
-                       method=self.request.GET.get("method") if self.request.GET.get("method") in CAM_METHODS
-                       else "gradcam", classes=list(enumerate(CLASSES)))
+        context.update(version=version, versions=model_version_list(), report=report, evaluations=report.evaluations,
+                       distribution=report.class_distribution, history=report.history,
+                       final_metrics=report.final_metrics, faithfulness=report.faithfulness,
+                       published=report.published, measured=report.evaluations[0]["metrics"], methods=CAM_METHODS,
+                       method=method_param(self.request.GET.get("method")), classes=list(enumerate(CLASSES)))
         return context
 
 
@@ -153,15 +136,14 @@ def _png(data: bytes, filename: str) -> HttpResponse:
 class ConfusionPngView(ResearcherView, View):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         version = get_object_or_404(ModelVersion, pk=pk)
-        split = request.GET.get("split") or Split.PUBLIC_TEST
-        if split not in evaluation_splits(user_is_admin=user_has_role(request.user, Role.ADMIN)):
-            raise Http404("unknown or hidden split")
-        evaluation = model_evaluation(version=version, split=split)
+        params = class_map_params(request.GET, splits=evaluation_splits(
+            user_is_admin=user_has_role(request.user, Role.ADMIN)))
+        evaluation = model_evaluation(version=version, split=params.split)
         if not evaluation["metrics"]:
-            raise Http404(f"no predictions of this version on {split}")
-        title = f"{version.name}: {split} (n={evaluation['predicted']}), row-normalized"
+            raise Http404(f"no predictions of this version on {params.split}")
+        title = f"{version.name}: {params.split} (n={evaluation['predicted']}), row-normalized"
         return _png(exports.confusion_png(evaluation["metrics"]["confusion_normalized"], title),
-                    f"confusion-v{version.pk}-{split}.png")
+                    f"confusion-v{version.pk}-{params.split}.png")
 
 
 class CurvesPngView(ResearcherView, View):
@@ -178,26 +160,17 @@ class ClassMapsPngView(ResearcherView, View):
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         version = get_object_or_404(ModelVersion, pk=pk)
-        params = _params_or_404(request)
-        split = request.GET.get("split") or Split.PUBLIC_TEST
-        if split not in evaluation_splits(user_is_admin=user_has_role(request.user, Role.ADMIN)):
-            raise Http404("unknown or hidden split")
-        cell = request.GET.get("true"), request.GET.get("predicted")
-        if all(cell):
-            try:
-                true, pred = (int(v) for v in cell)
-                CLASSES[true], CLASSES[pred]  # noqa: B018 - range check
-            except (ValueError, IndexError):
-                raise Http404("true and predicted must be 0-6") from None
-            maps = class_maps(version=version, method=params.method, by="predicted", split=split)
+        params = class_map_params(request.GET, splits=evaluation_splits(
+            user_is_admin=user_has_role(request.user, Role.ADMIN)))
+        if params.cell is not None:
+            true, pred = params.cell
+            maps = class_maps(version=version, method=params.method, by="predicted", split=params.split)
             data = exports.cell_map_png(maps, true=true, predicted=pred, title=f"{version.name} {params.method}")
             return _png(data, f"cell-map-v{version.pk}-{params.method}-{true}-{pred}.png")
-        by = request.GET.get("by") or "predicted"
-        if by not in ("true", "predicted"):
-            raise Http404("by must be true or predicted")
-        maps = class_maps(version=version, method=params.method, by=by, split=split)
-        title = f"{version.name}: mean {params.method} map per {by} class on {split}"
-        return _png(exports.class_maps_png(maps, by=by, title=title), f"class-maps-v{version.pk}-{params.method}.png")
+        maps = class_maps(version=version, method=params.method, by=params.by, split=params.split)
+        title = f"{version.name}: mean {params.method} map per {params.by} class on {params.split}"
+        return _png(exports.class_maps_png(maps, by=params.by, title=title),
+                    f"class-maps-v{version.pk}-{params.method}.png")
 
 
 class CompareView(ResearcherView, TemplateView):
@@ -206,18 +179,11 @@ class CompareView(ResearcherView, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         get = self.request.GET
-        versions = list(model_version_list())
-        try:
-            a = get_object_or_404(ModelVersion, pk=int(get["a"])) if get.get("a") else None
-            b = get_object_or_404(ModelVersion, pk=int(get["b"])) if get.get("b") else None
-        except ValueError:
-            raise Http404("a and b must be model version ids") from None
-        method = get.get("method") if get.get("method") in CAM_METHODS else "gradcam"
         splits = _visible_splits(self.request)
-        split = get.get("split") if get.get("split") in splits else ""
-        changed_only = get.get("changed", "1") != "0"
-        context.update(versions=versions, a=a, b=b, method=method, methods=CAM_METHODS, split=split, splits=splits,
-                       changed_only=changed_only, query=query_without(get, "page"))
+        params = compare_params(get, splits=splits, required=False)
+        a, b, method, split, changed_only = params.a, params.b, params.method, params.split, params.changed_only
+        context.update(versions=list(model_version_list()), a=a, b=b, method=method, methods=CAM_METHODS, split=split,
+                       splits=splits, changed_only=changed_only, query=query_without(get, "page"))
         if a is None or b is None:
             return context
         rows = compare_predictions(a=a, b=b, method=method, splits=splits, split=split, changed_only=changed_only)
@@ -236,7 +202,7 @@ class GalleryExportView(ResearcherView, View):
     """The gallery's current selection (same filters, every page, at most ``EXPORT_LIMIT`` faces) as a ZIP."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        params = _params_or_404(request)
+        params = gallery_params(request.GET)
         if params.version is None:
             raise Http404("no active model version")
         rows = gallery_predictions(version=params.version, method=params.method, splits=_visible_splits(request))

@@ -14,10 +14,10 @@ from apps.faces.admin import DatasetAdmin
 from apps.faces.models import Dataset, Split
 
 from .models import Explanation, InferenceJob, ModelVersion, Prediction
-from .services import (
-    DEFAULT_METHODS,
+from .services.jobs import inference_job_enqueue
+from .services.predictions import DEFAULT_METHODS
+from .services.registry import (
     ModelVersionInvalid,
-    inference_job_enqueue,
     model_version_activate,
     model_version_checkpoint_read,
     model_version_register,
@@ -103,7 +103,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
             return
         try:
-            version = model_version_activate(version=queryset.get())
+            version = model_version_activate(version=queryset.get(), actor=request.user)
         except ModelVersionInvalid as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return

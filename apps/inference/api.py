@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import extend_schema
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.roles import IsAdminRole, IsResearcher
+from apps.core.errors import NotFound
+from apps.core.schema import ERROR
 from apps.faces.models import FaceImage
 
 from .models import ModelVersion
@@ -22,10 +23,9 @@ from .serializers import (
     PredictionSerializer,
     StatusSerializer,
 )
-from .services import ModelVersionInvalid, NoActiveModelVersion, explanation_get_or_compute, model_version_activate
+from .services.predictions import explanation_get_or_compute
+from .services.registry import model_version_activate
 from .status import platform_status
-
-ERROR = OpenApiResponse(description='JSON error: {"detail": "..."} or field errors')
 
 
 class ModelVersionListApi(ListAPIView):
@@ -43,12 +43,10 @@ class ModelVersionActivateApi(APIView):
 
     @extend_schema(request=None, responses={200: ModelVersionSerializer, 400: ERROR, 404: ERROR})
     def post(self, request: Request, pk: int) -> Response:
-        """Make this version the active one; the previously active version is archived."""
+        """Make this version the active one; the previously active version is archived. Its PublicTest predictions
+        (and, when it replaces a version, a label-scoring run) are queued: the same service as ``promote``."""
         version = get_object_or_404(ModelVersion, pk=pk)
-        try:
-            version = model_version_activate(version=version)
-        except ModelVersionInvalid as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        version = model_version_activate(version=version, actor=request.user)
         return Response(ModelVersionSerializer(version).data)
 
 
@@ -63,7 +61,7 @@ class FacePredictionApi(APIView):
         prediction = prediction_for(face=face, version=version) if version else None
         if prediction is None:
             detail = "no active model version" if version is None else "not predicted by the active version yet"
-            return Response({"detail": detail}, status=status.HTTP_404_NOT_FOUND)
+            raise NotFound(detail)
         context = {"request": request, "explanations": explanations_for(face=face, version=version)}
         return Response(PredictionSerializer(prediction, context=context).data)
 
@@ -78,13 +76,8 @@ class FaceExplanationCreateApi(APIView):
         face = get_object_or_404(FaceImage, pk=pk)
         body = ExplanationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            explanation = explanation_get_or_compute(face=face, version=None, method=body.validated_data["method"],
-                                                     target_label=body.validated_data["target"])
-        except NoActiveModelVersion as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        except ValueError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        explanation = explanation_get_or_compute(face=face, version=None, method=body.validated_data["method"],
+                                                 target_label=body.validated_data["target"])
         return Response(ExplanationSerializer(explanation, context={"request": request}).data)
 
 

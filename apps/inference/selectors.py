@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-import numpy as np
 from django.db.models import QuerySet
-from PIL import Image
 
-from apps.faces.models import FACE_SIZE, FaceImage
+from apps.faces.models import FaceImage
 
 from .models import Explanation, InferenceJob, ModelVersion, Prediction, PredictionFailure
 
@@ -44,20 +40,6 @@ def explanations_for(*, face: FaceImage, version: ModelVersion | None = None) ->
 def prediction_failure_for(*, face: FaceImage) -> PredictionFailure | None:
     """The latest recorded failure for ``face`` (a task that gave up after its retries), or None."""
     return PredictionFailure.objects.filter(face=face).first()
-
-
-def face_arrays(faces: Iterable[FaceImage]) -> np.ndarray:
-    """uint8 (N, 48, 48) pixels of ``faces`` in the given order, read from their stored PNGs."""
-    arrays = []
-    for face in faces:
-        with face.pixels.png.open("rb") as fh, Image.open(fh) as image:
-            array = np.asarray(image.convert("L"), dtype=np.uint8)
-        if array.shape != (FACE_SIZE, FACE_SIZE):
-            raise ValueError(f"face {face.pk}: stored image is {array.shape}, expected {FACE_SIZE}x{FACE_SIZE}")
-        arrays.append(array)
-    if not arrays:
-        return np.zeros((0, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
-    return np.stack(arrays)
 
 
 def inference_job_list() -> QuerySet[InferenceJob]:

@@ -4,10 +4,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.faces.labels import CLASSES
+from ml.labels import CLASSES
 
 from .models import Explanation, ModelVersion, Prediction
-from .services import CAM_METHODS, DEFAULT_METHODS, target_label_validate
+from .services.predictions import CAM_METHODS, DEFAULT_METHODS, TargetInvalid, target_label_validate
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -84,8 +84,8 @@ class ExplanationRequestSerializer(serializers.Serializer):
             return None
         try:
             return target_label_validate(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from None
+        except TargetInvalid as exc:
+            raise serializers.ValidationError(exc.detail) from None
 
 
 class StatusSerializer(serializers.Serializer):

@@ -6,36 +6,22 @@ import json
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException, NotFound
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.roles import IsAdminRole, IsResearcher, IsReviewer, Role, user_has_role
+from apps.core.errors import NotFound
+from apps.core.schema import ERROR
 
 from . import selectors, serializers, services
 from .exports import history_csv_rows, kaggle_csv_rows
 from .models import ReviewItem, ScoringRun
-from .overlays import review_item_model_view
-from .scoring import ScoringRunError, scoring_run_enqueue
-
-
-class Conflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-
-
-def _raise_for(exc: services.ReviewError):
-    if exc.code == "not_found":
-        raise NotFound(str(exc))
-    if exc.code == "conflict":
-        raise Conflict(str(exc))
-    from rest_framework.exceptions import ValidationError
-
-    raise ValidationError({"detail": str(exc)})
+from .overlays import review_item_model_view, review_item_overlays_enqueue
+from .scoring import scoring_run_enqueue
 
 
 def _item_or_404(item_id: int) -> ReviewItem:
@@ -60,6 +46,7 @@ class NextItemsApi(APIView):
         query = serializers.NextQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         items = services.review_item_next_for(user=request.user, count=query.validated_data["count"])
+        review_item_overlays_enqueue(items=items)  # stored by the time the reviewer reaches them, usually
         data = {"items": items, "progress": selectors.review_progress_for(user=request.user)}
         return Response(serializers.NextItemsSerializer(data, context={"request": request}).data)
 
@@ -68,15 +55,12 @@ class VoteCastApi(APIView):
     permission_classes = [IsReviewer]
 
     @extend_schema(operation_id="review_items_vote", request=serializers.ChoiceInputSerializer,
-                   responses={201: serializers.VoteResultSerializer, 404: OpenApiResponse(description="No such item"),
-                              409: OpenApiResponse(description="Settled, leased to someone else, or already voted")})
+                   responses={201: serializers.VoteResultSerializer, 404: ERROR, 409: ERROR},
+                   description="Settled, leased to someone else, or already voted: 409.")
     def post(self, request: Request, item_id: int) -> Response:
         body = serializers.ChoiceInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            vote = services.review_vote_cast(user=request.user, item_id=item_id, choice=body.validated_data["choice"])
-        except services.ReviewError as exc:
-            _raise_for(exc)
+        vote = services.review_vote_cast(user=request.user, item_id=item_id, choice=body.validated_data["choice"])
         item = vote.item
         item.refresh_from_db(fields=["status", "settled_label"])
         data = {"vote": vote, "item_status": item.status, "settled_label": item.settled_label,
@@ -88,15 +72,11 @@ class VoteUndoApi(APIView):
     permission_classes = [IsReviewer]
 
     @extend_schema(operation_id="review_votes_undo", request=None,
-                   responses={200: serializers.UndoResultSerializer, 404: OpenApiResponse(description="No vote"),
-                              409: OpenApiResponse(description="The vote can no longer be undone")},
+                   responses={200: serializers.UndoResultSerializer, 404: ERROR, 409: ERROR},
                    description="Withdraw your last vote; a settlement it made is reverted. The item is leased back "
                                "to you so you can vote again.")
     def post(self, request: Request) -> Response:
-        try:
-            vote = services.review_vote_undo(user=request.user)
-        except services.ReviewError as exc:
-            _raise_for(exc)
+        vote = services.review_vote_undo(user=request.user)
         item = selectors.review_item_detail(item_id=vote.item_id)
         data = {"item": item, "item_status": item.status, "undone_choice": vote.choice,
                 "progress": selectors.review_progress_for(user=request.user)}
@@ -108,10 +88,7 @@ class SkipApi(APIView):
 
     @extend_schema(operation_id="review_items_skip", request=None, responses={204: None})
     def post(self, request: Request, item_id: int) -> Response:
-        try:
-            services.review_item_skip(user=request.user, item_id=item_id)
-        except services.ReviewError as exc:
-            _raise_for(exc)
+        services.review_item_skip(user=request.user, item_id=item_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -120,10 +97,7 @@ class ReopenApi(APIView):
 
     @extend_schema(operation_id="review_items_reopen", request=None, responses=serializers.ReviewItemDetailSerializer)
     def post(self, request: Request, item_id: int) -> Response:
-        try:
-            services.review_item_reopen(admin=request.user, item_id=item_id)
-        except services.ReviewError as exc:
-            _raise_for(exc)
+        services.review_item_reopen(admin=request.user, item_id=item_id)
         return _detail_response(request, item_id)
 
 
@@ -136,11 +110,8 @@ class SettleApi(APIView):
     def post(self, request: Request, item_id: int) -> Response:
         body = serializers.ChoiceInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            services.review_item_settle_admin(admin=request.user, item_id=item_id,
-                                              choice=body.validated_data["choice"])
-        except services.ReviewError as exc:
-            _raise_for(exc)
+        services.review_item_settle_admin(admin=request.user, item_id=item_id,
+                                          choice=body.validated_data["choice"])
         return _detail_response(request, item_id)
 
 
@@ -166,11 +137,15 @@ class ModelViewApi(APIView):
     permission_classes = [IsReviewer]
 
     @extend_schema(operation_id="review_items_model", responses=serializers.ModelViewSerializer,
-                   description="The active model's prediction and Grad-CAM overlays (current label, suggestion); "
-                               "`model_active` is false when no model version is active.")
+                   description="The active model's prediction and stored Grad-CAM overlays (current label, "
+                               "suggestion); `model_active` is false when no model version is active. Nothing is "
+                               "computed here: `pending` names the overlays a worker is computing; ask again.")
     def get(self, request: Request, item_id: int) -> Response:
         item = _item_or_404(item_id)
-        return Response(serializers.ModelViewSerializer(review_item_model_view(item=item, request=request)).data)
+        view = review_item_model_view(item=item, request=request)
+        if view["pending"]:
+            review_item_overlays_enqueue(items=[item])
+        return Response(serializers.ModelViewSerializer(view).data)
 
 
 class StatsApi(APIView):
@@ -199,10 +174,7 @@ class GoldApi(APIView):
     def post(self, request: Request) -> Response:
         body = serializers.GoldInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            item = services.review_gold_set(face_id=body.validated_data["face"], label=body.validated_data["label"])
-        except services.ReviewError as exc:
-            _raise_for(exc)
+        item = services.review_gold_set(face_id=body.validated_data["face"], label=body.validated_data["label"])
         response = _detail_response(request, item.pk)
         response.status_code = status.HTTP_201_CREATED
         return response
@@ -222,12 +194,7 @@ class ScoringRunsApi(APIView):
     def post(self, request: Request) -> Response:
         body = serializers.ScoringRunInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            run = scoring_run_enqueue(created_by=request.user, **body.validated_data)
-        except ScoringRunError as exc:
-            from rest_framework.exceptions import ValidationError
-
-            raise ValidationError({"detail": str(exc)}) from None
+        run = scoring_run_enqueue(created_by=request.user, **body.validated_data)
         return Response(serializers.ScoringRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -1,28 +1,16 @@
-"""What a reviewer can answer: the seven emotions (0-6, as in ``apps.faces.labels``), "not a face" and "unsure"."""
+"""What a reviewer can answer: the seven emotions (0-6, as ``ml.labels.CLASSES``), "not a face" and "unsure"."""
 
 from __future__ import annotations
 
 from django.db import models
 
-from apps.faces.labels import CLASSES
+from ml.labels import CLASSES
 
-NOT_A_FACE = 7
-UNSURE = 8
+NOT_A_FACE = len(CLASSES)
+UNSURE = NOT_A_FACE + 1
 
-
-class Choice(models.IntegerChoices):
-    ANGRY = 0, "angry"
-    DISGUST = 1, "disgust"
-    FEAR = 2, "fear"
-    HAPPY = 3, "happy"
-    SAD = 4, "sad"
-    SURPRISE = 5, "surprise"
-    NEUTRAL = 6, "neutral"
-    NOT_A_FACE = NOT_A_FACE, "not a face"
-    UNSURE = UNSURE, "unsure"
-
-
-assert tuple(Choice.labels[: len(CLASSES)]) == CLASSES  # noqa: S101 - kept in step with faces.labels
+Choice = models.IntegerChoices("Choice", [(name.upper(), (i, name)) for i, name in enumerate(CLASSES)]
+                               + [("NOT_A_FACE", (NOT_A_FACE, "not a face")), ("UNSURE", (UNSURE, "unsure"))])
 
 
 def choice_name(choice: int | None) -> str:

@@ -1,54 +1,93 @@
-"""The active model's view of a review item: its prediction and Grad-CAM overlays for the current label and
-for the suggestion. Goes through ``apps.inference``'s public selectors and services only; without that app, or
-without an active model version, it says so and the page shows the scoring run's suggestion alone."""
+"""The active model's view of a review item: its prediction and the stored Grad-CAM overlays for the current label
+and for the suggestion.
+
+Reading it never runs the model: an overlay that is not stored yet is listed as ``pending``, and
+``review_item_overlays_enqueue`` sends it to a worker (``inference.explain``). Leasing items queues their overlays
+too, so they are usually stored before the reviewer reaches them.
+"""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Iterable
 
-from django.apps import apps as django_apps
+from django.core.cache import cache
 
-from apps.faces.labels import CLASSES
+from apps.inference.models import Explanation, ModelVersion
+from apps.inference.selectors import model_version_active, prediction_for
+from apps.inference.services.predictions import explanations_enqueue, predictions_enqueue
+from ml.labels import CLASSES
 
 from .models import ReviewItem
 
-logger = logging.getLogger(__name__)
 CAM_METHOD = "gradcam"
+RESEND_AFTER_SECONDS = 30  # a still-missing overlay is queued again after this long (a lost message is only a hint)
 
 
 def _no_model(reason: str) -> dict:
-    return {"model_active": False, "reason": reason, "model_version": None, "prediction": None, "overlays": {}}
+    return {"model_active": False, "reason": reason, "model_version": None, "prediction": None, "overlays": {},
+            "pending": []}
+
+
+def _targets(item: ReviewItem, predicted: int | None) -> dict[str, int | None]:
+    suggestion = item.suggested_label if item.suggested_label is not None else predicted
+    return {"current": item.face.current_label, "suggestion": suggestion}
 
 
 def review_item_model_view(*, item: ReviewItem, request=None) -> dict:
-    if not django_apps.is_installed("apps.inference"):
-        return _no_model("The inference app is not installed.")
-    from apps.inference.selectors import model_version_active, prediction_for
-    from apps.inference.services import explanation_get_or_compute
-
+    """Prediction and stored overlays of the active version; ``pending`` names the roles not stored yet."""
     version = model_version_active()
     if version is None:
         return _no_model("No model version is active.")
     face = item.face
     prediction = prediction_for(face=face, version=version)
     view = {"model_active": True, "reason": "", "model_version": {"id": version.pk, "name": version.name},
-            "prediction": None, "overlays": {}}
+            "prediction": None, "overlays": {}, "pending": []}
     if prediction is not None:
         view["prediction"] = {"label": prediction.predicted_label, "label_name": CLASSES[prediction.predicted_label],
                               "confidence": prediction.confidence, "probabilities": prediction.probabilities}
-    targets = {"current": face.current_label, "suggestion": item.suggested_label}
-    if targets["suggestion"] is None and prediction is not None:
-        targets["suggestion"] = prediction.predicted_label
+    targets = _targets(item, prediction.predicted_label if prediction else None)
+    stored = {e.target_label: e for e in Explanation.objects.filter(
+        face=face, model_version=version, method=CAM_METHOD,
+        target_label__in=[t for t in targets.values() if t is not None])}
     for role, target in targets.items():
         if target is None:
+            if prediction is None:  # the suggestion is the prediction, which is not there yet
+                view["pending"].append(role)
             continue
-        try:
-            explanation = explanation_get_or_compute(face=face, version=version, method=CAM_METHOD,
-                                                     target_label=target)
-        except Exception:  # a broken checkpoint must not take the review page down
-            logger.exception("Grad-CAM for face %s, target %s failed", face.pk, target)
+        explanation = stored.get(target)
+        if explanation is None:
+            view["pending"].append(role)
             continue
         url = explanation.overlay.url
         view["overlays"][role] = {"label": target, "label_name": CLASSES[target],
                                   "url": request.build_absolute_uri(url) if request is not None else url}
     return view
+
+
+def review_item_overlays_enqueue(*, items: Iterable[ReviewItem], version: ModelVersion | None = None) -> int:
+    """Queue the missing overlays (and the missing prediction) of ``items`` for the active version; how many faces
+    were sent. A face sent less than ``RESEND_AFTER_SECONDS`` ago is not sent again."""
+    version = version or model_version_active()
+    if version is None:
+        return 0
+    items = list(items)
+    faces = {item.face_id for item in items}
+    predicted = dict(version.predictions.filter(face_id__in=faces).values_list("face_id", "predicted_label"))
+    stored = set(Explanation.objects.filter(model_version=version, method=CAM_METHOD, face_id__in=faces)
+                 .values_list("face_id", "target_label"))
+    pairs, unpredicted = [], []
+    for item in items:
+        if item.face_id not in predicted:
+            unpredicted.append(item.face_id)  # the worker predicts, then explains the predicted and current class
+        for target in _targets(item, predicted.get(item.face_id)).values():
+            if target is not None and (item.face_id, target) not in stored:
+                pairs.append((item.face_id, target))
+    sent = {f for f in unpredicted + [f for f, _ in pairs]
+            if cache.add(f"review-overlays:{version.pk}:{f}", 1, timeout=RESEND_AFTER_SECONDS)}
+    unpredicted = [f for f in unpredicted if f in sent]
+    pairs = [(f, t) for f, t in pairs if f in sent]
+    if unpredicted:
+        predictions_enqueue(face_ids=unpredicted, methods=[CAM_METHOD])
+    if pairs:
+        explanations_enqueue(version=version, method=CAM_METHOD, pairs=pairs)
+    return len(sent)

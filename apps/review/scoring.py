@@ -17,18 +17,21 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from PIL import Image
 
-from apps.faces.models import FaceImage, FacePixels, Split
+from apps.core.errors import InvalidInput
+from apps.faces.selectors import face_pixels, training_faces_labelled
 
 from .models import LabelScore, ReviewItem, ScoringRun
+from .tasks import score_labels_task
 
 logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[dict], None]
 
 
-class ScoringRunError(Exception):
-    pass
+class ScoringRunError(InvalidInput):
+    """A scoring run that cannot be created or executed; the message says why."""
+
+    code = "scoring_run_invalid"
 
 
 def scoring_run_create(*, folds: int = 4, epochs: int | None = None, ranking: str = "self_confidence",
@@ -57,8 +60,6 @@ def scoring_run_create(*, folds: int = 4, epochs: int | None = None, ranking: st
 
 def scoring_run_enqueue(**kwargs) -> ScoringRun:
     """Create a run and queue ``review.score_labels`` once the row is committed."""
-    from .tasks import score_labels_task
-
     with transaction.atomic():
         run = scoring_run_create(**kwargs)
         transaction.on_commit(lambda: score_labels_task.delay(run.pk))
@@ -66,18 +67,10 @@ def scoring_run_enqueue(**kwargs) -> ScoringRun:
 
 
 def training_faces() -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Face ids, uint8 (N, 48, 48) pixels and current labels of every labelled, non-excluded Training face."""
-    rows = list(FaceImage.objects.filter(split=Split.TRAINING, excluded=False, current_label__isnull=False)
-                .order_by("pk").values_list("pk", "current_label", "pixels_id", "pixels__png"))
-    images = np.empty((len(rows), 48, 48), dtype=np.uint8)
-    decoded: dict[str, np.ndarray] = {}  # exact duplicates share one PNG
-    storage = FacePixels._meta.get_field("png").storage
-    for i, (_, _, sha, name) in enumerate(rows):
-        if sha not in decoded:
-            with storage.open(name, "rb") as fh, Image.open(fh) as image:
-                decoded[sha] = np.asarray(image.convert("L"), dtype=np.uint8)
-        images[i] = decoded[sha]
-    return [r[0] for r in rows], images, np.array([r[1] for r in rows], dtype=np.int64)
+    """Face ids, uint8 (N, 48, 48) pixels and current labels of every labelled Training face, by id."""
+    rows = list(training_faces_labelled().order_by("pk").values_list("pk", "current_label"))
+    ids = [r[0] for r in rows]
+    return ids, face_pixels(ids), np.array([r[1] for r in rows], dtype=np.int64)
 
 
 def _claim(run_id: int) -> bool:

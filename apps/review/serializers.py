@@ -3,7 +3,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.faces.labels import CLASSES
+from ml.labels import CLASSES
 
 from .choices import Choice
 from .models import LabelHistory, ReviewItem, ScoringRun, Vote
@@ -173,6 +173,9 @@ class ModelViewSerializer(serializers.Serializer):
     model_version = serializers.DictField(allow_null=True)
     prediction = serializers.DictField(allow_null=True)
     overlays = serializers.DictField()
+    pending = serializers.ListField(
+        child=serializers.ChoiceField(choices=["current", "suggestion"]),
+        help_text="Overlays queued to a worker and not stored yet: ask again in a moment.")
 
 
 class ScoringRunSerializer(serializers.ModelSerializer):

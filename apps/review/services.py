@@ -17,6 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from apps.core.errors import ApplicationError
 from apps.faces.models import FaceImage
 
 from .choices import NOT_A_FACE, UNSURE, Choice
@@ -25,14 +26,13 @@ from .models import LabelHistory, ReviewItem, Skip, Vote
 OPEN_STATUSES = (ReviewItem.Status.OPEN, ReviewItem.Status.REOPENED)
 
 
-class ReviewError(Exception):
-    """A request the queue refuses; ``code`` picks the HTTP status in the API."""
+class ReviewError(ApplicationError):
+    """A request the queue refuses; ``code`` (invalid, not_found or conflict) picks the HTTP status."""
 
-    code = "invalid"
+    STATUSES = {"invalid": 400, "not_found": 404, "conflict": 409}
 
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code or self.code
+    def __init__(self, message: str, code: str = "invalid") -> None:
+        super().__init__(message, code=code, status=self.STATUSES[code])
 
 
 # --- handing out -----------------------------------------------------------------------------------------------

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.roles import IsAdminRole
+from apps.core.schema import ERROR
 from apps.inference.models import ModelVersion
 from apps.inference.serializers import ModelVersionSerializer
-from apps.inference.services import ModelVersionInvalid
+from apps.inference.services.registry import model_version_activate, model_version_rollback
 
 from .models import TrainingRun
 from .selectors import model_versions_compared, training_run_list
@@ -21,24 +22,10 @@ from .serializers import (
     TrainingRunInputSerializer,
     TrainingRunSerializer,
 )
-from .services import (
-    TrainingRunBusy,
-    TrainingRunInvalid,
-    TrainingRunStateError,
-    model_version_promote,
-    model_version_rollback,
-    training_run_cancel,
-    training_run_retry,
-    training_run_start,
-)
+from .services import training_run_cancel, training_run_retry, training_run_start
 
-ERROR = OpenApiResponse(description='JSON error: {"detail": "..."}')
 LIST_LIMIT = 50
 LOG_TAIL = 4000  # characters of each log in the list
-
-
-def _error(exc: Exception, code: int) -> Response:
-    return Response({"detail": str(exc)}, status=code)
 
 
 class TrainingRunsApi(APIView):
@@ -63,14 +50,8 @@ class TrainingRunsApi(APIView):
         data = body.validated_data
         # Token requests are API clients; session requests come from the training page.
         trigger = TrainingRun.Trigger.API if request.auth is not None else TrainingRun.Trigger.ADMIN
-        try:
-            run = training_run_start(trigger=trigger, created_by=request.user, recipe_name=data["recipe"],
-                                     epochs=data["epochs"], seed=data["seed"],
-                                     soft_label_mode=data["soft_label_mode"])
-        except TrainingRunInvalid as exc:
-            return _error(exc, status.HTTP_400_BAD_REQUEST)
-        except TrainingRunBusy as exc:
-            return _error(exc, status.HTTP_409_CONFLICT)
+        run = training_run_start(trigger=trigger, created_by=request.user, recipe_name=data["recipe"],
+                                 epochs=data["epochs"], seed=data["seed"], soft_label_mode=data["soft_label_mode"])
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -90,10 +71,7 @@ class TrainingRunCancelApi(APIView):
     def post(self, request: Request, pk: int) -> Response:
         """Cancel a queued run at once, or a running one at its next progress event."""
         get_object_or_404(TrainingRun, pk=pk)
-        try:
-            run = training_run_cancel(run_id=pk)
-        except TrainingRunStateError as exc:
-            return _error(exc, status.HTTP_409_CONFLICT)
+        run = training_run_cancel(run_id=pk)
         return Response(TrainingRunSerializer(run).data)
 
 
@@ -105,10 +83,7 @@ class TrainingRunRetryApi(APIView):
     def post(self, request: Request, pk: int) -> Response:
         """Queue a failed run again; it resumes from its last finished epoch on the same label snapshot."""
         get_object_or_404(TrainingRun, pk=pk)
-        try:
-            run = training_run_retry(run_id=pk)
-        except (TrainingRunStateError, TrainingRunBusy) as exc:
-            return _error(exc, status.HTTP_409_CONFLICT)
+        run = training_run_retry(run_id=pk)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -118,13 +93,10 @@ class ModelVersionPromoteApi(APIView):
     @extend_schema(operation_id="models_promote", request=None,
                    responses={200: ModelVersionSerializer, 400: ERROR, 404: ERROR})
     def post(self, request: Request, pk: int) -> Response:
-        """Make a ready or archived version the active one, bypassing the gate; PublicTest predictions and label
-        scoring are queued for it."""
+        """Make a ready or archived version the active one, bypassing the gate (the same service as
+        ``POST /api/models/{id}/activate``): its PublicTest predictions and a label-scoring run are queued."""
         version = get_object_or_404(ModelVersion, pk=pk)
-        try:
-            version = model_version_promote(version=version, actor=request.user)
-        except ModelVersionInvalid as exc:
-            return _error(exc, status.HTTP_400_BAD_REQUEST)
+        version = model_version_activate(version=version, actor=request.user)
         return Response(ModelVersionSerializer(version).data)
 
 
@@ -134,10 +106,7 @@ class ModelVersionRollbackApi(APIView):
     @extend_schema(operation_id="models_rollback", request=None, responses={200: ModelVersionSerializer, 400: ERROR})
     def post(self, request: Request) -> Response:
         """Activate the version that was active before the current one."""
-        try:
-            version = model_version_rollback(actor=request.user)
-        except ModelVersionInvalid as exc:
-            return _error(exc, status.HTTP_400_BAD_REQUEST)
+        version = model_version_rollback(actor=request.user)
         return Response(ModelVersionSerializer(version).data)
 
 

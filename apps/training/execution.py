@@ -20,17 +20,17 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.faces.selectors import face_pixels
 from apps.inference import runtime
 from apps.inference.models import ModelVersion
 from apps.inference.selectors import model_version_active
-from apps.inference.services import model_version_register
+from apps.inference.services.registry import model_version_activate, model_version_register
 
 from .models import TrainingRun
-from .services import model_version_promote, promotion_gate_decide, training_run_claim, training_runs_sweep_stale
+from .services import promotion_gate_decide, training_run_claim, training_runs_sweep_stale
 from .snapshot import (
     LabelSnapshot,
     TestSet,
-    face_pixels,
     label_snapshot_current,
     label_snapshot_of,
     labels_changed_since,
@@ -275,7 +275,7 @@ def _gate(run_id: int, version: ModelVersion, recorder: ProgressRecorder) -> Non
                                                 previous_name=f"version #{previous['version']}")
     if promote:
         try:
-            model_version_promote(version=version)
+            model_version_activate(version=version)
         except Exception as exc:  # the run did succeed; say why its version is not active
             logger.exception("training run %s: promotion failed", run_id)
             promote, reason = False, f"promotion failed: {type(exc).__name__}: {exc}"

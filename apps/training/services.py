@@ -1,5 +1,5 @@
 """Writes for training runs: start, claim, cancel, retry, fail, sweep stale runs, the periodic check, and the
-promotion gate with manual promote and rollback.
+promotion gate's decision (activation itself is ``apps.inference.services.registry.model_version_activate``).
 
 One run at a time: starting a run locks the ``TrainingSettings`` row and is refused (``TrainingRunBusy``) while
 another run is queued or running; a partial unique index on ``status='running'`` makes the database refuse a second
@@ -17,28 +17,33 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.faces.models import Dataset, FaceImage, Split
-from apps.inference.models import ModelVersion
+from apps.core.errors import Conflict, InvalidInput
 from apps.inference.selectors import model_version_active
-from apps.inference.services import ModelVersionInvalid, inference_job_enqueue, model_version_activate
 
 from .models import SOFT_LABEL_MODES, TrainingRun, TrainingSettings
 from .snapshot import labels_changed_since
+from .tasks import training_run_task
 
 logger = logging.getLogger(__name__)
 MAX_EPOCHS = 500
 
 
-class TrainingRunInvalid(ValueError):
+class TrainingRunInvalid(InvalidInput):
     """A request that cannot become a run (unknown recipe, bad epochs, ...); the message says why."""
 
+    code = "training_run_invalid"
 
-class TrainingRunBusy(RuntimeError):
+
+class TrainingRunBusy(Conflict):
     """Another run is queued or running; only one trains at a time."""
 
+    code = "training_busy"
 
-class TrainingRunStateError(RuntimeError):
+
+class TrainingRunStateError(Conflict):
     """The run is not in a state that allows this (cancel a finished run, retry a succeeded one)."""
+
+    code = "training_run_state"
 
 
 def _recipe_resolve(*, recipe_name: str, epochs: int | None, soft_label_mode: str,
@@ -79,8 +84,6 @@ def _busy_message(run: TrainingRun) -> str:
 
 
 def _enqueue(run_id: int) -> None:
-    from .tasks import training_run_task
-
     transaction.on_commit(lambda: training_run_task.delay(run_id))
 
 
@@ -241,36 +244,3 @@ def promotion_gate_decide(*, candidate: dict | None, previous: dict | None, prev
     if failed:
         return False, f"kept inactive: {', '.join(failed)} (tolerance {tol:g}); {figures}"
     return True, f"promoted: within tolerance {tol:g} points; {figures}"
-
-
-def _refresh_after_promotion(*, actor) -> None:
-    """Re-run PublicTest predictions and heatmaps, and label scoring, with the new active version (after commit)."""
-    from apps.review.scoring import scoring_run_enqueue
-
-    datasets = Dataset.objects.filter(pk__in=FaceImage.objects.filter(split=Split.PUBLIC_TEST).values("dataset"))
-    for dataset in datasets:
-        inference_job_enqueue(dataset=dataset, split=Split.PUBLIC_TEST, created_by=actor)
-    scoring_run_enqueue(created_by=actor)
-
-
-@transaction.atomic
-def model_version_promote(*, version: ModelVersion, actor=None) -> ModelVersion:
-    """Make ``version`` (ready or archived) the active one; the previous active version is archived. Predictions
-    for PublicTest and a label-scoring run are queued once this commits (``TRAINING_REFRESH_ON_PROMOTE``)."""
-    was_active = version.status == ModelVersion.Status.ACTIVE
-    version = model_version_activate(version=version)
-    if not was_active and settings.TRAINING_REFRESH_ON_PROMOTE:
-        _refresh_after_promotion(actor=actor)
-    return version
-
-
-def model_version_rollback(*, actor=None) -> ModelVersion:
-    """Activate the version that was active before the current one."""
-    active = model_version_active()
-    previous = (ModelVersion.objects.filter(status=ModelVersion.Status.ARCHIVED, activated_at__isnull=False)
-                .order_by("-activated_at", "-pk").first())
-    if previous is None:
-        raise ModelVersionInvalid("no earlier active version to roll back to")
-    if active is not None and active.activated_at and previous.activated_at > active.activated_at:
-        raise ModelVersionInvalid("no earlier active version to roll back to")
-    return model_version_promote(version=previous, actor=actor)

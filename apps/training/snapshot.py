@@ -10,16 +10,16 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from django.db.models import F
-from PIL import Image
 
-from apps.faces.labels import CLASSES, FERPLUS_COLUMNS, NUM_CLASSES
-from apps.faces.models import FaceImage, FacePixels, Split
+from apps.faces.labels import FERPLUS_COLUMNS
+from apps.faces.models import FaceImage, Split
+from apps.faces.selectors import face_pixels, training_faces_labelled
 from apps.inference.models import ModelVersion
+from ml.labels import CLASSES, NUM_CLASSES
 
 # FER+ vote columns that are FER-2013 emotions (contempt, unknown and "not a face" are dropped).
 _FERPLUS_TO_CLASS = {"anger": 0, "disgust": 1, "fear": 2, "happiness": 3, "sadness": 4, "surprise": 5, "neutral": 6}
@@ -60,12 +60,8 @@ class LabelSnapshot:
         return differing + len(theirs.keys() - mine.keys())
 
 
-def _training_faces():
-    return FaceImage.objects.filter(split=Split.TRAINING, excluded=False, current_label__isnull=False)
-
-
 def label_snapshot_current() -> LabelSnapshot:
-    rows = np.array(list(_training_faces().order_by("pk").values_list("pk", "current_label")), dtype=np.int64)
+    rows = np.array(list(training_faces_labelled().order_by("pk").values_list("pk", "current_label")), dtype=np.int64)
     rows = rows.reshape(-1, 2)
     return LabelSnapshot(rows[:, 0].copy(), rows[:, 1].copy())
 
@@ -87,24 +83,6 @@ def labels_changed_since(version: ModelVersion | None, current: LabelSnapshot | 
         faces = FaceImage.objects.filter(split=Split.TRAINING, original_label__isnull=False)
         return faces.exclude(current_label=F("original_label"), excluded=False).count()
     return (current or label_snapshot_current()).changed_against(snapshot)
-
-
-def face_pixels(face_ids: Sequence[int]) -> np.ndarray:
-    """uint8 (N, 48, 48) pixels of ``face_ids`` in that order; exact duplicates are decoded once."""
-    names = dict(FaceImage.objects.filter(pk__in=list(face_ids)).values_list("pk", "pixels__png"))
-    missing = [pk for pk in face_ids if pk not in names]
-    if missing:
-        raise ValueError(f"{len(missing)} face(s) of the snapshot no longer exist (e.g. id {missing[0]})")
-    storage = FacePixels._meta.get_field("png").storage
-    images = np.empty((len(face_ids), 48, 48), dtype=np.uint8)
-    decoded: dict[str, np.ndarray] = {}
-    for i, pk in enumerate(face_ids):
-        name = names[pk]
-        if name not in decoded:
-            with storage.open(name, "rb") as fh, Image.open(fh) as image:
-                decoded[name] = np.asarray(image.convert("L"), dtype=np.uint8)
-        images[i] = decoded[name]
-    return images
 
 
 def vote_distributions(snapshot: LabelSnapshot) -> tuple[np.ndarray, int]:

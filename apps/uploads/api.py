@@ -15,7 +15,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
-from apps.inference.services import UnknownCamMethod
+from apps.core.errors import NotFound
 
 from .models import Upload
 from .selectors import upload_get_for, upload_list_for, upload_results
@@ -26,15 +26,7 @@ from .serializers import (
     UploadResultSerializer,
     WaitSerializer,
 )
-from .services import (
-    ExplanationUnavailable,
-    TargetInvalid,
-    UploadInvalid,
-    upload_create,
-    upload_explanation_get_or_compute,
-    upload_results_wait,
-    upload_status_sync,
-)
+from .services import upload_create, upload_explanation_get_or_compute, upload_results_wait
 
 FILE_FIELDS = ("images", "image")
 
@@ -63,15 +55,11 @@ class UploadPagination(PageNumberPagination):
     max_page_size = 100
 
 
-def _error(message: str, code: str, status_code: int, **extra) -> Response:
-    return Response({"detail": message, "code": code, **extra}, status=status_code)
-
-
-def _upload_or_404(request: Request, upload_id) -> Upload | None:
+def _upload_or_404(request: Request, upload_id) -> Upload:
     try:
         return upload_get_for(user=request.user, upload_id=upload_id)
     except (Upload.DoesNotExist, DjangoValidationError):
-        return None
+        raise NotFound("No such upload.") from None
 
 
 _WAIT = OpenApiParameter("wait", OpenApiTypes.FLOAT, description="Seconds to wait for a finished result (bounded).")
@@ -87,7 +75,6 @@ class UploadListCreateApi(APIView):
         paginator = UploadPagination()
         page = paginator.paginate_queryset(upload_list_for(user=request.user), request, view=self)
         results = upload_results(page)
-        upload_status_sync(results=results)
         return paginator.get_paginated_response(
             UploadResultSerializer(results, many=True, context={"request": request}).data)
 
@@ -106,11 +93,8 @@ class UploadListCreateApi(APIView):
         methods = query.validated_data["methods"]
         if methods is None and "methods" in request.data:
             methods = [m.strip() for value in request.data.getlist("methods") for m in value.split(",") if m.strip()]
-        try:
-            uploads = upload_create(user=request.user, files=files, no_face=query.validated_data["no_face"],
-                                    methods=methods)
-        except UploadInvalid as exc:
-            return _error(exc.message, exc.code, exc.status, errors=[p.as_dict() for p in exc.problems])
+        uploads = upload_create(user=request.user, files=files, no_face=query.validated_data["no_face"],
+                                methods=methods)
         results = upload_results_wait(uploads=uploads, timeout=query.validated_data["wait"])
         data = UploadResultSerializer(results, many=True, context={"request": request}).data
         return Response({"uploads": data}, status=status.HTTP_201_CREATED)
@@ -124,8 +108,6 @@ class UploadDetailApi(APIView):
         query = WaitSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         upload = _upload_or_404(request, upload_id)
-        if upload is None:
-            return _error("No such upload.", "not_found", status.HTTP_404_NOT_FOUND)
         (result,) = upload_results_wait(uploads=[upload], timeout=query.validated_data["wait"])
         return Response(UploadResultSerializer(result, context={"request": request}).data)
 
@@ -142,15 +124,6 @@ class UploadExplanationApi(APIView):
         body = UploadExplanationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         upload = _upload_or_404(request, upload_id)
-        if upload is None:
-            return _error("No such upload.", "not_found", status.HTTP_404_NOT_FOUND)
-        try:
-            explanation = upload_explanation_get_or_compute(
-                upload=upload, method=body.validated_data["method"], target=body.validated_data["target"])
-        except UnknownCamMethod as exc:
-            return _error(str(exc), "unknown_method", status.HTTP_400_BAD_REQUEST)
-        except ExplanationUnavailable as exc:
-            return _error(str(exc), "not_ready", status.HTTP_409_CONFLICT)
-        except TargetInvalid as exc:
-            return _error(str(exc), "bad_target", status.HTTP_400_BAD_REQUEST)
+        explanation = upload_explanation_get_or_compute(
+            upload=upload, method=body.validated_data["method"], target=body.validated_data["target"])
         return Response(UploadHeatmapSerializer(explanation, context={"request": request}).data)

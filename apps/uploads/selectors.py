@@ -35,6 +35,27 @@ class UploadResult:
             return Upload.Status.FAILED, self.failure.error
         return Upload.Status.QUEUED, ""
 
+    @property
+    def status(self) -> str:
+        """The recorded status once finished, else what the stored rows imply now (reads never write it)."""
+        return self.upload.status if self.upload.is_finished else self.state()[0]
+
+    @property
+    def error(self) -> str:
+        return self.upload.error if self.upload.is_finished else self.state()[1]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in Upload.FINISHED
+
+    @property
+    def finished_at(self):
+        if self.upload.finished_at is not None or not self.is_finished:
+            return self.upload.finished_at
+        stamps = [r.created_at for r in [self.failure, *self.explanations, self.prediction]
+                  if r is not None and getattr(r, "created_at", None) is not None]
+        return max(stamps) if stamps else None
+
 
 def upload_list_for(*, user) -> QuerySet[Upload]:
     """Newest first; a user's own uploads, or everyone's for admins."""

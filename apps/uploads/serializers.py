@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from apps.faces.labels import CLASSES
+from ml.labels import CLASSES
 
 from .models import Upload
 from .selectors import UploadResult
@@ -60,9 +60,9 @@ class UploadResultSerializer(serializers.Serializer):
     """One upload with whatever is known of its prediction; those fields are null until the worker has answered."""
 
     id = serializers.UUIDField(source="upload.pk")
-    status = serializers.CharField(source="upload.status")
+    status = serializers.CharField()
     created_at = serializers.DateTimeField(source="upload.created_at")
-    finished_at = serializers.DateTimeField(source="upload.finished_at")
+    finished_at = serializers.DateTimeField(allow_null=True)
     original_name = serializers.CharField(source="upload.original_name")
     content_type = serializers.CharField(source="upload.content_type")
     size = serializers.IntegerField(source="upload.size")
@@ -79,7 +79,7 @@ class UploadResultSerializer(serializers.Serializer):
     confidence = serializers.FloatField(source="prediction.confidence", default=None)
     probabilities = serializers.SerializerMethodField()
     heatmaps = UploadHeatmapSerializer(source="explanations", many=True)
-    error = serializers.CharField(source="upload.error")
+    error = serializers.CharField()
 
     def get_face_url(self, result: UploadResult) -> str | None:
         face = result.upload.face

@@ -18,11 +18,12 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.errors import ApplicationError, Conflict
 from apps.faces.models import FACE_SIZE, FaceImage, FacePixels, Split, face_png_path
 from apps.faces.services import dataset_get_or_create, face_png_encode, face_sha256
 from apps.inference.models import Explanation
 from apps.inference.selectors import model_version_active
-from apps.inference.services import (
+from apps.inference.services.predictions import (
     UnknownCamMethod,
     cam_method_validate,
     cam_methods_validate,
@@ -35,6 +36,7 @@ from ml.facedetect import FaceCrop, NoFaceFound, crop_largest_face
 from .images import DecodedImage, ImageRejected, image_check_size, image_decode
 from .models import UPLOADS_DATASET, Upload
 from .selectors import UploadResult, upload_results
+from .tasks import upload_status_record_task
 
 POLL_FAST_SECONDS, POLL_FAST_FOR_SECONDS, POLL_SLOW_SECONDS = 0.015, 3.0, 0.2
 
@@ -48,18 +50,16 @@ class FileProblem:
     status: int
 
     def as_dict(self) -> dict[str, object]:
-        return {"index": self.index, "file": self.name, "code": self.code, "detail": self.message}
+        return {"field": f"images.{self.index}", "index": self.index, "file": self.name, "code": self.code,
+                "detail": self.message}
 
 
-class UploadInvalid(ValueError):
+class UploadInvalid(ApplicationError):
     """The request cannot be stored; ``problems`` names each bad file (empty for request-level problems)."""
 
     def __init__(self, message: str, *, code: str, problems: Sequence[FileProblem] = (), status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+        super().__init__(message, code=code, status=status, errors=[p.as_dict() for p in problems])
         self.problems = list(problems)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,8 @@ def upload_create(*, user, files: Sequence[UploadedFile], no_face: str | None = 
                 uploads.append(_upload_record(user=user, check=check, face=face, methods=methods, version=version))
             face_ids = [u.face_id for u in uploads if u.face_id is not None]
             if face_ids:
-                predictions_enqueue(face_ids=face_ids, methods=methods)  # sent once this transaction commits
+                # Sent once this transaction commits; each chunk then records its uploads' state.
+                predictions_enqueue(face_ids=face_ids, methods=methods, then=upload_status_record_task.si)
     except BaseException:
         _files_delete(written.values())
         raise
@@ -207,27 +208,27 @@ def _upload_record(*, user, check: _Checked, face: FaceImage | None, methods: li
     )
 
 
-def upload_status_sync(*, results: Sequence[UploadResult]) -> None:
-    """Record the status that the stored prediction and heatmaps imply (the worker never touches uploads).
+def upload_status_record(*, face_ids: Sequence[int]) -> int:
+    """Record on the unfinished uploads of ``face_ids`` the state their stored prediction, heatmaps or failure
+    imply (the worker calls this after each prediction chunk; reads derive the same state and never write).
 
-    A conditional UPDATE on unfinished rows only, so two concurrent readers never move an upload backwards.
+    A conditional UPDATE on unfinished rows only, so a late or repeated call never moves an upload backwards.
     """
-    for result in results:
-        upload = result.upload
-        if upload.is_finished:
-            continue
+    uploads = list(Upload.objects.filter(face_id__in=list(face_ids), status__in=[Upload.Status.QUEUED,
+                                                                                 Upload.Status.PROCESSING]))
+    changed = 0
+    for result in upload_results(uploads):
         status, error = result.state()
-        if status == upload.status:
+        if status == result.upload.status:
             continue
         changes: dict[str, object] = {"status": status, "error": error}
         if status in Upload.FINISHED:
             changes["finished_at"] = timezone.now()
         if result.prediction is not None:
             changes["model_version_id"] = result.prediction.model_version_id
-        Upload.objects.filter(pk=upload.pk, status__in=[Upload.Status.QUEUED, Upload.Status.PROCESSING]).update(
-            **changes)
-        for name, value in changes.items():
-            setattr(upload, name, value)
+        changed += Upload.objects.filter(pk=result.upload.pk, status__in=[Upload.Status.QUEUED,
+                                                                          Upload.Status.PROCESSING]).update(**changes)
+    return changed
 
 
 def upload_results_wait(*, uploads: Sequence[Upload], timeout: float) -> list[UploadResult]:
@@ -236,33 +237,28 @@ def upload_results_wait(*, uploads: Sequence[Upload], timeout: float) -> list[Up
     deadline = started + max(0.0, timeout)
     while True:
         results = upload_results(uploads)
-        upload_status_sync(results=results)
         now = time.monotonic()
-        if all(r.upload.is_finished for r in results) or now >= deadline:
+        if all(r.is_finished for r in results) or now >= deadline:
             return results
         # Results usually land within a second: poll finely then (a few cheap queries each), coarsely after.
         delay = POLL_FAST_SECONDS if now - started < POLL_FAST_FOR_SECONDS else POLL_SLOW_SECONDS
         time.sleep(min(delay, deadline - now))
 
 
-class ExplanationUnavailable(RuntimeError):
+class ExplanationUnavailable(Conflict):
     """A heatmap cannot be made for this upload yet (or ever: no face); the message says which."""
 
-
-class TargetInvalid(ValueError):
-    """Not one of the 7 classes."""
+    code = "not_ready"
 
 
 def upload_explanation_get_or_compute(*, upload: Upload, method: str, target: int | str | None = None) -> Explanation:
     """The heatmap of ``method`` for ``target`` (default: the predicted class), computed now if not stored yet.
 
-    ``UnknownCamMethod`` / ``ValueError`` for a bad method or class; ``ExplanationUnavailable`` before the prediction.
+    ``UnknownCamMethod`` / ``TargetInvalid`` for a bad method or class; ``ExplanationUnavailable`` before the
+    prediction.
     """
     method = cam_method_validate(method)
-    try:
-        target_label = target_label_validate(target) if target not in (None, "") else None
-    except ValueError as exc:
-        raise TargetInvalid(str(exc)) from None
+    target_label = target_label_validate(target) if target not in (None, "") else None
     if upload.face_id is None:
         raise ExplanationUnavailable("this upload has no face (no face was found), so there is nothing to explain")
     (result,) = upload_results([upload])

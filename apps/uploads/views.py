@@ -5,8 +5,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.generic import TemplateView
 
-from apps.faces.labels import CLASSES
-from apps.inference.services import CAM_METHODS, DEFAULT_METHODS
+from apps.inference.services.predictions import CAM_METHODS, DEFAULT_METHODS
 
 
 @method_decorator(ensure_csrf_cookie, name="dispatch")  # the page's fetch() calls read the token from the cookie
@@ -19,5 +18,4 @@ class UploadPageView(LoginRequiredMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         context["cam_methods"] = CAM_METHODS
         context["default_method"] = DEFAULT_METHODS[0] if DEFAULT_METHODS else "gradcam"
-        context["classes"] = CLASSES
         return context

@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.core.middleware.ApplicationErrorMiddleware",  # pages render service errors with their 4xx status
 ]
 
 ROOT_URLCONF = "ferplatform.urls"
@@ -85,6 +86,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.core.context_processors.platform",
             ],
         },
     },
@@ -134,7 +136,9 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.schema.ErrorAwareAutoSchema",
+    # One error shape for every 4xx (apps/core/errors.py); the schema declares it (apps/core/schema.py).
+    "EXCEPTION_HANDLER": "apps.core.errors.api_exception_handler",
     # Scoped per-user rates (apps/uploads/api.py). The cache behind them is per process unless CACHES says otherwise.
     "DEFAULT_THROTTLE_RATES": {
         "uploads": _throttle_rate("UPLOADS_THROTTLE_RATE", "60/min"),
@@ -184,6 +188,7 @@ CELERY_TASK_DEFAULT_EXCHANGE = "default"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
     "inference.predict_and_explain": {"queue": "gpu"},
+    "inference.explain": {"queue": "gpu"},
     "inference.predict_split": {"queue": "gpu"},
     "review.score_labels": {"queue": "gpu"},
     "gallery.faithfulness": {"queue": "gpu"},
@@ -209,6 +214,8 @@ UPLOADS_MAX_WAIT_SECONDS = env_int("UPLOADS_MAX_WAIT_SECONDS", 30, minimum=0)  #
 
 # Inference: faces per model batch in prediction tasks; the checkpoint `manage.py bootstrap` registers first.
 INFERENCE_BATCH_SIZE = env_int("INFERENCE_BATCH_SIZE", 256, minimum=1)
+# A newly active version gets its PublicTest predictions and heatmaps queued, and a re-scoring when it replaced one.
+INFERENCE_REFRESH_ON_ACTIVATE = env_bool("INFERENCE_REFRESH_ON_ACTIVATE", True)
 INFERENCE_DEFAULT_CHECKPOINT = env_path("INFERENCE_DEFAULT_CHECKPOINT", BASE_DIR / "ml" / "weights" / "default.pt",
                                         base=BASE_DIR)
 
@@ -246,7 +253,6 @@ TRAINING_DIR = env_path("TRAINING_DIR", VAR_DIR / "training", base=BASE_DIR)  # 
 TRAINING_PROMOTION_TOLERANCE = _points("TRAINING_PROMOTION_TOLERANCE", 0.5)  # points of accuracy / macro-F1
 TRAINING_AUTO_MIN_CHANGED = env_int("TRAINING_AUTO_MIN_CHANGED", 200, minimum=1)  # labels changed -> periodic run
 TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 900, minimum=10)  # s without progress = dead
-TRAINING_REFRESH_ON_PROMOTE = env_bool("TRAINING_REFRESH_ON_PROMOTE", True)  # re-predict PublicTest and re-score
 
 # Researcher galleries (apps.gallery): PrivateTest figures stay hidden unless an admin turns this on.
 GALLERY_SHOW_PRIVATE_TEST = env_bool("GALLERY_SHOW_PRIVATE_TEST", False)

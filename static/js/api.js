@@ -1,29 +1,64 @@
 // The pages' one JSON API helper: session auth with Django's CSRF token from its cookie. A failed request throws an
-// Error whose message is the API's `detail` (or its field errors), with `.status` and `.data` for callers that need more.
+// Error whose message is the API's `detail`, with `.status`, `.code`, `.errors` and `.data` (the parsed body).
+// URLs come from the server: templates render them with {% url %} into data attributes; a per-id URL is rendered
+// with the sentinel id URL_ID ({% url 'review-api-vote' 999999999 %}) and urlFor(template, id) puts the id in.
 (function () {
   "use strict";
+
+  const URL_ID = "999999999";
+  const SAFE = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 
   function csrfToken() {
     const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
     return match ? decodeURIComponent(match[1]) : "";
   }
 
-  async function api(url, options = {}) {
-    const headers = {Accept: "application/json", ...(options.headers || {})};
-    if (options.method && options.method !== "GET") headers["X-CSRFToken"] = csrfToken();
-    const response = await fetch(url, {credentials: "same-origin", ...options, headers});
-    let data = null;
-    try { data = await response.json(); } catch (e) { data = {detail: response.statusText}; }
-    if (!response.ok) {
-      const fields = data && typeof data === "object"
-        ? Object.entries(data).map(([k, v]) => `${k}: ${v}`).join("; ") : "";
-      const error = new Error((data && data.detail) || fields || `request failed (${response.status})`);
-      error.data = data;
-      error.status = response.status;
-      throw error;
+  function urlFor(template, id) {
+    if (typeof template !== "string" || !template.includes(URL_ID)) {
+      throw new Error(`not a URL template with the id ${URL_ID}: ${template}`);
     }
+    return template.replace(URL_ID, encodeURIComponent(String(id)));
+  }
+
+  // null for an empty body (204 No Content), the parsed value for JSON, the text for anything else.
+  async function readBody(response) {
+    if (response.status === 204 || response.status === 205) return null;
+    const text = await response.text();
+    if (!text) return null;
+    if ((response.headers.get("Content-Type") || "").includes("json")) {
+      try { return JSON.parse(text); } catch (e) { return text; }
+    }
+    return text;
+  }
+
+  // The API answers every 4xx as {"code", "detail", "errors": [{"field", "code", "detail"}]}; anything else
+  // (a proxy's HTML error page, a 500) becomes "<status> <status text>".
+  function apiError(response, data) {
+    const body = data && typeof data === "object" ? data : {};
+    const fallback = `${response.status} ${response.statusText}`.trim();
+    const error = new Error(typeof body.detail === "string" && body.detail ? body.detail : fallback);
+    error.status = response.status;
+    error.code = typeof body.code === "string" ? body.code : "";
+    error.errors = Array.isArray(body.errors) ? body.errors : [];
+    error.data = data;
+    return error;
+  }
+
+  // api(url, {method, json, body, headers}): `json` is sent as a JSON body; `body` (FormData...) as it is.
+  async function api(url, options = {}) {
+    const {json, headers: extra, ...rest} = options;
+    const method = (options.method || "GET").toUpperCase();
+    const headers = {Accept: "application/json", ...(extra || {})};
+    if (!SAFE.has(method)) headers["X-CSRFToken"] = csrfToken();
+    if (json !== undefined) {
+      headers["Content-Type"] = "application/json";
+      rest.body = JSON.stringify(json);
+    }
+    const response = await fetch(url, {credentials: "same-origin", ...rest, method, headers});
+    const data = await readBody(response);
+    if (!response.ok) throw apiError(response, data);
     return data;
   }
 
-  window.ferplatform = {...(window.ferplatform || {}), api, csrfToken};
+  window.ferplatform = {...(window.ferplatform || {}), api, csrfToken, urlFor};
 })();

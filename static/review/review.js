@@ -1,19 +1,22 @@
 // Review screen, keyboard first. Items are leased a few at a time (prefetch), so the next face is already
 // loaded when a vote is cast; requests go out one after another (a promise chain) so that undo follows its vote.
+// URLs come from the template's data attributes (per-item ones with the sentinel id, see static/js/api.js).
 (function () {
   "use strict";
-  const CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
-  const NOT_A_FACE = 7, UNSURE = 8;
   const app = document.getElementById("review-app");
   if (!app) return;
+  const {api, el, urlFor} = window.ferplatform;  // static/js/api.js, static/js/dom.js
+  const CLASSES = window.ferplatform.classes();  // rendered by the server in base.html
+  const NOT_A_FACE = 7, UNSURE = 8;
+  // A heatmap the model endpoint lists as "pending" is being made by a worker: ask again until it is stored.
+  const HEATMAP_POLL_MS = 1500, HEATMAP_GIVE_UP_MS = 60000;
   const $ = (id) => document.getElementById(id);
-  const csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
   const prefetch = parseInt(app.dataset.prefetch, 10) || 3;
 
   let queue = [];          // leased items not shown yet
   let current = null;      // the item on screen
   const done = new Set();  // ids voted on or skipped in this page (the server may still list them briefly)
-  const modelViews = new Map();
+  const modelViews = new Map();  // item id -> {view, loading, timer, since, gaveUp, error}
   let chain = Promise.resolve();
   let pending = 0;
 
@@ -24,25 +27,9 @@
   setPending(0);
 
   function say(text, isError) {
-    const el = $("status");
-    el.textContent = text || "";
-    el.classList.toggle("error", Boolean(isError));
-  }
-
-  async function api(method, url, body) {
-    const options = {method, headers: {"Accept": "application/json", "X-CSRFToken": csrf}, credentials: "same-origin"};
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
-    const response = await fetch(url, options);
-    const data = response.status === 204 ? null : await response.json().catch(() => null);
-    if (!response.ok) {
-      const error = new Error((data && data.detail) || response.statusText);
-      error.status = response.status;
-      throw error;
-    }
-    return data;
+    const line = $("status");
+    line.textContent = text || "";
+    line.classList.toggle("error", Boolean(isError));
   }
 
   // Everything that talks to the server goes through here, in order.
@@ -64,7 +51,7 @@
   }
 
   async function topUp() {
-    const data = await api("GET", `${app.dataset.nextUrl}?count=${prefetch}`);
+    const data = await api(`${app.dataset.nextUrl}?count=${prefetch}`);
     showProgress(data.progress);
     const known = new Set(queue.map((i) => i.id));
     if (current) known.add(current.id);
@@ -104,55 +91,90 @@
     $("suggested-label").textContent = current.suggested_label === null ? "none" : labelName(current.suggested_label);
     $("suggested-probability").textContent = current.suggested_probability === null ? ""
       : `${Math.round(current.suggested_probability * 100)}%`;
-    const bars = $("bars");
-    bars.replaceChildren();
-    (current.probabilities || []).forEach((p, k) => {
-      const li = document.createElement("li");
-      li.className = k === current.suggested_label ? "suggested" : (k === current.current_label ? "current" : "");
-      li.innerHTML = `<span class="name">${k + 1} ${CLASSES[k]}</span><span class="bar"><span style="width:${(p * 100).toFixed(1)}%"></span></span><span class="pct">${Math.round(p * 100)}%</span>`;
-      bars.appendChild(li);
-    });
+    $("bars").replaceChildren(...(current.probabilities || []).map((p, k) => el("li", {
+      class: k === current.suggested_label ? "suggested" : (k === current.current_label ? "current" : ""),
+      "data-class": CLASSES[k],
+    }, [
+      el("span", {class: "name", text: `${k + 1} ${CLASSES[k]}`}),
+      el("span", {class: "bar"}, [el("span", {style: {width: `${(p * 100).toFixed(1)}%`}})]),
+      el("span", {class: "pct", text: `${Math.round(p * 100)}%`}),
+    ])));
     renderModelView(current.id);
   }
 
+  // The model view is asked for while its item is on screen or prefetched; a voted or skipped item stops being
+  // polled (an undo that brings it back starts again).
+  function onPage(id) {
+    return (current !== null && current.id === id) || queue.some((i) => i.id === id);
+  }
+
+  const computing = (view) => (view && view.model_active && view.pending) || [];
+
   function loadModelView(id) {
-    if (modelViews.has(id)) return modelViews.get(id);
-    const promise = api("GET", `${app.dataset.itemsUrl}${id}/model`).catch(() => null).then((view) => {
-      modelViews.set(id, Promise.resolve(view));
-      if (current && current.id === id) renderModelView(id);
-      return view;
-    });
-    modelViews.set(id, promise);
-    return promise;
+    let entry = modelViews.get(id);
+    if (!entry) {
+      entry = {view: null, loading: false, timer: null, since: 0, gaveUp: false, error: ""};
+      modelViews.set(id, entry);
+    }
+    const complete = entry.view !== null && !entry.error && computing(entry.view).length === 0;
+    if (entry.loading || entry.timer !== null || complete) return entry;
+    entry.since = Date.now();
+    entry.gaveUp = false;
+    fetchModelView(id, entry);
+    return entry;
+  }
+
+  async function fetchModelView(id, entry) {
+    entry.timer = null;
+    if (!onPage(id)) return;
+    entry.loading = true;
+    try {
+      entry.view = await api(urlFor(app.dataset.modelUrl, id));
+      entry.error = "";
+    } catch (error) {
+      entry.error = error.message;  // the page works without the model: keep what was shown, stop asking
+    } finally {
+      entry.loading = false;
+    }
+    if (!entry.error && computing(entry.view).length) {
+      if (Date.now() - entry.since < HEATMAP_GIVE_UP_MS) {
+        entry.timer = setTimeout(() => fetchModelView(id, entry), HEATMAP_POLL_MS);
+      } else {
+        entry.gaveUp = true;
+      }
+    }
+    if (current && current.id === id) renderModelView(id);
   }
 
   function renderModelView(id) {
-    const cams = {current: $("cam-current"), suggestion: $("cam-suggestion")};
-    for (const fig of Object.values(cams)) {
-      fig.querySelector("img").hidden = true;
-      fig.querySelector(".cam-label").textContent = "";
-    }
-    $("model-note").textContent = "";
-    const promise = modelViews.get(id) || loadModelView(id);
-    promise.then((view) => {
-      if (!current || current.id !== id || !view) return;
-      if (!view.model_active) {
-        $("model-note").textContent = `No model is active: ${view.reason} The suggestion shown comes from the ` +
-          "scoring run only, and there are no Grad-CAM overlays.";
-        return;
-      }
+    const entry = modelViews.get(id) || loadModelView(id);
+    const view = entry.view;
+    let note = "";
+    if (view && !view.model_active) {
+      note = `No model is active: ${view.reason} The suggestion shown comes from the scoring run only, and there ` +
+        "are no Grad-CAM overlays.";
+    } else if (view) {
       const prediction = view.prediction ? ` predicts ${view.prediction.label_name} ` +
         `(${Math.round(view.prediction.confidence * 100)}%)` : "";
-      $("model-note").textContent = `Active model ${view.model_version.name}${prediction}.`;
-      for (const [role, fig] of Object.entries(cams)) {
-        const overlay = view.overlays[role];
-        if (!overlay) continue;
-        const img = fig.querySelector("img");
-        img.src = overlay.url;
-        img.hidden = false;
-        fig.querySelector(".cam-label").textContent = overlay.label_name;
+      note = `Active model ${view.model_version.name}${prediction}.`;
+    }
+    $("model-note").textContent = note;
+    const waiting = computing(view);
+    for (const [role, fig] of Object.entries({current: $("cam-current"), suggestion: $("cam-suggestion")})) {
+      const overlay = view && view.model_active && view.overlays ? view.overlays[role] : null;
+      const img = fig.querySelector("img");
+      if (overlay && img.getAttribute("src") !== overlay.url) img.src = overlay.url;
+      img.hidden = !overlay;
+      fig.querySelector(".cam-label").textContent = overlay ? overlay.label_name : "";
+      let state = overlay ? "shown" : "", text = "";
+      if (!overlay && waiting.includes(role)) {
+        if (entry.error) [state, text] = ["failed", `Could not load the heatmap: ${entry.error}`];
+        else if (entry.gaveUp) [state, text] = ["gave-up", "The heatmap is still not ready. Try again later."];
+        else [state, text] = ["computing", "computing heatmap…"];
       }
-    });
+      fig.dataset.heatmap = state;
+      fig.querySelector(".cam-status").textContent = text;
+    }
   }
 
   function vote(choice) {
@@ -162,7 +184,7 @@
     advance();  // the next face is already here; the vote is sent behind it
     say(`Voted ${labelName(choice)} on item ${item.id}.`);
     enqueue(async () => {
-      const result = await api("POST", `${app.dataset.itemsUrl}${item.id}/votes`, {choice});
+      const result = await api(urlFor(app.dataset.voteUrl, item.id), {method: "POST", json: {choice}});
       showProgress(result.progress);
       if (result.item_status === "settled") say(`Item ${item.id} settled as ${labelName(result.settled_label)}.`);
       await topUp();
@@ -176,14 +198,14 @@
     advance();
     say(`Skipped item ${item.id}.`);
     enqueue(async () => {
-      await api("POST", `${app.dataset.itemsUrl}${item.id}/skip`);
+      await api(urlFor(app.dataset.skipUrl, item.id), {method: "POST"});
       await topUp();
     });
   }
 
   function undo() {
     enqueue(async () => {
-      const result = await api("POST", app.dataset.undoUrl);
+      const result = await api(app.dataset.undoUrl, {method: "POST"});
       showProgress(result.progress);
       const item = result.item;
       done.delete(item.id);

@@ -1,25 +1,15 @@
 // Training page: start a run, list runs with live progress (polling the API every 2 s while one is active), draw
 // loss and PublicTest accuracy curves as inline SVG, cancel or retry runs, promote versions or roll back.
-// Plain JS, no external assets; session auth with the CSRF token from its cookie.
+// Plain JS, no external assets; the URLs come from #training-app's data attributes (per-id ones with the sentinel
+// id that urlFor fills in).
 (function () {
   "use strict";
 
-  const URLS = window.FERPLATFORM_TRAINING;
+  const URLS = document.getElementById("training-app").dataset;  // runsUrl, cancelUrl, ..., rollbackUrl
   const ACTIVE = new Set(["queued", "running"]);
   const $ = (selector, root = document) => root.querySelector(selector);
 
-  const api = window.ferplatform.api;  // static/js/api.js
-
-  function el(tag, attrs = {}, children = []) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (key === "text") node.textContent = value;
-      else if (key === "class") node.className = value;
-      else node.setAttribute(key, value);
-    }
-    for (const child of children) node.append(child);
-    return node;
-  }
+  const {api, el, urlFor} = window.ferplatform;  // static/js/api.js, static/js/dom.js
 
   const pct = (x) => (x === null || x === undefined ? "–" : `${(100 * x).toFixed(2)}`);
   const signed = (x) => (x === null || x === undefined ? "–" : `${x >= 0 ? "+" : ""}${(100 * x).toFixed(2)}`);
@@ -82,7 +72,7 @@
       if (run.cancel_requested) text += " · cancelling…";
       info.append(el("p", {class: "epoch", text}));
       const cancel = el("button", {type: "button", class: "secondary cancel", text: "Cancel"});
-      cancel.addEventListener("click", () => act(`${URLS.runs}${run.id}/cancel`));
+      cancel.addEventListener("click", () => act(urlFor(URLS.cancelUrl, run.id)));
       info.append(cancel);
     } else {
       info.append(el("p", {class: "epoch", text: `${done}/${run.epochs} epochs`}));
@@ -105,7 +95,7 @@
       info.append(el("p", {class: "error", text: run.error}));
       if (run.status === "failed") {
         const retry = el("button", {type: "button", class: "secondary retry", text: "Retry (resume)"});
-        retry.addEventListener("click", () => act(`${URLS.runs}${run.id}/retry`));
+        retry.addEventListener("click", () => act(urlFor(URLS.retryUrl, run.id)));
         info.append(retry);
       }
     }
@@ -122,7 +112,7 @@
     clearTimeout(timer);
     const box = $("#runs");
     try {
-      const runs = await api(URLS.runs);
+      const runs = await api(URLS.runsUrl);
       const openLogs = new Set([...box.querySelectorAll("details[open]")].map((d) => d.closest(".run").dataset.runId));
       box.replaceChildren(...(runs.length ? runs.map(runCard) : [el("p", {class: "hint", text: "No runs yet."})]));
       for (const id of openLogs) {
@@ -154,7 +144,7 @@
   async function refreshVersions() {
     const box = $("#versions");
     try {
-      const rows = await api(URLS.versions);
+      const rows = await api(URLS.versionsUrl);
       const head = el("tr", {}, ["version", "status", "acc. corrected", "F1 corrected", "acc. original",
         "F1 original", "Δ acc.", "Δ F1", "labels", "gate", ""].map((t) => el("th", {text: t})));
       const body = rows.map((row) => {
@@ -169,7 +159,7 @@
         if (row.status === "ready" || row.status === "archived") {
           const promote = el("button", {type: "button", class: "promote", text: "Promote"});
           promote.addEventListener("click", async () => {
-            try { await api(`${URLS.models}${row.id}/promote`, {method: "POST"}); setVersionsStatus(`#${row.id} is active`); }
+            try { await api(urlFor(URLS.promoteUrl, row.id), {method: "POST"}); setVersionsStatus(`#${row.id} is active`); }
             catch (error) { setVersionsStatus(error.message, true); }
             refreshVersions();
           });
@@ -191,7 +181,7 @@
 
   $("#rollback").addEventListener("click", async () => {
     try {
-      const version = await api(URLS.rollback, {method: "POST"});
+      const version = await api(URLS.rollbackUrl, {method: "POST"});
       setVersionsStatus(`rolled back: #${version.id} ${version.name} is active`);
     } catch (error) { setVersionsStatus(error.message, true); }
     refreshVersions();
@@ -204,8 +194,7 @@
     const body = {recipe: form.recipe.value, soft_label_mode: form.soft_label_mode.value};
     if (form.epochs.value) body.epochs = Number(form.epochs.value);
     try {
-      const run = await api(URLS.runs, {method: "POST", headers: {"Content-Type": "application/json"},
-        body: JSON.stringify(body)});
+      const run = await api(URLS.runsUrl, {method: "POST", json: body});
       status.textContent = `run #${run.id} queued`;
       status.classList.remove("error");
     } catch (error) {

@@ -1,11 +1,12 @@
-// Upload page: send images to /api/uploads/, show each face crop, class probabilities and heatmap, switch CAM method,
-// and reopen earlier uploads. Plain JS, no external assets; session auth with the CSRF token from its cookie.
+// Upload page: send images to the uploads API, show each face crop, class probabilities and heatmap, switch CAM
+// method, and reopen earlier uploads. Plain JS, no external assets; the URLs come from #upload-app's data attributes.
 (function () {
   "use strict";
 
-  const API = window.FERPLATFORM_UPLOADS.api;  // "/api/uploads/"
-  const CLASSES = JSON.parse(document.getElementById("upload-classes").textContent);
-  const METHODS = JSON.parse(document.getElementById("upload-methods").textContent);
+  const {api, el, urlFor, json} = window.ferplatform;  // static/js/api.js, static/js/dom.js
+  const URLS = document.getElementById("upload-app").dataset;  // uploadsUrl, uploadUrl, explanationsUrl
+  const CLASSES = window.ferplatform.classes();  // rendered by the server in base.html
+  const METHODS = json("upload-methods");
   const FINISHED = new Set(["done", "failed", "no_face"]);
   const STATUS_TEXT = {
     queued: "queued…", processing: "making heatmap…", done: "done", failed: "failed", no_face: "no face found",
@@ -16,22 +17,9 @@
   const statusLine = $("#upload-status");
   let historyNext = null;
 
-  const api = window.ferplatform.api;  // static/js/api.js
-
   function setStatus(text, isError = false) {
     statusLine.textContent = text;
     statusLine.classList.toggle("error", isError);
-  }
-
-  function el(tag, attrs = {}, children = []) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (key === "text") node.textContent = value;
-      else if (key === "class") node.className = value;
-      else node.setAttribute(key, value);
-    }
-    for (const child of children) node.append(child);
-    return node;
   }
 
   // --- one result card ---------------------------------------------------------------------------------------------
@@ -92,8 +80,7 @@
     for (const name of CLASSES) {
       const p = upload.probabilities[name];
       const pct = (100 * p).toFixed(1);
-      const fill = el("span", {class: "fill"});
-      fill.style.width = `${pct}%`;
+      const fill = el("span", {class: "fill", style: {width: `${pct}%`}});
       container.append(el("div", {class: "bar-row" + (name === upload.predicted_label ? " predicted" : ""),
         "data-class": name}, [
         el("span", {class: "label", text: name}),
@@ -115,9 +102,7 @@
     const caption = $(".overlay-caption", card);
     caption.textContent = `computing ${method}…`;
     try {
-      const heatmap = await api(`${API}${card.dataset.uploadId}/explanations`, {
-        method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({method}),
-      });
+      const heatmap = await api(urlFor(URLS.explanationsUrl, card.dataset.uploadId), {method: "POST", json: {method}});
       if (card.dataset.method === method) showOverlay(card, heatmap);
     } catch (error) {
       caption.textContent = error.message;
@@ -128,7 +113,7 @@
     render(upload);
     for (let attempt = 0; !FINISHED.has(upload.status) && attempt < 30; attempt++) {
       try {
-        upload = await api(`${API}${upload.id}/?wait=10`);
+        upload = await api(`${urlFor(URLS.uploadUrl, upload.id)}?wait=10`);
       } catch (error) {
         $(".state", cardFor(upload)).textContent = error.message;
         return;
@@ -149,7 +134,7 @@
     params.set("methods", $("#upload-method").value);
     setStatus(`uploading ${files.length} image${files.length > 1 ? "s" : ""}…`);
     try {
-      const data = await api(`${API}?${params}`, {method: "POST", body: form});
+      const data = await api(`${URLS.uploadsUrl}?${params}`, {method: "POST", body: form});
       setStatus(`${data.uploads.length} uploaded`);
       await Promise.all(data.uploads.map((upload) => {
         cardFor(upload).dataset.method = $("#upload-method").value;
@@ -158,7 +143,7 @@
       loadHistory(true);
     } catch (error) {
       const lines = [error.message];
-      for (const problem of (error.data && error.data.errors) || []) lines.push(`${problem.file}: ${problem.detail}`);
+      for (const problem of error.errors) lines.push(`${problem.field || problem.file}: ${problem.detail}`);
       setStatus(lines.join("\n"), true);
     }
   }
@@ -179,7 +164,7 @@
 
   async function loadHistory(reset) {
     const list = $("#history");
-    const url = reset || !historyNext ? API : historyNext;
+    const url = reset || !historyNext ? URLS.uploadsUrl : historyNext;
     let page;
     try { page = await api(url); } catch (error) { return; }
     if (reset) list.replaceChildren();
@@ -188,7 +173,7 @@
       open.addEventListener("click", async () => {
         const existing = results.querySelector(`[data-upload-id="${upload.id}"]`);
         if (existing) existing.remove();
-        follow(await api(`${API}${upload.id}/`));
+        follow(await api(urlFor(URLS.uploadUrl, upload.id)));
         window.scrollTo({top: results.offsetTop, behavior: "smooth"});
       });
       const label = upload.predicted_label || STATUS_TEXT[upload.status] || upload.status;

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from apps.accounts.roles import Role
-from apps.inference.services import model_version_register
+from apps.inference.services.registry import model_version_register
 from apps.training.models import TrainingRun
 from tests.accounts.factories import PASSWORD, UserFactory
 from tests.training.conftest import synthetic_faces

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.inference.services import model_version_register
+from apps.inference.services.registry import model_version_register
 from tests.accounts.factories import PASSWORD, UserFactory
 from tests.uploads import samples
 from tests.uploads.checkpoints import tiny_checkpoint_write

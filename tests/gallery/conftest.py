@@ -9,7 +9,8 @@ import pytest
 
 from apps.faces.models import FaceImage, Split
 from apps.inference.models import ModelVersion, Prediction
-from apps.inference.services import model_version_register, predict_and_explain
+from apps.inference.services.predictions import predict_and_explain
+from apps.inference.services.registry import model_version_register
 from apps.review.models import LabelHistory, LabelScore, ReviewItem, ScoringRun, Vote
 from tests.faces.factories import FaceImageFactory
 from tests.inference import conftest as inference_fixtures

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from apps.inference.models import Prediction
-from apps.inference.services import predict_and_explain
+from apps.inference.services.predictions import predict_and_explain
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +63,7 @@ def test_compare_bad_parameters(client, researcher, both):
     va, vb, *_ = both
     client.force_login(researcher)
     assert client.get("/api/gallery/compare", {"a": va.pk}).status_code == 400
-    assert client.get("/api/gallery/compare", {"a": va.pk, "b": 999999}).status_code == 400
+    assert client.get("/api/gallery/compare", {"a": va.pk, "b": 999999}).status_code == 404  # as the page
     assert client.get("/api/gallery/compare", {"a": va.pk, "b": vb.pk, "method": "x"}).status_code == 400
     assert client.get("/gallery/compare/", {"a": va.pk, "b": 999999}).status_code == 404
     assert "Choose two versions" in client.get("/gallery/compare/").content.decode()
@@ -71,7 +71,7 @@ def test_compare_bad_parameters(client, researcher, both):
 
 def test_same_weights_change_nothing(client, researcher, gallery_data, tiny_checkpoint):
     """A second version with the same weights predicts the same: nothing changed, every face listed under "all"."""
-    from apps.inference.services import model_version_register
+    from apps.inference.services.registry import model_version_register
 
     copy = model_version_register(checkpoint_path=tiny_checkpoint, name="tiny-v1-copy")
     public = [f.pk for f in gallery_data.faces if f.split == "PublicTest"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from apps.faces.labels import CLASSES
 from apps.inference.models import Explanation
+from ml.labels import CLASSES
 
 pytestmark = pytest.mark.django_db
 

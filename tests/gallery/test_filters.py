@@ -117,7 +117,7 @@ def test_pagination(researcher_client, gallery_data, settings):
 
 def test_bad_parameters(researcher_client, gallery_data):
     assert researcher_client.get("/api/gallery/faces/", {"method": "nope"}).status_code == 400
-    assert researcher_client.get("/api/gallery/faces/", {"version": 999999}).status_code == 400
+    assert researcher_client.get("/api/gallery/faces/", {"version": 999999}).status_code == 404  # as the page
     assert researcher_client.get("/api/gallery/faces/", {"true_label": 9}).status_code == 400
     assert researcher_client.get("/gallery/", {"version": 999999}).status_code == 404
     assert "filter-errors" in researcher_client.get("/gallery/", {"true_label": 9}).content.decode()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from apps.inference import runtime
-from apps.inference.services import model_version_register
+from apps.inference.services.registry import model_version_register
 from ml.checkpoint import build_checkpoint, save_atomic
 from ml.models import create_model
 

@@ -7,7 +7,9 @@ from django.urls import reverse
 
 from apps.inference.models import Explanation
 from apps.inference.selectors import model_version_active
-from apps.inference.services import model_version_register, predict_and_explain
+from apps.inference.services.predictions import predict_and_explain
+from apps.inference.services.registry import model_version_register
+from tests.api_errors import field_errors
 from tests.faces.factories import FaceImageFactory
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +40,7 @@ def test_face_prediction_with_heatmap_urls(client, researcher, active_version):
     face = FaceImageFactory(current_label=6)
     client.force_login(researcher)
     url = reverse("api-face-prediction", args=[face.pk])
-    assert client.get(url).json() == {"detail": "not predicted by the active version yet"}
+    assert client.get(url).json() == {"code": "not_found", "detail": "not predicted by the active version yet"}
     predict_and_explain(face_ids=[face.pk], methods=["gradcam"])
     body = client.get(url).json()
     assert list(body["probabilities"]) == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -74,7 +76,7 @@ def test_bad_method_or_target_is_a_400(client, researcher, active_version, body,
     client.force_login(researcher)
     response = client.post(reverse("api-face-explanations", args=[face.pk]), body, content_type="application/json")
     assert response.status_code == 400 and response["Content-Type"] == "application/json"
-    assert text in response.json()[field][0]
+    assert text in field_errors(response)[field][0]
     assert Explanation.objects.count() == 0
 
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from apps.inference.models import ModelVersion
 from apps.inference.selectors import model_version_active
-from apps.inference.services import ModelVersionInvalid, model_version_activate, model_version_register
+from apps.inference.services.registry import ModelVersionInvalid, model_version_activate, model_version_register
 from ml.checkpoint import build_checkpoint, save_atomic
 from ml.models import create_model
 

@@ -5,24 +5,25 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from apps.faces.labels import CLASSES
+from apps.core.errors import ApplicationError
 from apps.inference import runtime
-from apps.inference import services as inference_services
 from apps.inference.models import Explanation, Prediction
-from apps.inference.selectors import explanations_for, face_arrays, prediction_for
-from apps.inference.services import (
+from apps.inference.selectors import explanations_for, prediction_for
+from apps.inference.services import predictions as inference_services
+from apps.inference.services.predictions import (
     CAM_METHODS,
     NoActiveModelVersion,
+    TargetInvalid,
     UnknownCamMethod,
     cam_methods_validate,
     explanation_get_or_compute,
-    model_version_activate,
-    model_version_register,
     predict_and_explain,
     predictions_enqueue,
 )
+from apps.inference.services.registry import model_version_activate, model_version_register
 from apps.inference.tasks import predict_and_explain_task
-from tests.faces.factories import FaceImageFactory, random_pixels
+from ml.labels import CLASSES
+from tests.faces.factories import FaceImageFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -44,13 +45,6 @@ def spy(monkeypatch):
     monkeypatch.setattr(inference_services, "predict_proba", predict)
     monkeypatch.setattr(inference_services.ml_explain, "explain", explain)
     return calls
-
-
-def test_face_arrays_reads_the_stored_pixels():
-    face = FaceImageFactory(pixels__raw=random_pixels(7))
-    array = face_arrays([face])
-    assert array.shape == (1, 48, 48) and array.dtype == np.uint8
-    assert array[0].tobytes() == random_pixels(7)
 
 
 def test_predict_and_explain_stores_probabilities_label_and_heatmaps(active_version, spy):
@@ -126,8 +120,8 @@ def test_unknown_method_and_target_say_what_is_allowed(active_version):
     face = FaceImageFactory()
     with pytest.raises(UnknownCamMethod, match="choose one of: gradcam, gradcam\\+\\+, hirescam") as info:
         explanation_get_or_compute(face=face, version=None, method="magiccam", target_label=0)
-    assert isinstance(info.value, ValueError)
-    with pytest.raises(ValueError, match="expected 0-6 or one of angry"):
+    assert isinstance(info.value, ApplicationError) and info.value.status == 400  # a client error, said as such
+    with pytest.raises(TargetInvalid, match="expected 0-6 or one of angry"):
         explanation_get_or_compute(face=face, version=None, method="gradcam", target_label=9)
     with pytest.raises(UnknownCamMethod):
         predictions_enqueue(face_ids=[face.pk], methods=["nope"])
@@ -159,7 +153,7 @@ def test_the_model_stays_loaded_and_reloads_when_the_active_version_changes(acti
 def test_enqueue_waits_for_the_commit_and_routes_to_the_gpu_queue(active_version, django_capture_on_commit_callbacks,
                                                                  monkeypatch, settings):
     sent = []
-    monkeypatch.setattr(predict_and_explain_task, "delay", lambda *args: sent.append(args))
+    monkeypatch.setattr(predict_and_explain_task, "apply_async", lambda args, **options: sent.append(tuple(args)))
     settings.INFERENCE_BATCH_SIZE = 2
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         predictions_enqueue(face_ids=[1, 2, 3], methods=None)
@@ -174,7 +168,7 @@ def test_the_task_records_a_final_failure(active_version, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("apps.inference.tasks.predict_and_explain", broken)
+    monkeypatch.setattr("apps.inference.services.predictions.predict_and_explain", broken)
     with pytest.raises(RuntimeError):
         predict_and_explain_task.apply(args=([face.pk], ["gradcam"]), throw=True)
     assert face.prediction_failures.get().error == "RuntimeError: disk on fire"

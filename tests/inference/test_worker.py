@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from apps.inference.models import Explanation
 from apps.inference.selectors import prediction_for
-from apps.inference.services import model_version_activate, model_version_register
+from apps.inference.services.registry import model_version_activate, model_version_register
 from apps.inference.tasks import predict_and_explain_task
 from tests.faces.factories import FaceImageFactory
 

@@ -123,17 +123,31 @@ def test_pages_render_for_reviewers(client, reviewer, researcher):
     assert client.get("/review/").status_code == 403
 
 
-def test_model_view_with_an_active_model_has_both_overlays(reviewer):
-    services = pytest.importorskip("apps.inference.services")
+def test_model_view_never_computes_it_queues_the_missing_overlays(reviewer, django_capture_on_commit_callbacks,
+                                                                   eager_tasks):
     from pathlib import Path
 
+    from apps.inference.models import Explanation
+    from apps.inference.services.registry import model_version_register
+
     default = Path(__file__).resolve().parents[2] / "ml" / "weights" / "default.pt"
-    if not default.is_file() or not hasattr(services, "model_version_register"):
-        pytest.skip("no default checkpoint or model registry")
-    services.model_version_register(checkpoint_path=default, name="default", activate=True)
+    model_version_register(checkpoint_path=default, name="default", activate=True)
     item = ReviewItemFactory(suggested_label=5)
-    body = client_for(reviewer).get(f"/api/review/items/{item.pk}/model").json()
+    client = client_for(reviewer)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        body = client.get(f"/api/review/items/{item.pk}/model").json()
+    # The read computed nothing: no heatmap is stored, both are pending, and work was queued for a worker.
     assert body["model_active"] is True and body["model_version"]["name"] == "default"
+    assert body["overlays"] == {} and body["pending"] == ["current", "suggestion"]
+    assert Explanation.objects.count() == 0 and queued
+    again = client.get(f"/api/review/items/{item.pk}/model").json()
+    assert again["pending"] == ["current", "suggestion"] and Explanation.objects.count() == 0
+
+    for callback in queued:  # what a worker does with the queued messages (run inline here)
+        callback()
+    body = client.get(f"/api/review/items/{item.pk}/model").json()
+    assert body["pending"] == []
     assert body["overlays"]["current"]["label_name"] == "happy"
     assert body["overlays"]["suggestion"]["label_name"] == "surprise"
     assert body["overlays"]["current"]["url"].endswith(".png")
+    assert set(Explanation.objects.values_list("target_label", flat=True)) >= {3, 5}

@@ -7,7 +7,7 @@ import pytest
 
 from apps.faces.services import FaceRecord, FaceWriter, dataset_get_or_create
 from apps.inference import runtime
-from apps.inference.services import model_version_register
+from apps.inference.services.registry import model_version_register
 from tests.inference.conftest import write_tiny_checkpoint
 
 # The "scoring" recipe trains fer_vgg; these make it tiny and deterministic (no bf16, no augmentation noise needed).
@@ -39,7 +39,7 @@ def synthetic_faces(*, per_class: int = 10, test_per_class: int = 4, seed: int =
 @pytest.fixture(autouse=True)
 def training_settings(settings, tmp_path):
     settings.TRAINING_DIR = tmp_path / "training"
-    settings.TRAINING_REFRESH_ON_PROMOTE = False
+    settings.INFERENCE_REFRESH_ON_ACTIVATE = False
     settings.TRAINING_PROMOTION_TOLERANCE = 0.5
     settings.TRAINING_HEARTBEAT_TIMEOUT = 900
     settings.TRAINING_AUTO_MIN_CHANGED = 200

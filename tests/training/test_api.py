@@ -9,11 +9,12 @@ from rest_framework.test import APIClient
 
 from apps.inference.models import InferenceJob, ModelVersion
 from apps.inference.selectors import model_version_active
-from apps.inference.services import model_version_register
+from apps.inference.services.registry import model_version_register
 from apps.review.models import ScoringRun
 from apps.training.execution import training_run_execute
 from apps.training.models import TrainingRun
 from apps.training.services import training_run_start
+from tests.api_errors import field_errors
 
 from .conftest import BAD, run_kwargs
 
@@ -75,7 +76,7 @@ def test_admin_starts_a_run_and_a_second_is_refused(admin_user, faces, django_ca
     assert f"training run #{body['id']} is queued" in second.json()["detail"]
 
     bad = api.post("/api/training-runs/", {"recipe": "nope"}, format="json")
-    assert bad.status_code == 400 and "recipe" in bad.json()
+    assert bad.status_code == 400 and "recipe" in field_errors(bad)
 
 
 def test_token_clients_are_recorded_as_api_trigger(admin_user, faces, django_capture_on_commit_callbacks):
@@ -114,7 +115,7 @@ def test_manual_promote_and_rollback(admin_user, faces, settings, django_capture
     bad = training_run_execute(run_id=training_run_start(**run_kwargs(recipe_overrides=BAD)).pk)
     assert bad.model_version.status == ModelVersion.Status.READY and bad.promoted is False
 
-    settings.TRAINING_REFRESH_ON_PROMOTE = True
+    settings.INFERENCE_REFRESH_ON_ACTIVATE = True
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = api.post(f"/api/models/{bad.model_version.pk}/promote")
     assert response.status_code == 200 and response.json()["status"] == "active"

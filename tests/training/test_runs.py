@@ -62,9 +62,9 @@ def test_the_gate_keeps_a_worse_version_inactive_and_promotes_a_better_one(faces
     assert bad.metrics["delta"]["current"]["accuracy"] < 0
 
     # A better run than the (bad) active version is promoted.
-    from apps.training.services import model_version_promote
+    from apps.inference.services.registry import model_version_activate
 
-    model_version_promote(version=bad.model_version)
+    model_version_activate(version=bad.model_version)
     better = start_and_execute(epochs=8)
     assert better.promoted is True, better.promotion_reason
     assert model_version_active() == better.model_version

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps.inference.models import ModelVersion
 from apps.inference.selectors import model_version_active
-from apps.inference.services import model_version_register
+from apps.inference.services.registry import model_version_register
 from apps.training.execution import run_dir, training_run_execute
 from apps.training.models import TrainingRun
 from apps.training.services import (
@@ -66,7 +66,7 @@ def killable_worker(django_db_setup, tmp_path):
     """A worker of our own (its own queue, media and training dirs) that the test may kill."""
     queue = f"training-test-{os.getpid()}"
     env = {"MEDIA_ROOT": str(tmp_path / "media"), "TRAINING_DIR": str(tmp_path / "training"),
-           "TRAINING_REFRESH_ON_PROMOTE": "0", "OMP_NUM_THREADS": "1"}
+           "INFERENCE_REFRESH_ON_ACTIVATE": "0", "OMP_NUM_THREADS": "1"}
     with running_worker(name=f"training-{os.getpid()}", queues=queue, log=tmp_path / "worker.log", env=env) as worker:
         yield worker, queue, tmp_path
 

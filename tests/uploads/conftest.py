@@ -7,8 +7,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from apps.inference import runtime
-from apps.inference.services import model_version_register
-from ferplatform.celery import app as celery_app
+from apps.inference.services.registry import model_version_register
 
 from .checkpoints import tiny_checkpoint_write
 
@@ -45,15 +44,6 @@ def client_for():
         return client
 
     return make
-
-
-@pytest.fixture
-def eager_tasks():
-    """Run queued Celery tasks inline (on commit), for tests that want results without a worker."""
-    previous = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = True, True
-    yield
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
 
 
 def media_files(root: Path) -> list[Path]:

@@ -27,14 +27,16 @@ def client(client_for, reviewer):
 
 @pytest.fixture
 def enqueued(monkeypatch):
-    """What the upload service queued for prediction (called for real: the task is sent on commit)."""
+    """What the upload service queued for prediction (called for real: the task is sent on commit, and each chunk
+    then records its uploads' state)."""
     import apps.uploads.services as services
 
     calls: list[dict] = []
     real = services.predictions_enqueue
 
     def spy(**kwargs):
-        calls.append(kwargs)
+        assert kwargs["then"] == services.upload_status_record_task.si
+        calls.append({k: v for k, v in kwargs.items() if k != "then"})
         return real(**kwargs)
 
     monkeypatch.setattr(services, "predictions_enqueue", spy)

@@ -11,8 +11,9 @@ import time
 import pytest
 
 from apps.inference.models import Explanation, Prediction, PredictionFailure
-from apps.inference.services import prediction_failures_record
+from apps.inference.services.predictions import prediction_failures_record
 from apps.uploads.models import Upload
+from tests.api_errors import field_errors
 
 from . import samples
 
@@ -78,8 +79,27 @@ def test_status_follows_the_stored_rows(client, active_version, no_tasks):
     assert detail["confidence"] == pytest.approx(0.6)
 
 
+def test_reads_never_write_the_upload_row(client, active_version, no_tasks):
+    upload = upload_one(client)
+    row = Upload.objects.get(pk=upload["id"])
+    face = row.face
+    Prediction.objects.create(face=face, model_version=active_version, probabilities=[0.1, 0, 0, 0.6, 0.1, 0.1, 0.1],
+                              predicted_label=3, confidence=0.6)
+    assert client.get(f"{URL}{upload['id']}/").json()["status"] == "processing"
+    assert client.get(URL).json()["results"][0]["status"] == "processing"
+    after = Upload.objects.get(pk=upload["id"])
+    # What the GETs showed was derived from the stored rows, not written back.
+    assert (after.status, after.finished_at, after.model_version_id) == ("queued", None, row.model_version_id)
+
+
+def test_the_worker_records_the_state_after_each_chunk(client, active_version, eager_tasks):
+    upload = upload_one(client, methods="gradcam")
+    row = Upload.objects.get(pk=upload["id"])
+    assert (row.status, row.model_version_id) == ("done", active_version.pk) and row.finished_at is not None
+
+
 def test_wait_returns_as_soon_as_the_result_is_stored(client, active_version, eager_tasks):
-    from apps.inference.services import predict_and_explain
+    from apps.inference.services.predictions import predict_and_explain
 
     upload = upload_one(client, methods="gradcam", no_face="use_whole")
     Prediction.objects.all().delete()
@@ -142,7 +162,7 @@ def test_heatmap_request_errors(client, active_version, no_tasks):
     response = client.post(url, {"method": "gradcam", "target": "bored"}, format="json")
     assert response.status_code == 400 and "bored" in response.json()["detail"]
     response = client.post(url, {}, format="json")
-    assert response.status_code == 400 and "method" in response.json()
+    assert response.status_code == 400 and "method" in field_errors(response)
     response = client.post(url, {"method": "gradcam"}, format="json")
     assert response.status_code == 409 and "not ready" in response.json()["detail"]
     no_face = client.post(URL, {"images": [samples.upload_file(samples.jpeg(200, 150), "x.jpg")]},

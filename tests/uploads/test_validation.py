@@ -8,6 +8,7 @@ from PIL import Image
 from apps.faces.models import FaceImage, FacePixels
 from apps.uploads.models import Upload
 from tests.accounts.factories import UserFactory
+from tests.api_errors import field_errors
 
 from . import samples
 from .conftest import media_files
@@ -144,7 +145,7 @@ def test_too_many_files(client, media_root, settings):
 def test_bad_query_parameters(client, media_root, query, field):
     response = post(client, samples.upload_file(samples.face48(), "f.png", "image/png"), **query)
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in field_errors(response)
     assert_nothing_stored(media_root)
 
 

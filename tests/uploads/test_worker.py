@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
 
 from apps.inference.models import Explanation, Prediction
+from apps.uploads.models import Upload
 
 from . import samples
 
@@ -32,6 +34,13 @@ def test_upload_goes_through_a_real_worker_to_a_stored_result_and_heatmap(
     assert explanation.target_label == prediction.predicted_label and len(explanation.raw_map) == 48 * 48
     assert default_storage.exists(explanation.overlay.name)  # written by the worker, seen here
     assert upload["heatmaps"][0]["url"].endswith(explanation.overlay.name)
+    # The worker recorded the state on the row (the GET only derived it): uploads.record_status ran after the chunk.
+    row = Upload.objects.get(pk=upload["id"])
+    deadline = time.monotonic() + 30
+    while row.status != "done" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        row.refresh_from_db()
+    assert (row.status, row.model_version_id) == ("done", active_version.pk) and row.finished_at is not None
 
 
 @pytest.mark.django_db

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-from apps.faces.labels import NUM_CLASSES
 from apps.faces.models import FaceImage, Split
 from apps.faces.services import FACE_BYTES, FaceRecord, FaceWriter, dataset_get_or_create
+from ml.labels import NUM_CLASSES
 
 from .common import BadRow, ImportAborted, ImportReport, ProgressCallback, batched, header_index, open_csv
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from django.conf import settings
 
-from apps.faces.labels import class_index
 from apps.faces.models import FaceImage
 from apps.faces.services import (
     FaceRecord,
@@ -20,6 +19,7 @@ from apps.faces.services import (
     face_pixels_from_image,
     split_from_name,
 )
+from ml.labels import class_index
 
 from .common import BadRow, ImportAborted, ImportReport, ProgressCallback, batched
 

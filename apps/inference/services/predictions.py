@@ -1,4 +1,5 @@
-"""Writes for the model registry, predictions and explanations.
+"""Predictions and stored heatmaps: validation of CAM methods and classes, what is queued for workers, and the
+batch work the workers do.
 
 The slow parts (loading the model, running it, encoding PNGs, writing files) happen outside transactions; each step
 then records its rows in one short transaction. Predictions and explanations are keyed by (face, version[, method,
@@ -7,49 +8,52 @@ target]) and what already exists is never computed again.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 
 import numpy as np
+from celery import Signature
 from django.conf import settings
-from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Q
-from django.utils import timezone
 from PIL import Image
 
-from apps.faces.labels import CLASSES, class_index
-from apps.faces.models import Dataset, FaceImage
+from apps.core.errors import InvalidInput, Unavailable
+from apps.faces.models import FaceImage
+from apps.faces.selectors import face_pixels
 from ml import explain as ml_explain
-from ml.checkpoint import CheckpointError, load_checkpoint
 from ml.evaluate import predict_proba
+from ml.labels import class_index
 
-from . import runtime
-from .models import Explanation, InferenceJob, ModelVersion, Prediction, PredictionFailure, explanation_overlay_path
-from .selectors import face_arrays, model_version_active
+from .. import runtime
+from ..models import Explanation, ModelVersion, Prediction, PredictionFailure, explanation_overlay_path
+from ..selectors import model_version_active
+from ..tasks import explain_task, predict_and_explain_task
 
 CAM_METHODS: tuple[str, ...] = tuple(ml_explain.METHODS)
 DEFAULT_METHODS: list[str] = [ml_explain.DEFAULT_METHOD]
 OVERLAY_SIZE = 192
 
 
-class ModelVersionInvalid(ValueError):
-    """A checkpoint that cannot become a model version (corrupt, foreign, wrong classes), or a refused transition."""
-
-
-class UnknownCamMethod(ValueError):
+class UnknownCamMethod(InvalidInput):
     """A CAM method name that ``ml.explain`` does not provide; the message lists the choices."""
 
+    code = "unknown_method"
 
-class NoActiveModelVersion(RuntimeError):
+
+class TargetInvalid(InvalidInput):
+    """Not one of the seven classes."""
+
+    code = "bad_target"
+
+
+class NoActiveModelVersion(Unavailable):
     """Nothing to predict with: no version is active."""
+
+    code = "no_active_model"
 
 
 # --- validation ----------------------------------------------------------------------------------------------------
@@ -71,123 +75,28 @@ def cam_methods_validate(methods: Iterable[str] | None) -> list[str]:
 
 
 def target_label_validate(target: int | str) -> int:
-    """0-6 or a class name (``happy``); ``ValueError`` naming the choices otherwise."""
-    return class_index(target)
-
-
-# --- model registry ------------------------------------------------------------------------------------------------
-
-def _jsonable(value: object) -> object:
-    """Checkpoint values as plain JSON (tuples become lists, anything exotic its string)."""
-    return json.loads(json.dumps(value, default=str))
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _metrics_from_checkpoint(data: dict) -> dict:
-    metrics = dict(data.get("metrics") or {}) if isinstance(data.get("metrics"), dict) else {}
-    history = data.get("history") or []
-    last = history[-1] if history and isinstance(history[-1], dict) else {}
-    for key in ("val_accuracy", "val_macro_f1", "val_loss"):
-        if key in last and key not in metrics:
-            metrics[key] = last[key]
-    if "epoch" in data:
-        metrics.setdefault("epoch", data["epoch"])
-    if history and all(isinstance(h, dict) for h in history):
-        metrics.setdefault("history", history)  # per-epoch curves for the evaluation page
-    return _jsonable(metrics)
-
-
-def model_version_checkpoint_read(path: Path | str) -> dict:
-    """Load ``path`` as a model (``weights_only=True``) to prove it is usable; its checkpoint dict, or
-    ``ModelVersionInvalid`` saying why not."""
-    path = Path(path)
+    """0-6 or a class name (``happy``); ``TargetInvalid`` naming the choices otherwise."""
     try:
-        data = load_checkpoint(path, "cpu").data
-    except CheckpointError as exc:
-        raise ModelVersionInvalid(f"refused checkpoint: {exc}") from None
-    if list(data.get("classes") or []) != list(CLASSES):
-        raise ModelVersionInvalid(
-            f"refused checkpoint: {path.name}: its classes {data.get('classes')} differ from {list(CLASSES)}"
-        )
-    return data
-
-
-def model_version_register(*, checkpoint_path: Path | str, name: str, created_by=None,
-                           activate: bool = False) -> ModelVersion:
-    """Validate a checkpoint by loading it, copy it into storage and record a version (active if ``activate``)."""
-    path = Path(checkpoint_path)
-    data = model_version_checkpoint_read(path)
-    recipe = data.get("recipe") if isinstance(data.get("recipe"), dict) else {}
-    snapshot = data.get("data_snapshot") or {k: recipe[k] for k in ("n_train", "n_val", "csv", "seed") if k in recipe}
-    stored = ""
-    try:
-        with open(path, "rb") as fh:
-            stored = default_storage.save(f"models/{uuid.uuid4().hex}.pt", File(fh))
-        with transaction.atomic():
-            version = ModelVersion.objects.create(
-                name=name,
-                arch=str(data["arch"]),
-                checkpoint=stored,
-                checkpoint_sha256=_sha256_file(path),
-                config=_jsonable({"recipe": recipe, "arch_kwargs": data.get("arch_kwargs") or {},
-                                  "preprocessing": data.get("preprocessing"), "epoch": data.get("epoch"),
-                                  "pretrained": data.get("pretrained", False)}),
-                metrics=_metrics_from_checkpoint(data),
-                data_snapshot=_jsonable(snapshot),
-                created_by=created_by,
-            )
-            if activate:
-                version = model_version_activate(version=version)
-    except BaseException:
-        if stored:
-            default_storage.delete(stored)
-        raise
-    return version
-
-
-@transaction.atomic
-def model_version_activate(*, version: ModelVersion) -> ModelVersion:
-    """Make ``version`` the one active version; the previously active one becomes archived."""
-    # Lock the current active row and the target so that two activations run one after the other.
-    rows = ModelVersion.objects.select_for_update().filter(Q(status=ModelVersion.Status.ACTIVE) | Q(pk=version.pk))
-    locked = {v.pk: v for v in rows.order_by("pk")}
-    target = locked.get(version.pk)
-    if target is None:
-        raise ModelVersion.DoesNotExist(f"model version {version.pk} does not exist")
-    if target.status == ModelVersion.Status.REJECTED:
-        raise ModelVersionInvalid(f"model version {target.pk} ({target.name}) was rejected and cannot be activated")
-    if target.status != ModelVersion.Status.ACTIVE:
-        ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).exclude(pk=target.pk).update(
-            status=ModelVersion.Status.ARCHIVED)
-        target.status = ModelVersion.Status.ACTIVE
-        target.activated_at = timezone.now()
-        target.save(update_fields=["status", "activated_at"])
-    version.status, version.activated_at = target.status, target.activated_at
-    return target
-
+        return class_index(target)
+    except ValueError as exc:
+        raise TargetInvalid(str(exc)) from None
 
 
 # --- predictions and explanations ----------------------------------------------------------------------------------
 
-def predictions_enqueue(*, face_ids: list[int], methods: list[str] | None = None) -> None:
-    """Queue ``inference.predict_and_explain`` (queue ``gpu``) for ``face_ids`` once the current transaction commits."""
+def predictions_enqueue(*, face_ids: list[int], methods: list[str] | None = None,
+                        then: Callable[[list[int]], Signature] | None = None) -> None:
+    """Queue ``inference.predict_and_explain`` (queue ``gpu``) for ``face_ids`` in chunks of
+    ``INFERENCE_BATCH_SIZE`` once the current transaction commits. ``then(chunk)`` is a task signature run after
+    each chunk has finished, whether it succeeded or finally failed (uploads record their state with it)."""
     methods = cam_methods_validate(methods)
     ids = [int(pk) for pk in face_ids]
-    if not ids:
-        return
-    from .tasks import predict_and_explain_task  # tasks import services
-
     size = settings.INFERENCE_BATCH_SIZE
     for start in range(0, len(ids), size):
         chunk = ids[start:start + size]
-        transaction.on_commit(lambda chunk=chunk: predict_and_explain_task.delay(chunk, methods))
+        options = {} if then is None else {"link": then(chunk), "link_error": then(chunk)}
+        transaction.on_commit(lambda chunk=chunk, options=options: predict_and_explain_task.apply_async(
+            (chunk, methods), **options))
 
 
 def _overlay_png(overlay: np.ndarray) -> bytes:
@@ -237,7 +146,7 @@ def predict_and_explain(*, face_ids: list[int], methods: list[str], version: Mod
     version = version or model_version_active()
     if version is None:
         raise NoActiveModelVersion("no active model version: register one (manage.py bootstrap) or activate one")
-    faces = list(FaceImage.objects.filter(pk__in=face_ids).select_related("pixels").order_by("pk"))
+    faces = list(FaceImage.objects.filter(pk__in=face_ids).order_by("pk"))
     if not faces:
         return
     predictions = {p.face_id: p for p in Prediction.objects.filter(model_version=version, face__in=faces)}
@@ -247,7 +156,7 @@ def predict_and_explain(*, face_ids: list[int], methods: list[str], version: Mod
 
     def pixels(batch: list[FaceImage]) -> np.ndarray:
         missing = [f for f in batch if f.pk not in arrays]
-        arrays.update(zip([f.pk for f in missing], face_arrays(missing), strict=True))
+        arrays.update(zip([f.pk for f in missing], face_pixels([f.pk for f in missing]), strict=True))
         return np.stack([arrays[f.pk] for f in batch])
 
     unpredicted = [f for f in faces if f.pk not in predictions]
@@ -281,7 +190,7 @@ def _prediction_row(face: FaceImage, version: ModelVersion, probs: np.ndarray) -
 def explanation_get_or_compute(*, face: FaceImage, version: ModelVersion | None, method: str,
                                target_label: int | str | None) -> Explanation:
     """The explanation of ``face`` by ``version`` (None: the active one) for ``target_label`` (None: the predicted
-    class), computed now unless it is stored already."""
+    class), computed now unless it is stored already. For POSTs that ask for one heatmap; never from a GET."""
     method = cam_method_validate(method)
     version = version or model_version_active()
     if version is None:
@@ -295,11 +204,35 @@ def explanation_get_or_compute(*, face: FaceImage, version: ModelVersion | None,
     existing = Explanation.objects.filter(**key).first()
     if existing is not None:
         return existing
-    face = FaceImage.objects.select_related("pixels").get(pk=face.pk)
-    rows = _explanations_compute(version=version, faces=[face], arrays=face_arrays([face]), targets=[target],
-                                 method=method)
-    _explanations_record(rows)
+    explanations_compute(version=version, method=method, pairs=[(face.pk, target)])
     return Explanation.objects.get(**key)
+
+
+def explanations_compute(*, version: ModelVersion, method: str, pairs: Sequence[tuple[int, int]]) -> int:
+    """Store the heatmaps of ``method`` for each (face id, target class) that ``version`` has not explained yet, in
+    one batch; how many were computed. Faces that no longer exist are skipped."""
+    method = cam_method_validate(method)
+    wanted = list(dict.fromkeys((int(face_id), target_label_validate(t)) for face_id, t in pairs))
+    done = set(Explanation.objects.filter(model_version=version, method=method,
+                                          face_id__in={f for f, _ in wanted})
+               .values_list("face_id", "target_label"))
+    faces = FaceImage.objects.in_bulk([f for f, _ in wanted])
+    todo = [(faces[f], t) for f, t in wanted if (f, t) not in done and f in faces]
+    if todo:
+        rows = _explanations_compute(version=version, faces=[f for f, _ in todo],
+                                     arrays=face_pixels([f.pk for f, _ in todo]), targets=[t for _, t in todo],
+                                     method=method)
+        _explanations_record(rows)
+    return len(todo)
+
+
+def explanations_enqueue(*, version: ModelVersion, method: str, pairs: Sequence[tuple[int, int]]) -> None:
+    """Queue ``inference.explain`` for the (face id, target class) pairs once the current transaction commits (the
+    worker skips what is stored by then)."""
+    method = cam_method_validate(method)
+    wanted = [[int(f), target_label_validate(t)] for f, t in pairs]
+    if wanted:
+        transaction.on_commit(lambda: explain_task.delay(version.pk, method, wanted))
 
 
 def prediction_failures_record(*, face_ids: list[int], error: str, version: ModelVersion | None = None) -> None:
@@ -308,54 +241,4 @@ def prediction_failures_record(*, face_ids: list[int], error: str, version: Mode
     PredictionFailure.objects.bulk_create(
         [PredictionFailure(face_id=pk, model_version=version, error=error[:2000]) for pk in faces])
 
-
-# --- whole splits --------------------------------------------------------------------------------------------------
-
-def inference_job_create(*, dataset: Dataset, split: str, methods: list[str] | None = None,
-                         version: ModelVersion | None = None, created_by=None) -> InferenceJob:
-    methods = cam_methods_validate(methods)
-    total = FaceImage.objects.filter(dataset=dataset, split=split).count()
-    return InferenceJob.objects.create(dataset=dataset, split=split, methods=methods, model_version=version,
-                                       total=total, created_by=created_by)
-
-
-def inference_job_enqueue(*, dataset: Dataset, split: str, methods: list[str] | None = None,
-                          created_by=None) -> InferenceJob:
-    """Create a job and queue ``inference.predict_split`` for it once the transaction commits."""
-    from .tasks import predict_split_task
-
-    job = inference_job_create(dataset=dataset, split=split, methods=methods, created_by=created_by)
-    transaction.on_commit(lambda: predict_split_task.delay(dataset.pk, split, job.methods, job.pk))
-    return job
-
-
-def inference_job_run(*, job: InferenceJob, batch_size: int | None = None,
-                      progress: Callable[[int], None] | None = None) -> InferenceJob:
-    """Claim a queued job and predict its split batch by batch, counting progress on the row."""
-    claimed = InferenceJob.objects.filter(pk=job.pk, status=InferenceJob.Status.QUEUED).update(
-        status=InferenceJob.Status.RUNNING, started_at=timezone.now())
-    if claimed != 1:
-        job.refresh_from_db()
-        return job  # another worker took it, or it already ran
-    version = job.model_version or model_version_active()
-    if version is None:
-        raise NoActiveModelVersion("no active model version")
-    ids = list(FaceImage.objects.filter(dataset_id=job.dataset_id, split=job.split).order_by("pk")
-               .values_list("pk", flat=True))
-    InferenceJob.objects.filter(pk=job.pk).update(model_version=version, total=len(ids), done=0)
-    size = batch_size or settings.INFERENCE_BATCH_SIZE
-    for start in range(0, len(ids), size):
-        chunk = ids[start:start + size]
-        predict_and_explain(face_ids=chunk, methods=job.methods, version=version)
-        InferenceJob.objects.filter(pk=job.pk).update(done=F("done") + len(chunk))
-        if progress is not None:
-            progress(len(chunk))
-    InferenceJob.objects.filter(pk=job.pk).update(status=InferenceJob.Status.DONE, finished_at=timezone.now())
-    job.refresh_from_db()
-    return job
-
-
-def inference_job_fail(*, job_id: int, error: str) -> None:
-    InferenceJob.objects.filter(pk=job_id).update(status=InferenceJob.Status.FAILED, error=error[:2000],
-                                                  finished_at=timezone.now())
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.core.errors import ApplicationError
 from apps.faces.models import Split
-from apps.gallery.selectors import GalleryParamError, model_version_for
-from apps.gallery.services import NoFacesToScore, faithfulness_compute
-from apps.inference.services import UnknownCamMethod
+from apps.gallery.params import model_version_param
+from apps.gallery.services import faithfulness_compute
 
 
 class Command(BaseCommand):
@@ -22,8 +22,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            version = model_version_for(options["model_version"])
-        except GalleryParamError as exc:
+            version = model_version_param(options["model_version"])
+        except ApplicationError as exc:
             raise CommandError(str(exc)) from None
         if version is None:
             raise CommandError("no active model version; pass --model-version")
@@ -32,7 +32,7 @@ class Command(BaseCommand):
         try:
             rows = faithfulness_compute(version=version, methods=options["methods"] or ["gradcam"],
                                         sample_size=options["sample"], split=options["split"], seed=options["seed"])
-        except (UnknownCamMethod, NoFacesToScore) as exc:
+        except ApplicationError as exc:
             raise CommandError(str(exc)) from None
         for row in rows:
             self.stdout.write(f"{version.name} {row.method}: ROAD {row.mean:+.4f} (sd {row.std:.4f}, "

@@ -5,15 +5,17 @@ from tqdm import tqdm
 
 from apps.faces.models import Dataset
 from apps.faces.services import split_from_name
-from apps.inference.services import (
-    CAM_METHODS,
-    NoActiveModelVersion,
-    UnknownCamMethod,
-    cam_methods_validate,
+from apps.inference.services.jobs import (
     inference_job_create,
     inference_job_enqueue,
     inference_job_fail,
     inference_job_run,
+)
+from apps.inference.services.predictions import (
+    CAM_METHODS,
+    NoActiveModelVersion,
+    UnknownCamMethod,
+    cam_methods_validate,
 )
 
 
