@@ -37,7 +37,7 @@ SETUP = """
 import json, time, numpy as np
 from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
-from rest_framework.authtoken.models import Token
+from apps.accounts.services import api_token_create
 from apps.accounts.roles import Role
 from apps.accounts.services import user_create
 from apps.faces.models import FaceImage
@@ -93,7 +93,7 @@ for i in range({researchers}):
     store["_auth_user_hash"] = user.get_session_auth_hash()
     store.create()
     sessions.append(store.session_key)
-    tokens.append(Token.objects.create(user=user).key)
+    tokens.append(api_token_create(user=user)[1])
 print("SETUP" + json.dumps({{"sessions": sessions, "tokens": tokens, "predict_s": predict_s,
                             "class_maps_s": timings, "faces": len(ids)}}))
 """

@@ -32,7 +32,7 @@ BENCH_DB = "ferplatform_bench_review"
 
 SETUP = """
 import json, numpy as np
-from rest_framework.authtoken.models import Token
+from apps.accounts.services import api_token_create
 from apps.accounts.roles import Role
 from apps.accounts.services import user_create
 from apps.faces.services import FaceRecord, FaceWriter, dataset_get_or_create
@@ -49,7 +49,7 @@ ReviewItem.objects.bulk_create([
 tokens = []
 for i in range({reviewers}):
     user = user_create(username=f"bench{{i}}", password="bench-password-123", role=Role.REVIEWER)
-    tokens.append(Token.objects.create(user=user).key)
+    tokens.append(api_token_create(user=user)[1])
 print("TOKENS" + json.dumps(tokens))
 """
 

@@ -27,7 +27,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
-if settings.SERVE_MEDIA:
-    # Local runs have no nginx in front: let Django serve stored faces (read-only, under MEDIA_ROOT only).
-    prefix = settings.MEDIA_URL.lstrip("/")
-    urlpatterns.append(re_path(rf"^{prefix}(?P<path>.*)$", media_serve, name="media"))
+# Media only through the access check (streamed here, or handed to nginx's internal location in production).
+urlpatterns.append(re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$", media_serve, name="media"))
+
+handler404 = "apps.core.views.not_found"

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import reprlib
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 from ml.augment import AugmentConfig
+from ml.models import available_models
 
 
 @dataclass(frozen=True)
@@ -58,36 +64,135 @@ class Recipe:
     def with_overrides(self, **overrides) -> Recipe:
         """A copy with the given fields replaced. ``None`` is a value, not "unchanged": it switches off a field
         that allows it (``class_weights``, ``progressive_resize``), and is refused for the others. Callers pass
-        only the fields they mean to change."""
-        unknown = sorted(set(overrides) - set(self.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown recipe field(s): {', '.join(unknown)}")
-        not_null = sorted(k for k, v in overrides.items() if v is None and k not in NULLABLE_FIELDS)
-        if not_null:
-            raise ValueError(f"recipe field(s) cannot be null: {', '.join(not_null)}")
+        only the fields they mean to change. Types are not checked here (code passes these); see
+        ``apply_overrides`` for values from outside."""
+        _names_check(overrides)
         if overrides.get("progressive_resize") is not None:  # JSON gives lists
             overrides["progressive_resize"] = tuple(overrides["progressive_resize"])
         return replace(self, **overrides)
 
 
+def _names_check(overrides: dict) -> None:
+    unknown = sorted(set(overrides) - set(Recipe.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"unknown recipe field(s): {', '.join(unknown)}")
+    not_null = sorted(k for k, v in overrides.items() if v is None and k not in NULLABLE_FIELDS)
+    if not_null:
+        raise ValueError(f"recipe field(s) cannot be null: {', '.join(not_null)}")
+
+
 # Fields whose type admits None (annotations are strings here because of ``from __future__ import annotations``).
 NULLABLE_FIELDS = frozenset(name for name, f in Recipe.__dataclass_fields__.items() if "None" in str(f.type))
 FIXED_FIELDS = frozenset({"name", "augment"})  # a run's recipe keeps its name; augmentation is not a JSON override
+FIELD_TYPES: dict[str, object] = typing.get_type_hints(Recipe)
+
+# Beyond the type: ranges where a value outside would fail, or train nonsense, only once the run is on a worker.
+_BOUNDS: dict[str, tuple[Callable[[float], bool], str]] = {
+    "version": (lambda v: v >= 1, ">= 1"),
+    "epochs": (lambda v: v >= 1, ">= 1"),
+    "batch_size": (lambda v: v >= 1, ">= 1"),
+    "eval_every": (lambda v: v >= 1, ">= 1"),
+    "lr": (lambda v: v > 0, "> 0"),
+    "momentum": (lambda v: v >= 0, ">= 0"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "lr_decay": (lambda v: v >= 0, ">= 0"),
+    "plateau_patience": (lambda v: v >= 0, ">= 0"),
+    "plateau_factor": (lambda v: 0 < v < 1, "between 0 and 1 (exclusive)"),
+    "label_smoothing": (lambda v: 0 <= v <= 1, "between 0 and 1"),
+    "mixup_alpha": (lambda v: v >= 0, ">= 0"),
+    "early_stopping_patience": (lambda v: v >= 0, ">= 0"),
+    "ema_decay": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "progressive_resize": (lambda v: min(v) >= 1, "of sides >= 1"),
+    "progressive_until": (lambda v: 0 <= v <= 1, "between 0 and 1"),
+}
+# The names ml.train, ml.evaluate and ml.models act on (tests/ml/test_recipes.py checks them against those modules).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": ("sgd", "adam", "adamw"),
+    "scheduler": ("onecycle", "cosine", "plateau", "exp_decay", "none"),
+    "class_weights": ("balanced",),
+    "tta": ("none", "flip", "tencrop"),
+    "soft_label_mode": ("majority", "probability", "crossentropy"),
+}
+_WRONG = object()
 
 
 def apply_overrides(recipe: Recipe, overrides) -> Recipe:
-    """Overrides from outside (a training or scoring run's JSON): an object of recipe fields, none of them fixed;
-    lists in ``arch_kwargs`` become tuples. A one-line ``ValueError`` for anything else."""
+    """Overrides from outside (a training or scoring run's JSON): an object of recipe fields, none of them fixed,
+    each of its field's type (a JSON list for a tuple, an integer for a float) and range; lists in ``arch_kwargs``
+    become tuples. A one-line ``ValueError`` naming the field and what it must be for anything else."""
     if not isinstance(overrides, dict):
         raise ValueError("recipe overrides must be a JSON object of recipe fields")
     fixed = sorted(FIXED_FIELDS & set(overrides))
     if fixed:
         raise ValueError(f"fixed recipe field(s) cannot be overridden: {', '.join(fixed)}")
-    overrides = dict(overrides)
+    _names_check(overrides)
+    overrides = {name: override_value(name, value) for name, value in overrides.items()}
     if isinstance(overrides.get("arch_kwargs"), dict):
         overrides["arch_kwargs"] = {k: tuple(v) if isinstance(v, list) else v
                                     for k, v in overrides["arch_kwargs"].items()}
-    return recipe.with_overrides(**overrides)
+    result = recipe.with_overrides(**overrides)
+    if result.optimizer == "sgd" and result.nesterov and result.momentum <= 0:
+        raise ValueError("recipe field 'momentum' must be > 0 with nesterov (set nesterov to false for plain SGD)")
+    return result
+
+
+def override_value(name: str, value: object) -> object:
+    """``value`` checked against recipe field ``name`` and converted (list to tuple, int to float)."""
+    expected = FIELD_TYPES[name]
+    converted = _convert(expected, value)
+    bound = _BOUNDS.get(name)
+    if converted is _WRONG or (converted is not None and bound is not None and not bound[0](converted)):
+        what = _describe(expected) + (f" {bound[1]}" if bound is not None else "")
+        raise ValueError(f"recipe field {name!r} must be {what}, not {reprlib.repr(value)}")
+    choices = tuple(available_models()) if name == "arch" else CHOICES.get(name, ())
+    if choices and converted is not None and converted not in choices:
+        what = ("null or " if name in NULLABLE_FIELDS else "") + "one of " + ", ".join(choices)
+        raise ValueError(f"recipe field {name!r} must be {what}, not {reprlib.repr(value)}")
+    return converted
+
+
+def _convert(expected, value):
+    """``value`` as an instance of the annotation ``expected``, or ``_WRONG``. No silent casts: bools are not
+    numbers, strings are not numbers, and a float must be finite."""
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None if type(None) in args else _WRONG
+        for arg in args:
+            converted = _convert(arg, value)
+            if arg is not type(None) and converted is not _WRONG:
+                return converted
+        return _WRONG
+    if expected is bool:
+        return value if isinstance(value, bool) else _WRONG
+    if expected is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _WRONG
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return _WRONG
+        try:
+            return float(value) if math.isfinite(value) else _WRONG
+        except OverflowError:  # an int too large for a float
+            return _WRONG
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            return _WRONG
+        items = tuple(_convert(arg, item) for arg, item in zip(args, value, strict=True))
+        return _WRONG if any(item is _WRONG for item in items) else items
+    if expected is dict or origin is dict:
+        return value if isinstance(value, dict) and all(isinstance(k, str) for k in value) else _WRONG
+    return value if isinstance(value, expected) else _WRONG
+
+
+def _describe(expected) -> str:
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(["null"] * (type(None) in args) + [_describe(a) for a in args if a is not type(None)])
+    if origin is tuple:
+        kinds = {_describe(a).removeprefix("an ").removeprefix("a ") for a in args}
+        return f"a list of {len(args)} {kinds.pop() + 's' if len(kinds) == 1 else 'values'}"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a JSON object"}
+    return names.get(expected, names.get(origin, f"a value of type {getattr(expected, '__name__', expected)}"))
 
 
 _KERAS_AUG = AugmentConfig(hflip=True, rotation_deg=30, scale=(0.8, 1.2), brightness=0.2)

@@ -1,12 +1,14 @@
-"""Reads for users and roles."""
+"""Reads for users, roles and API tokens."""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import AbstractUser, Group
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+from knox.models import AuthToken
 
-from .roles import Role
+from .roles import Role, user_has_role
 
 
 def users_per_role() -> dict[str, int]:
@@ -26,3 +28,21 @@ def users_per_role() -> dict[str, int]:
 
 def user_list_with_roles() -> QuerySet:
     return get_user_model().objects.order_by("username").prefetch_related("groups")
+
+
+def _live_tokens() -> QuerySet[AuthToken]:
+    """Tokens that still authenticate: not expired (knox deletes expired ones when they are next presented)."""
+    return (AuthToken.objects.filter(Q(expiry__isnull=True) | Q(expiry__gt=timezone.now()))
+            .select_related("user").order_by("-created"))
+
+
+def api_tokens_of(user: AbstractUser) -> QuerySet[AuthToken]:
+    """``user``'s live API tokens, newest first."""
+    return _live_tokens().filter(user=user)
+
+
+def api_tokens_visible_to(viewer: AbstractUser) -> QuerySet[AuthToken]:
+    """The live tokens ``viewer`` may list and revoke: their own, or everyone's for an admin."""
+    if user_has_role(viewer, Role.ADMIN):
+        return _live_tokens()
+    return api_tokens_of(viewer)

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.views.generic import TemplateView
 
 from .roles import Role, RoleRequiredMixin, user_roles
 from .selectors import user_list_with_roles
+from .services import LoginLocked, login_locked_message
 
 
 class UserListView(RoleRequiredMixin, TemplateView):
@@ -18,3 +21,11 @@ class UserListView(RoleRequiredMixin, TemplateView):
             (user, sorted(role.value for role in user_roles(user))) for user in user_list_with_roles()
         ]
         return context
+
+
+def login_locked_out(request: HttpRequest, response: HttpResponse | None = None,
+                     credentials: dict | None = None) -> HttpResponse:
+    """``AXES_LOCKOUT_CALLABLE``: what the login form and the admin login answer while django-axes locks the username
+    or the address, a plain page with the API's message (the API raises ``LoginLocked`` itself)."""
+    return render(request, "registration/locked_out.html", {"detail": login_locked_message()},
+                  status=LoginLocked.status)

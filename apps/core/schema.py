@@ -1,8 +1,9 @@
 """The OpenAPI side of the one error shape: every operation's 4xx answers are declared with ``ErrorSerializer``.
 
 ``ErrorAwareAutoSchema`` (``REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]``) adds the answers any operation can give:
-400 when it takes a body or query parameters, 403 when it needs a login or a role, 404 when its path names a row,
-429 when it is throttled; and it gives the Error body to the 4xx answers that views declare with ``ERROR``.
+400 when it takes a body or query parameters, 401 and 403 when it needs a login or a role, 404 wherever a path id,
+a page number or an id in the input can name a missing row, 429 when it is throttled; and it gives the Error body to
+the 4xx answers that views declare with ``ERROR``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ ERROR = OpenApiResponse(ErrorSerializer, description='The one error shape: {"cod
 
 _DESCRIPTIONS = {
     "400": "Invalid input: `errors` names each field that was wrong.",
-    "403": "Not logged in, or the role does not allow it.",
+    "401": "No credentials, or a bad or expired token (`WWW-Authenticate: Token`).",
+    "403": "The role does not allow it (or a session request without its CSRF token).",
     "404": "No such row (or one the caller may not see).",
     "429": "Too many requests: see Retry-After.",
 }
@@ -45,8 +47,11 @@ class ErrorAwareAutoSchema(AutoSchema):
             codes.append("400")
         permissions = getattr(self.view, "permission_classes", [])
         if not all(p is AllowAny for p in permissions) or not permissions:
-            codes.append("403")
-        if "{" in self.path:
+            codes += ["401", "403"]
+        # A path id, a page number past the end, an id in the query or body, or an unknown ``?format=`` (views with
+        # several renderers) can each name something that is not there.
+        several_formats = len(getattr(self.view, "renderer_classes", [])) > 1
+        if "{" in self.path or takes_input or several_formats or self._get_paginator() is not None:
             codes.append("404")
         if getattr(self.view, "throttle_classes", None):
             codes.append("429")

@@ -9,6 +9,10 @@ carry different labels — which is exactly what the review work wants to see.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -30,8 +34,12 @@ class Dataset(models.Model):
 
 
 def face_png_path(sha256: str) -> str:
-    """Content-addressed storage name; two levels of fan-out keep directories small."""
-    return f"faces/{sha256[:2]}/{sha256[2:4]}/{sha256}.png"
+    """Storage name of a face's PNG: a keyed digest (HMAC with ``SECRET_KEY``) of its pixels' sha256, so the name
+    is stable (an importer that crashed finds and replaces its half-written file) but nobody who holds a crop can
+    compute it and test whether it was stored. Two levels of fan-out keep directories small."""
+    key = hmac.new(settings.SECRET_KEY.encode(), b"ferplatform face png", hashlib.sha256).digest()
+    name = hmac.new(key, sha256.encode(), hashlib.sha256).hexdigest()
+    return f"faces/{name[:2]}/{name[2:4]}/{name}.png"
 
 
 class FacePixels(models.Model):

@@ -6,9 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from django.db.models import Count, QuerySet
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 from PIL import Image
 
+from apps.accounts.roles import Role, user_has_role
 from ml.labels import CLASSES
 
 from .models import FACE_SIZE, FaceImage, FacePixels, Split
@@ -18,6 +21,44 @@ def training_faces_labelled() -> QuerySet[FaceImage]:
     """Every Training face with a current label that reviewers did not mark "not a face": what label scoring trains
     on, what a training run snapshots, and what the class distribution counts."""
     return FaceImage.objects.filter(split=Split.TRAINING, excluded=False, current_label__isnull=False)
+
+
+def face_splits_visible_to(user) -> list[str]:
+    """Dataset splits whose faces ``user`` may see by role: Training and PublicTest for researchers and admins,
+    PrivateTest only for admins and only when ``GALLERY_SHOW_PRIVATE_TEST`` is on. Uploads are never a role's: they
+    belong to their owner (``faces_visible_to``)."""
+    splits: list[str] = []
+    if user_has_role(user, Role.RESEARCHER):
+        splits += [Split.TRAINING.value, Split.PUBLIC_TEST.value]
+    if user_has_role(user, Role.ADMIN) and settings.GALLERY_SHOW_PRIVATE_TEST:
+        splits.append(Split.PRIVATE_TEST.value)
+    return splits
+
+
+def faces_visible_to(user) -> QuerySet[FaceImage]:
+    """The one access rule for faces, used by every endpoint, page, export and media response:
+
+    - uploads: their owner and admins;
+    - PrivateTest: admins, and only when ``GALLERY_SHOW_PRIVATE_TEST`` is on;
+    - Training and PublicTest: researchers and admins;
+    - reviewers: a face only through a review item leased to them now or one they voted on.
+    """
+    if user is None or not user.is_authenticated:
+        return FaceImage.objects.none()
+    rule = Q(split=Split.UPLOAD, uploads__user=user)
+    if user_has_role(user, Role.ADMIN):
+        rule |= Q(split=Split.UPLOAD)
+    splits = face_splits_visible_to(user)
+    if splits:
+        rule |= Q(split__in=splits)
+    if user_has_role(user, Role.REVIEWER):
+        rule |= (Q(review_item__lease_holder=user, review_item__lease_expires_at__gt=timezone.now())
+                 | Q(review_item__votes__reviewer=user))
+    return FaceImage.objects.filter(pk__in=FaceImage.objects.filter(rule).values("pk"))
+
+
+def face_visible_to(user, face_id: int) -> bool:
+    return faces_visible_to(user).filter(pk=face_id).exists()
 
 
 def face_pixels(face_ids: Sequence[int]) -> np.ndarray:

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.roles import IsAdminRole, IsResearcher, Role, user_has_role
+from apps.accounts.roles import IsAdminRole, IsResearcher
 from apps.core.schema import ERROR
 from apps.faces.models import FaceImage, Split
 from apps.inference.models import ModelVersion, Prediction
@@ -63,7 +63,7 @@ class GalleryPagination(PageNumberPagination):
 
 
 def _visible_splits(request: Request) -> list[str]:
-    return gallery_splits(user_is_admin=user_has_role(request.user, Role.ADMIN))
+    return gallery_splits(user=request.user)
 
 
 def _params(request: Request) -> GalleryParams:
@@ -101,7 +101,7 @@ class GalleryFaceDetailApi(APIView):
         """One face: the version's prediction and stored heatmaps, its label history and review votes."""
         face = get_object_or_404(FaceImage.objects.select_related("pixels"), pk=pk, split__in=_visible_splits(request))
         params = _params(request)
-        detail = gallery_face_detail(face=face, version=params.version)
+        detail = gallery_face_detail(face=face, version=params.version, user=request.user)
         return Response(FaceDetailSerializer(detail, context={"request": request}).data)
 
 
@@ -129,7 +129,7 @@ class ModelEvaluationApi(APIView):
         """Figures of a version from its stored predictions (PublicTest; PrivateTest only when enabled for admins),
         the training class distribution and weights, training history, faithfulness and the published figures."""
         version = get_object_or_404(ModelVersion, pk=pk)
-        report = model_evaluation_report(version=version, user_is_admin=user_has_role(request.user, Role.ADMIN))
+        report = model_evaluation_report(version=version, user=request.user)
         return Response(EvaluationSerializer(report).data)
 
 
@@ -174,7 +174,7 @@ class ClassMapsApi(APIView):
         """Mean stored 48x48 maps (values 0-1) per class and, for ``by=predicted``, per (true, predicted) cell."""
         version = get_object_or_404(ModelVersion, pk=pk)
         params = class_map_params(request.query_params,
-                                  splits=evaluation_splits(user_is_admin=user_has_role(request.user, Role.ADMIN)))
+                                  splits=evaluation_splits(user=request.user))
         maps = class_maps(version=version, method=params.method, by=params.by, split=params.split)
 
         def entry(key) -> dict:

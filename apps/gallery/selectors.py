@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.apps import apps as django_apps
-from django.conf import settings
 from django.core.exceptions import FieldError
 from django.db.models import (
     BooleanField,
@@ -28,10 +27,12 @@ from django.db.models import (
     When,
 )
 
+from apps.accounts.roles import Role, user_has_role
 from apps.faces.models import FaceImage, Split
-from apps.faces.selectors import training_faces_labelled
+from apps.faces.selectors import face_splits_visible_to, training_faces_labelled
 from apps.inference.models import MAP_SIZE, Explanation, ModelVersion, Prediction
 from apps.review.models import LabelHistory, LabelScore, ReviewItem, Vote
+from apps.review.selectors import BlindReview, blind_review_for
 from ml.cam_stats import MapAverager
 from ml.evaluate import classification_metrics
 from ml.labels import CLASSES, NUM_CLASSES
@@ -83,16 +84,32 @@ class FaceDetail:
     probabilities: list[tuple[str, float]] = field(default_factory=list)
 
 
-def gallery_face_detail(*, face: FaceImage, version: ModelVersion | None) -> FaceDetail:
-    """A face with the prediction and every stored heatmap of ``version``, its label history and review votes."""
+def gallery_face_detail(*, face: FaceImage, version: ModelVersion | None, user) -> FaceDetail:
+    """A face with the prediction and every stored heatmap of ``version``, its label history and review votes, as
+    ``user`` may see them: votes and the votes inside history entries follow the blind-review rule
+    (``apps.review.selectors.blind_review_for``), so a researcher who also reviews learns nothing early."""
     prediction = (Prediction.objects.filter(face=face, model_version=version).first() if version else None)
     explanations = Explanation.objects.filter(face=face, model_version=version).order_by("method", "target_label")
     item = ReviewItem.objects.filter(face=face).first()
+    # Only people who can vote are kept blind: a researcher without the reviewer role sees every vote.
+    blind = (blind_review_for(user=user, item_ids=[item.pk] if item else []) if user_has_role(user, Role.REVIEWER)
+             else BlindReview(is_admin=True, user_id=user.pk))
+    history = []
+    for entry in LabelHistory.objects.filter(face=face).select_related("actor").order_by("created_at", "id"):
+        shown = blind.entry(entry, item)
+        if shown is None:
+            continue
+        if shown.votes is None:  # a round the viewer has no vote in: labels only, no voters or choices
+            entry.votes = None
+            if entry.kind == LabelHistory.Kind.UNDO:
+                entry.actor = None
+        history.append(entry)
+    votes = [v for v in Vote.objects.filter(item__face=face).select_related("reviewer", "item")
+             .order_by("created_at", "id") if blind.sees_round(v.item_id, v.round)
+             and (blind.is_admin or not v.item.is_gold or v.reviewer_id == blind.user_id)]
     return FaceDetail(
         face=face, version=version, prediction=prediction, explanations=list(explanations) if version else [],
-        history=list(LabelHistory.objects.filter(face=face).select_related("actor").order_by("created_at", "id")),
-        votes=list(Vote.objects.filter(item__face=face).select_related("reviewer").order_by("created_at", "id")),
-        review_item=item,
+        history=history, votes=votes, review_item=item,
         label_score=LabelScore.objects.filter(face=face).order_by("-run__created_at", "-run_id").first(),
         probabilities=list(zip(CLASSES, prediction.probabilities, strict=True)) if prediction else [],
     )
@@ -137,18 +154,15 @@ def compare_summary(*, a: ModelVersion, b: ModelVersion, splits: Sequence[str], 
 
 # --- evaluation ----------------------------------------------------------------------------------------------------
 
-def evaluation_splits(*, user_is_admin: bool) -> list[str]:
-    """PublicTest always; PrivateTest only when ``GALLERY_SHOW_PRIVATE_TEST`` is on and the viewer is an admin."""
-    splits = [Split.PUBLIC_TEST.value]
-    if settings.GALLERY_SHOW_PRIVATE_TEST and user_is_admin:
-        splits.append(Split.PRIVATE_TEST.value)
-    return splits
+def gallery_splits(*, user) -> list[str]:
+    """Splits whose faces the galleries show ``user``: the face access rule's splits
+    (``apps.faces.selectors.face_splits_visible_to``). Uploads never: they belong to the users who sent them."""
+    return face_splits_visible_to(user)
 
 
-def gallery_splits(*, user_is_admin: bool) -> list[str]:
-    """Splits whose faces the galleries show: Training and PublicTest, PrivateTest as for the evaluation. Uploads
-    never: they belong to the users who sent them."""
-    return [Split.TRAINING.value, *evaluation_splits(user_is_admin=user_is_admin)]
+def evaluation_splits(*, user) -> list[str]:
+    """Splits a version is evaluated on for ``user``: PublicTest, and PrivateTest where the access rule allows it."""
+    return [s for s in face_splits_visible_to(user) if s != Split.TRAINING]
 
 
 def model_evaluation(*, version: ModelVersion, split: str = Split.PUBLIC_TEST) -> dict:
@@ -231,8 +245,8 @@ class EvaluationReport:
     published: tuple[dict, ...] = PUBLISHED_FIGURES
 
 
-def model_evaluation_report(*, version: ModelVersion, user_is_admin: bool) -> EvaluationReport:
-    splits = evaluation_splits(user_is_admin=user_is_admin)
+def model_evaluation_report(*, version: ModelVersion, user) -> EvaluationReport:
+    splits = evaluation_splits(user=user)
     evaluations = [model_evaluation(version=version, split=split) for split in splits]
     return EvaluationReport(
         version=version,

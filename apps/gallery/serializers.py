@@ -83,7 +83,7 @@ class GalleryLabelHistorySerializer(serializers.Serializer):
     new_class = serializers.SerializerMethodField()
     new_excluded = serializers.BooleanField()
     actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
-    votes = serializers.JSONField()
+    votes = serializers.JSONField(allow_null=True, help_text="null for a round the viewer has no vote in")
     created_at = serializers.DateTimeField()
 
     def get_old_class(self, obj) -> str | None:

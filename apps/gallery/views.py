@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
-from apps.accounts.roles import Role, RoleRequiredMixin, user_has_role
+from apps.accounts.roles import Role, RoleRequiredMixin
 from apps.faces.models import FaceImage
 from apps.inference.models import ModelVersion
 from apps.inference.selectors import model_version_list
@@ -42,7 +42,7 @@ class ResearcherView(RoleRequiredMixin):
 
 
 def _visible_splits(request: HttpRequest) -> list[str]:
-    return gallery_splits(user_is_admin=user_has_role(request.user, Role.ADMIN))
+    return gallery_splits(user=request.user)
 
 
 def gallery_card(row) -> dict:
@@ -83,7 +83,7 @@ class GalleryFaceView(ResearcherView, TemplateView):
         params = gallery_params(self.request.GET)
         face = get_object_or_404(FaceImage.objects.select_related("pixels", "dataset"), pk=self.kwargs["pk"],
                                  split__in=_visible_splits(self.request))
-        detail = gallery_face_detail(face=face, version=params.version)
+        detail = gallery_face_detail(face=face, version=params.version, user=self.request.user)
         context.update(params=params, detail=detail, classes=list(enumerate(CLASSES)), methods=CAM_METHODS,
                        explanations=[{"row": e, "url": e.overlay.url, "target_class": CLASSES[e.target_label]}
                                      for e in detail.explanations],
@@ -113,7 +113,7 @@ class EvaluationView(ResearcherView, TemplateView):
         context = super().get_context_data(**kwargs)
         version = get_object_or_404(ModelVersion, pk=self.kwargs["pk"])
         report = model_evaluation_report(version=version,
-                                         user_is_admin=user_has_role(self.request.user, Role.ADMIN))
+                                         user=self.request.user)
         for evaluation in report.evaluations:
             if evaluation["metrics"]:
                 evaluation["confusion_rows"] = _confusion_rows(evaluation, version)
@@ -136,8 +136,7 @@ def _png(data: bytes, filename: str) -> HttpResponse:
 class ConfusionPngView(ResearcherView, View):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         version = get_object_or_404(ModelVersion, pk=pk)
-        params = class_map_params(request.GET, splits=evaluation_splits(
-            user_is_admin=user_has_role(request.user, Role.ADMIN)))
+        params = class_map_params(request.GET, splits=evaluation_splits(user=request.user))
         evaluation = model_evaluation(version=version, split=params.split)
         if not evaluation["metrics"]:
             raise Http404(f"no predictions of this version on {params.split}")
@@ -160,8 +159,7 @@ class ClassMapsPngView(ResearcherView, View):
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         version = get_object_or_404(ModelVersion, pk=pk)
-        params = class_map_params(request.GET, splits=evaluation_splits(
-            user_is_admin=user_has_role(request.user, Role.ADMIN)))
+        params = class_map_params(request.GET, splits=evaluation_splits(user=request.user))
         if params.cell is not None:
             true, pred = params.cell
             maps = class_maps(version=version, method=params.method, by="predicted", split=params.split)

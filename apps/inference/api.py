@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from apps.accounts.roles import IsAdminRole, IsResearcher
 from apps.core.errors import NotFound
 from apps.core.schema import ERROR
-from apps.faces.models import FaceImage
+from apps.faces.selectors import faces_visible_to
 
 from .models import ModelVersion
 from .selectors import explanations_for, model_version_active, model_version_list, prediction_for
@@ -55,8 +55,9 @@ class FacePredictionApi(APIView):
 
     @extend_schema(responses={200: PredictionSerializer, 404: ERROR})
     def get(self, request: Request, pk: int) -> Response:
-        """The active version's prediction for this face, with the URLs of its stored heatmaps."""
-        face = get_object_or_404(FaceImage, pk=pk)
+        """The active version's prediction for this face, with the URLs of its stored heatmaps (faces the caller may
+        see only: someone else's upload is a 404)."""
+        face = get_object_or_404(faces_visible_to(request.user), pk=pk)
         version = model_version_active()
         prediction = prediction_for(face=face, version=version) if version else None
         if prediction is None:
@@ -72,8 +73,9 @@ class FaceExplanationCreateApi(APIView):
     @extend_schema(request=ExplanationRequestSerializer,
                    responses={200: ExplanationSerializer, 400: ERROR, 404: ERROR, 503: ERROR})
     def post(self, request: Request, pk: int) -> Response:
-        """A heatmap of this face by the active version: returned if stored, else computed now (then stored)."""
-        face = get_object_or_404(FaceImage, pk=pk)
+        """A heatmap of this face by the active version: returned if stored, else computed now (then stored). Faces
+        the caller may see only."""
+        face = get_object_or_404(faces_visible_to(request.user), pk=pk)
         body = ExplanationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         explanation = explanation_get_or_compute(face=face, version=None, method=body.validated_data["method"],

@@ -11,7 +11,8 @@ from .services.predictions import CAM_METHODS, DEFAULT_METHODS, TargetInvalid, t
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
+                                              help_text="Who registered it; null for bootstrap and automatic runs.")
 
     class Meta:
         model = ModelVersion

@@ -14,21 +14,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.roles import IsAdminRole, IsResearcher, IsReviewer, Role, user_has_role
-from apps.core.errors import NotFound
 from apps.core.schema import ERROR
+from apps.faces.selectors import face_splits_visible_to, faces_visible_to
 
 from . import selectors, serializers, services
 from .exports import history_csv_rows, kaggle_csv_rows
-from .models import ReviewItem, ScoringRun
+from .models import ScoringRun
 from .overlays import review_item_model_view, review_item_overlays_enqueue
 from .scoring import scoring_run_enqueue
 
 
-def _item_or_404(item_id: int) -> ReviewItem:
-    try:
-        return selectors.review_item_detail(item_id=item_id)
-    except ReviewItem.DoesNotExist:
-        raise NotFound(f"no review item {item_id}") from None
+def _item_context(request: Request) -> dict:
+    return {"request": request, "is_admin": user_has_role(request.user, Role.ADMIN)}
 
 
 class NextItemsApi(APIView):
@@ -48,7 +45,7 @@ class NextItemsApi(APIView):
         items = services.review_item_next_for(user=request.user, count=query.validated_data["count"])
         review_item_overlays_enqueue(items=items)  # stored by the time the reviewer reaches them, usually
         data = {"items": items, "progress": selectors.review_progress_for(user=request.user)}
-        return Response(serializers.NextItemsSerializer(data, context={"request": request}).data)
+        return Response(serializers.NextItemsSerializer(data, context=_item_context(request)).data)
 
 
 class VoteCastApi(APIView):
@@ -80,7 +77,7 @@ class VoteUndoApi(APIView):
         item = selectors.review_item_detail(item_id=vote.item_id)
         data = {"item": item, "item_status": item.status, "undone_choice": vote.choice,
                 "progress": selectors.review_progress_for(user=request.user)}
-        return Response(serializers.UndoResultSerializer(data, context={"request": request}).data)
+        return Response(serializers.UndoResultSerializer(data, context=_item_context(request)).data)
 
 
 class SkipApi(APIView):
@@ -95,7 +92,8 @@ class SkipApi(APIView):
 class ReopenApi(APIView):
     permission_classes = [IsAdminRole]
 
-    @extend_schema(operation_id="review_items_reopen", request=None, responses=serializers.ReviewItemDetailSerializer)
+    @extend_schema(operation_id="review_items_reopen", request=None,
+                   responses={200: serializers.ReviewItemDetailSerializer, 409: ERROR})
     def post(self, request: Request, item_id: int) -> Response:
         services.review_item_reopen(admin=request.user, item_id=item_id)
         return _detail_response(request, item_id)
@@ -105,7 +103,7 @@ class SettleApi(APIView):
     permission_classes = [IsAdminRole]
 
     @extend_schema(operation_id="review_items_settle", request=serializers.ChoiceInputSerializer,
-                   responses=serializers.ReviewItemDetailSerializer,
+                   responses={200: serializers.ReviewItemDetailSerializer, 409: ERROR},
                    description="An admin decides an item (e.g. a disputed one): 0-6 or 7 (not a face).")
     def post(self, request: Request, item_id: int) -> Response:
         body = serializers.ChoiceInputSerializer(data=request.data)
@@ -116,11 +114,8 @@ class SettleApi(APIView):
 
 
 def _detail_response(request: Request, item_id: int) -> Response:
-    item = _item_or_404(item_id)
-    is_admin = user_has_role(request.user, Role.ADMIN)
-    context = {"request": request, "is_admin": is_admin,
-               "votes_visible": selectors.review_item_votes_visible_to(item=item, user=request.user,
-                                                                       is_admin=is_admin)}
+    item = selectors.review_item_for(user=request.user, item_id=item_id)
+    context = {**_item_context(request), "blind": selectors.blind_review_for(user=request.user, item_ids=[item.pk])}
     return Response(serializers.ReviewItemDetailSerializer(item, context=context).data)
 
 
@@ -128,7 +123,9 @@ class ItemDetailApi(APIView):
     permission_classes = [IsReviewer]
 
     @extend_schema(operation_id="review_items_detail", responses=serializers.ReviewItemDetailSerializer,
-                   description="An item with its label history. `votes` is null until you have voted on it.")
+                   description="An item with its label history, blind: `votes` is null until you have voted in "
+                               "the current round, and history entries show votes only of rounds you voted in. "
+                               "Reviewers read only items leased to them or voted on (others: 404).")
     def get(self, request: Request, item_id: int) -> Response:
         return _detail_response(request, item_id)
 
@@ -141,7 +138,7 @@ class ModelViewApi(APIView):
                                "suggestion); `model_active` is false when no model version is active. Nothing is "
                                "computed here: `pending` names the overlays a worker is computing; ask again.")
     def get(self, request: Request, item_id: int) -> Response:
-        item = _item_or_404(item_id)
+        item = selectors.review_item_for(user=request.user, item_id=item_id)  # the detail's access rule
         view = review_item_model_view(item=item, request=request)
         if view["pending"]:
             review_item_overlays_enqueue(items=[item])
@@ -153,7 +150,8 @@ class StatsApi(APIView):
 
     @extend_schema(operation_id="review_stats", responses=serializers.QueueStatsSerializer)
     def get(self, request: Request) -> Response:
-        data = {**selectors.review_queue_stats(), "progress": selectors.review_progress_for(user=request.user)}
+        data = {**selectors.review_queue_stats(user=request.user),
+                "progress": selectors.review_progress_for(user=request.user)}
         return Response(serializers.QueueStatsSerializer(data).data)
 
 
@@ -161,16 +159,18 @@ class AgreementApi(APIView):
     permission_classes = [IsReviewer]
 
     @extend_schema(operation_id="review_agreement", responses=serializers.AgreementSerializer,
-                   description="Per-reviewer agreement with settled labels and gold accuracy; Fleiss' kappa.")
+                   description="Per-reviewer agreement with settled labels; Fleiss' kappa. Admins: every reviewer, "
+                               "with gold accuracy. Reviewers: their own row, no gold figures, kappa over decided "
+                               "rounds only.")
     def get(self, request: Request) -> Response:
-        return Response(serializers.AgreementSerializer(selectors.review_agreement()).data)
+        return Response(serializers.AgreementSerializer(selectors.review_agreement(user=request.user)).data)
 
 
 class GoldApi(APIView):
     permission_classes = [IsAdminRole]
 
     @extend_schema(operation_id="review_gold_set", request=serializers.GoldInputSerializer,
-                   responses={201: serializers.ReviewItemDetailSerializer})
+                   responses={201: serializers.ReviewItemDetailSerializer, 409: ERROR})
     def post(self, request: Request) -> Response:
         body = serializers.GoldInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -219,13 +219,17 @@ class KaggleExportApi(APIView):
     permission_classes = [IsResearcher]
     renderer_classes = [JSONRenderer, CSVRenderer]
 
-    @extend_schema(operation_id="review_export_kaggle",
-                   parameters=[OpenApiParameter("dataset", str, description="Dataset name (default fer2013).")],
+    @extend_schema(operation_id="review_export_kaggle", parameters=[serializers.KaggleExportQuerySerializer],
                    responses={(200, "text/csv"): OpenApiTypes.STR},
-                   description="emotion,pixels,Usage with current labels; \"not a face\" rows dropped.")
+                   description="emotion,pixels,Usage with current labels; \"not a face\" rows dropped. The splits "
+                               "you may see: Training and PublicTest; PrivateTest for admins when "
+                               "GALLERY_SHOW_PRIVATE_TEST is on.")
     def get(self, request: Request) -> StreamingHttpResponse:
-        dataset = request.query_params.get("dataset", "fer2013")
-        return _csv_response(kaggle_csv_rows(dataset=dataset), f"{dataset}-corrected.csv")
+        query = serializers.KaggleExportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        dataset = query.validated_data["dataset"]
+        rows = kaggle_csv_rows(dataset=dataset, splits=face_splits_visible_to(request.user))
+        return _csv_response(rows, f"{dataset}-corrected.csv")
 
 
 class HistoryExportApi(APIView):
@@ -233,6 +237,9 @@ class HistoryExportApi(APIView):
     renderer_classes = [JSONRenderer, CSVRenderer]
 
     @extend_schema(operation_id="review_export_history", responses={(200, "text/csv"): OpenApiTypes.STR},
-                   description="One row per label change: face, source row, old and new label, votes, who, when.")
+                   description="One row per label change of the faces you may see: face, source row, old and new "
+                               "label, votes, who, when. Votes are blind: empty for rounds you did not vote in "
+                               "(admins: all).")
     def get(self, request: Request) -> StreamingHttpResponse:
-        return _csv_response(history_csv_rows(), "label-history.csv")
+        entries = selectors.label_history_for(user=request.user, faces=faces_visible_to(request.user))
+        return _csv_response(history_csv_rows(entries), "label-history.csv")

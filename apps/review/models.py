@@ -150,6 +150,7 @@ class LabelHistory(models.Model):
 
     face = models.ForeignKey(FaceImage, on_delete=models.CASCADE, related_name="label_history")
     item = models.ForeignKey(ReviewItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="history")
+    round = models.PositiveIntegerField(default=1, help_text="The item's voting round it belongs to (blind review).")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     old_label = models.PositiveSmallIntegerField(choices=Emotion.choices, null=True, blank=True)
     new_label = models.PositiveSmallIntegerField(choices=Emotion.choices, null=True, blank=True)
@@ -163,3 +164,16 @@ class LabelHistory(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         verbose_name_plural = "label history"
+
+
+class GoldAnswer(models.Model):
+    """A reviewer's first answer on a gold item: what gold accuracy counts. It is kept when the vote is undone, so
+    undo (which works the same on every item) cannot be used to retry a gold answer."""
+
+    item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="gold_answers")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    choice = models.PositiveSmallIntegerField(choices=Choice.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "reviewer"], name="review_one_gold_answer")]

@@ -27,6 +27,9 @@ from .tasks import score_labels_task
 logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[dict], None]
 
+EPOCHS_MAX = 200  # per fold; the shipped recipe trains 12
+SEED_MAX = 2**31 - 1  # ScoringRun.seed is a signed 32-bit column, and numpy seeds are unsigned: 0..2**31-1 fits both
+
 
 class ScoringRunError(InvalidInput):
     """A scoring run that cannot be created or executed; the message says why."""
@@ -41,8 +44,10 @@ def scoring_run_create(*, folds: int = 4, epochs: int | None = None, ranking: st
 
     if folds < 2:
         raise ScoringRunError("folds must be at least 2")
-    if epochs is not None and epochs < 1:
-        raise ScoringRunError("epochs must be at least 1")
+    if epochs is not None and not 1 <= epochs <= EPOCHS_MAX:
+        raise ScoringRunError(f"epochs must be 1-{EPOCHS_MAX}")
+    if not 0 <= seed <= SEED_MAX:
+        raise ScoringRunError(f"seed must be 0-{SEED_MAX}")
     if ranking not in RANKING_METHODS:
         raise ScoringRunError(f"unknown ranking {ranking!r}; available: {', '.join(RANKING_METHODS)}")
     if filter_by not in FILTER_METHODS:

@@ -1,20 +1,40 @@
-"""Reads for the queue: statistics, a reviewer's progress, item detail, agreement and Fleiss' kappa."""
+"""Reads for the queue: statistics, a reviewer's progress, item detail, blind review, agreement and Fleiss' kappa.
+
+Blind review and gold items, the rules every read here keeps (admins see everything):
+
+- A round's votes, who chose what, are shown to a reviewer only once they have a vote in that round (``BlindReview``):
+  the item's ``votes``, the votes and undo actors in its history, the history export, and the agreement figures,
+  which reviewers get for themselves only and, for Fleiss' kappa, from decided rounds only.
+- A reviewer reads an item only while it is leased to them or once they have voted on it; any other id is "not
+  found", whether or not it exists (``review_item_for``).
+- Nothing a reviewer sees tells a gold item from another: no gold figures (gold accuracy, the gold count), progress
+  counts gold items like the others, and on a gold item a reviewer sees only their own vote.
+"""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, F, OuterRef
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from apps.accounts.roles import Role, user_has_role
+from apps.core.errors import NotFound
+from apps.faces.models import FaceImage
+
 from .choices import UNSURE
-from .models import LabelHistory, ReviewItem, ScoringRun, Vote
+from .models import GoldAnswer, LabelHistory, ReviewItem, ScoringRun, Vote
 from .services import OPEN_STATUSES
 
+# A round that takes no more votes: its outcome is the face's label (settled) or an admin's to decide (disputed).
+DECIDED_STATUSES = (ReviewItem.Status.SETTLED, ReviewItem.Status.DISPUTED)
 
-def review_queue_stats() -> dict:
+
+def review_queue_stats(*, user) -> dict:
     by_status = dict(ReviewItem.objects.filter(is_gold=False).values_list("status").annotate(n=Count("pk")))
     now = timezone.now()
     today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -24,7 +44,7 @@ def review_queue_stats() -> dict:
         "reopened": by_status.get(ReviewItem.Status.REOPENED, 0),
         "settled": by_status.get(ReviewItem.Status.SETTLED, 0),
         "disputed": by_status.get(ReviewItem.Status.DISPUTED, 0),
-        "gold": ReviewItem.objects.filter(is_gold=True).count(),
+        "gold": ReviewItem.objects.filter(is_gold=True).count() if user_has_role(user, Role.ADMIN) else None,
         "leased": ReviewItem.objects.filter(lease_expires_at__gt=now).count(),
         "votes": Vote.objects.count(),
         "votes_today": Vote.objects.filter(created_at__gte=today).count(),
@@ -39,23 +59,115 @@ def review_queue_stats() -> dict:
 
 
 def review_progress_for(*, user) -> dict:
-    """The progress line: open items this user can still vote on, and their votes today."""
+    """The progress line: open items this user can still vote on, and their votes today. Gold items count like the
+    others, so a vote moves the count the same way whatever the item."""
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     voted = Vote.objects.filter(item=OuterRef("pk"), reviewer=user, round=OuterRef("round"))
-    left = ReviewItem.objects.filter(status__in=OPEN_STATUSES, is_gold=False).exclude(Exists(voted)).count()
+    left = ReviewItem.objects.filter(status__in=OPEN_STATUSES).exclude(Exists(voted)).count()
     return {"items_left": left, "votes_today": Vote.objects.filter(reviewer=user, created_at__gte=today).count()}
 
 
-def review_item_votes_visible_to(*, item: ReviewItem, user, is_admin: bool) -> bool:
-    """Blind voting: a reviewer sees the votes of the current round only after casting their own."""
-    if is_admin:
-        return True
-    return Vote.objects.filter(item=item, reviewer=user, round=item.round).exists()
+# --- reading items, blind --------------------------------------------------------------------------------------
+
+def review_items_visible_to(*, user) -> QuerySet[ReviewItem]:
+    """Admins: every item. Reviewers: the items leased to them now and those they have voted on (in any round), the
+    same reach over faces as ``apps.faces.selectors.faces_visible_to``."""
+    if user_has_role(user, Role.ADMIN):
+        return ReviewItem.objects.all()
+    if not user_has_role(user, Role.REVIEWER):
+        return ReviewItem.objects.none()
+    leased = Q(lease_holder=user, lease_expires_at__gt=timezone.now())
+    return ReviewItem.objects.filter(leased | Exists(Vote.objects.filter(item=OuterRef("pk"), reviewer=user)))
 
 
 def review_item_detail(*, item_id: int) -> ReviewItem:
+    """An item with what its answers show, without an access check: for the item a caller has just acted on (the
+    undo answer); everything else reads items through ``review_item_for``."""
     return (ReviewItem.objects.select_related("face__pixels", "score")
             .prefetch_related("votes__reviewer", "history__actor").get(pk=item_id))
+
+
+def review_item_for(*, user, item_id: int) -> ReviewItem:
+    """An item with its face, score, votes and history, if ``user`` may read it; ``NotFound`` (the same answer as
+    for an id that does not exist) otherwise."""
+    try:
+        return (review_items_visible_to(user=user).select_related("face__pixels", "score")
+                .prefetch_related("votes__reviewer", "history__actor").get(pk=item_id))
+    except ReviewItem.DoesNotExist:
+        raise NotFound(f"no review item {item_id}") from None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """A ``LabelHistory`` row as one caller may see it: ``votes`` is None for a round they have no vote in."""
+
+    id: int
+    item_id: int | None
+    round: int
+    kind: str
+    old_label: int | None
+    new_label: int | None
+    old_excluded: bool
+    new_excluded: bool
+    votes: list[dict] | None
+    actor: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class BlindReview:
+    """What one caller may see of votes. Build it with ``blind_review_for``.
+
+    A round's votes (names and choices) are the caller's to see once they have a vote in that round; admins see
+    every round. In the history, an entry of a round the caller has no vote in keeps its labels but loses its votes
+    and, for an undo, its actor (a voter of that round); while that round still takes votes its entries are left
+    out altogether, because a settlement and its undo would tell the remaining votes' choice. On a gold item a
+    reviewer sees only their own vote: others' votes would pile up past a quorum that never settles it.
+    """
+
+    is_admin: bool
+    user_id: int | None
+    voted: frozenset[tuple[int, int]] = frozenset()  # (item id, round) the caller has a vote in
+
+    def sees_round(self, item_id: int | None, round_: int) -> bool:
+        return self.is_admin or (item_id, round_) in self.voted
+
+    def current_votes(self, item: ReviewItem) -> list[Vote] | None:
+        """The current round's votes, None while they are hidden from the caller."""
+        if not self.sees_round(item.pk, item.round):
+            return None
+        votes = [v for v in item.votes.all() if v.round == item.round]
+        if item.is_gold and not self.is_admin:
+            votes = [v for v in votes if v.reviewer_id == self.user_id]
+        return votes
+
+    def entry(self, entry: LabelHistory, item: ReviewItem | None) -> HistoryEntry | None:
+        """``entry`` as the caller may see it, or None when it is not theirs to see at all."""
+        shown = self.sees_round(entry.item_id, entry.round)
+        if not shown and item is not None and entry.round == item.round and item.status not in DECIDED_STATUSES:
+            return None
+        actor = entry.actor.get_username() if entry.actor_id else ""
+        return HistoryEntry(
+            id=entry.pk, item_id=entry.item_id, round=entry.round, kind=entry.kind, old_label=entry.old_label,
+            new_label=entry.new_label, old_excluded=entry.old_excluded, new_excluded=entry.new_excluded,
+            votes=entry.votes if shown else None,
+            actor=actor if shown or entry.kind != LabelHistory.Kind.UNDO else "",
+            created_at=entry.created_at,
+        )
+
+    def history(self, item: ReviewItem) -> list[HistoryEntry]:
+        return [e for e in (self.entry(h, item) for h in item.history.all()) if e is not None]
+
+
+def blind_review_for(*, user, item_ids: Iterable[int] | None = None) -> BlindReview:
+    """The blind-review view of ``user`` (of the given items only, when ``item_ids`` is set)."""
+    if user_has_role(user, Role.ADMIN):
+        return BlindReview(is_admin=True, user_id=user.pk)
+    votes = Vote.objects.filter(reviewer=user)
+    if item_ids is not None:
+        votes = votes.filter(item_id__in=list(item_ids))
+    return BlindReview(is_admin=False, user_id=getattr(user, "pk", None),
+                       voted=frozenset(votes.values_list("item_id", "round")))
 
 
 # --- agreement ---------------------------------------------------------------------------------------------------
@@ -105,38 +217,56 @@ class AgreementReport:
     reviewers: list[ReviewerAgreement] = field(default_factory=list)
     kappa: float | None = None
     kappa_items: int = 0
+    gold: bool = False  # whether the gold figures are the reader's to see (admins only)
 
 
-def review_agreement() -> AgreementReport:
+def review_agreement(*, user) -> AgreementReport:
     """Per reviewer: agreement with settled labels and accuracy on gold items; Fleiss' kappa over the current
-    round of every non-gold item with two or more votes ("unsure" is no vote)."""
+    round of every non-gold item with two or more votes ("unsure" is no vote).
+
+    Admins get every reviewer, gold accuracy (from each reviewer's first answer, ``GoldAnswer``) and kappa over
+    every round. A reviewer gets their own row without gold figures, and kappa over decided rounds only, so that
+    nothing moves while a round is still being voted on."""
+    is_admin = user_has_role(user, Role.ADMIN)
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    votes = (Vote.objects.filter(round=F("item__round"))
-             .values_list("reviewer_id", "item_id", "choice", "created_at", "item__status", "item__settled_label",
-                          "item__is_gold", "item__gold_label"))
+    votes = Vote.objects.filter(round=F("item__round"))
+    if not is_admin:
+        votes = votes.filter(Q(reviewer=user) | Q(item__status__in=DECIDED_STATUSES))
     people = {u.pk: u.get_username() for u in get_user_model().objects.filter(review_votes__isnull=False).distinct()}
     rows: dict[int, ReviewerAgreement] = {}
     per_item: dict[int, Counter] = defaultdict(Counter)
-    for reviewer_id, item_id, choice, created, status, settled, is_gold, gold in votes:
+    for reviewer_id, item_id, choice, created, status, settled, is_gold in votes.values_list(
+            "reviewer_id", "item_id", "choice", "created_at", "item__status", "item__settled_label", "item__is_gold"):
+        if not is_gold and choice != UNSURE and (is_admin or status in DECIDED_STATUSES):
+            per_item[item_id][choice] += 1
+        if not is_admin and reviewer_id != user.pk:
+            continue
         row = rows.setdefault(reviewer_id, ReviewerAgreement(reviewer_id, people.get(reviewer_id, "?")))
         row.votes += 1
         row.votes_today += created >= today
         if choice == UNSURE:
             row.unsure += 1
-            continue
-        if is_gold:
-            row.gold_votes += 1
-            row.gold_correct += choice == gold
-            continue
-        per_item[item_id][choice] += 1
-        if status == ReviewItem.Status.SETTLED:
+        elif not is_gold and status == ReviewItem.Status.SETTLED:
             row.on_settled += 1
             row.agreed += choice == settled
+    if is_admin:
+        answers = GoldAnswer.objects.filter(item__is_gold=True).exclude(choice=UNSURE)
+        for reviewer_id, choice, gold in answers.values_list("reviewer_id", "choice", "item__gold_label"):
+            row = rows.setdefault(reviewer_id, ReviewerAgreement(reviewer_id, people.get(reviewer_id, "?")))
+            row.gold_votes += 1
+            row.gold_correct += choice == gold
     rated = [c for c in per_item.values() if sum(c.values()) >= 2]
     return AgreementReport(reviewers=sorted(rows.values(), key=lambda r: r.username), kappa=fleiss_kappa(rated),
-                           kappa_items=len(rated))
+                           kappa_items=len(rated), gold=is_admin)
 
 
-def label_history_rows():
-    """Every label change, oldest first, with the face's source for the history export."""
-    return LabelHistory.objects.select_related("face__dataset", "actor").order_by("created_at", "pk")
+def label_history_for(*, user, faces: QuerySet[FaceImage]) -> Iterator[tuple[FaceImage, HistoryEntry]]:
+    """Every label change of ``faces`` (the faces the caller may see), oldest first, with its face (and dataset),
+    as ``user`` may see it (``BlindReview``)."""
+    blind = blind_review_for(user=user)
+    entries = (LabelHistory.objects.filter(face__in=faces).select_related("face__dataset", "actor", "item")
+               .order_by("created_at", "pk"))
+    for entry in entries.iterator(chunk_size=2000):
+        shown = blind.entry(entry, entry.item)
+        if shown is not None:
+            yield entry.face, shown

@@ -6,7 +6,8 @@ from rest_framework import serializers
 from ml.labels import CLASSES
 
 from .choices import Choice
-from .models import LabelHistory, ReviewItem, ScoringRun, Vote
+from .models import ReviewItem, ScoringRun, Vote
+from .scoring import EPOCHS_MAX, SEED_MAX
 
 
 class ChoiceInputSerializer(serializers.Serializer):
@@ -24,14 +25,22 @@ class NextQuerySerializer(serializers.Serializer):
 
 class ScoringRunInputSerializer(serializers.Serializer):
     folds = serializers.IntegerField(min_value=2, max_value=20, default=4)
-    epochs = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
-    ranking = serializers.CharField(default="self_confidence")
-    filter_by = serializers.CharField(default="prune_by_noise_rate")
-    seed = serializers.IntegerField(default=0)
+    epochs = serializers.IntegerField(min_value=1, max_value=EPOCHS_MAX, required=False, allow_null=True, default=None,
+                                      help_text=f"Per fold, 1-{EPOCHS_MAX}; empty: the recipe's.")
+    ranking = serializers.CharField(default="self_confidence", max_length=40)
+    filter_by = serializers.CharField(default="prune_by_noise_rate", max_length=40)
+    seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, default=0, help_text=f"0-{SEED_MAX}.")
+
+
+class KaggleExportQuerySerializer(serializers.Serializer):
+    # A slug, as dataset names are: it also goes into the Content-Disposition header (no newlines or quotes).
+    dataset = serializers.SlugField(max_length=100, default="fer2013", help_text="Dataset name (default fer2013).")
 
 
 class ReviewItemSerializer(serializers.ModelSerializer):
-    """What a reviewer sees before voting: no votes, and gold items look like any other."""
+    """What a reviewer sees before voting: no votes, and gold items look like any other. ``quality`` (the ranking
+    score) is for admins: gold items are served at random places among the ranked ones, so it would give them away.
+    Context: ``is_admin``."""
 
     face = serializers.IntegerField(source="face_id")
     image = serializers.SerializerMethodField()
@@ -66,7 +75,9 @@ class ReviewItemSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_quality(self, item: ReviewItem) -> float | None:
-        return None if item.score is None else item.score.quality
+        if item.score is None or not self.context.get("is_admin"):
+            return None
+        return item.score.quality
 
 
 class VoteSerializer(serializers.ModelSerializer):
@@ -78,23 +89,29 @@ class VoteSerializer(serializers.ModelSerializer):
         fields = ["id", "item", "reviewer", "round", "choice", "choice_name", "created_at"]
 
 
-class LabelHistorySerializer(serializers.ModelSerializer):
-    actor = serializers.SerializerMethodField()
+class LabelHistorySerializer(serializers.Serializer):
+    """A ``selectors.HistoryEntry``: ``votes`` is null for a round the requester has not voted in (blind review)."""
 
-    class Meta:
-        model = LabelHistory
-        fields = ["id", "kind", "old_label", "new_label", "old_excluded", "new_excluded", "votes", "actor",
-                  "created_at"]
-
-    def get_actor(self, entry: LabelHistory) -> str:
-        return entry.actor.get_username() if entry.actor_id else ""
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    round = serializers.IntegerField()
+    old_label = serializers.IntegerField(allow_null=True)
+    new_label = serializers.IntegerField(allow_null=True)
+    old_excluded = serializers.BooleanField()
+    new_excluded = serializers.BooleanField()
+    votes = serializers.ListField(child=serializers.DictField(), allow_null=True,
+                                  help_text="[{reviewer, reviewer_id, choice, choice_name, at}] of that round.")
+    actor = serializers.CharField(help_text="The admin or reviewer who acted; empty for a quorum.")
+    created_at = serializers.DateTimeField()
 
 
 class ReviewItemDetailSerializer(ReviewItemSerializer):
-    """Detail with history; ``votes`` is null until the requester has voted (blind voting)."""
+    """Detail with history, blind: ``votes`` is null until the requester has voted in the current round, and the
+    history shows only rounds' votes they voted in (admins: all). Context: ``is_admin`` and ``blind``
+    (``selectors.BlindReview`` of the requester)."""
 
     votes = serializers.SerializerMethodField()
-    history = LabelHistorySerializer(many=True, read_only=True)
+    history = serializers.SerializerMethodField()
     gold_label = serializers.SerializerMethodField()
 
     class Meta(ReviewItemSerializer.Meta):
@@ -103,9 +120,12 @@ class ReviewItemDetailSerializer(ReviewItemSerializer):
 
     @extend_schema_field(VoteSerializer(many=True, allow_null=True))
     def get_votes(self, item: ReviewItem):
-        if not self.context.get("votes_visible"):
-            return None
-        return VoteSerializer(item.votes.filter(round=item.round).select_related("reviewer"), many=True).data
+        votes = self.context["blind"].current_votes(item)
+        return None if votes is None else VoteSerializer(votes, many=True).data
+
+    @extend_schema_field(LabelHistorySerializer(many=True))
+    def get_history(self, item: ReviewItem):
+        return LabelHistorySerializer(self.context["blind"].history(item), many=True).data
 
     @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_gold_label(self, item: ReviewItem) -> int | None:
@@ -141,7 +161,7 @@ class QueueStatsSerializer(serializers.Serializer):
     reopened = serializers.IntegerField()
     settled = serializers.IntegerField()
     disputed = serializers.IntegerField()
-    gold = serializers.IntegerField()
+    gold = serializers.IntegerField(allow_null=True, help_text="Admins only (null for reviewers).")
     leased = serializers.IntegerField()
     votes = serializers.IntegerField()
     votes_today = serializers.IntegerField()
@@ -157,14 +177,25 @@ class ReviewerAgreementSerializer(serializers.Serializer):
     unsure = serializers.IntegerField()
     on_settled = serializers.IntegerField()
     agreement = serializers.FloatField(allow_null=True)
-    gold_votes = serializers.IntegerField()
-    gold_accuracy = serializers.FloatField(allow_null=True)
+    gold_votes = serializers.IntegerField(required=False, help_text="Admins only.")
+    gold_accuracy = serializers.FloatField(allow_null=True, required=False, help_text="Admins only.")
+
+
+GOLD_FIELDS = ("gold_votes", "gold_accuracy")
 
 
 class AgreementSerializer(serializers.Serializer):
+    """``selectors.AgreementReport``; the gold figures appear only in an admin's report."""
+
     reviewers = ReviewerAgreementSerializer(many=True)
     fleiss_kappa = serializers.FloatField(source="kappa", allow_null=True)
     kappa_items = serializers.IntegerField()
+
+    def to_representation(self, report):
+        data = super().to_representation(report)
+        if not report.gold:
+            data["reviewers"] = [{k: v for k, v in row.items() if k not in GOLD_FIELDS} for row in data["reviewers"]]
+        return data
 
 
 class ModelViewSerializer(serializers.Serializer):

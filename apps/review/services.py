@@ -21,7 +21,7 @@ from apps.core.errors import ApplicationError
 from apps.faces.models import FaceImage
 
 from .choices import NOT_A_FACE, UNSURE, Choice
-from .models import LabelHistory, ReviewItem, Skip, Vote
+from .models import GoldAnswer, LabelHistory, LabelScore, ReviewItem, Skip, Vote
 
 OPEN_STATUSES = (ReviewItem.Status.OPEN, ReviewItem.Status.REOPENED)
 
@@ -147,7 +147,7 @@ def _apply_label(*, item: ReviewItem, choice: int, kind: str, votes: list[Vote],
     item.lease_expires_at = None
     item.save()
     return LabelHistory.objects.create(
-        face=face, item=item, kind=kind, old_label=old_label, new_label=face.current_label,
+        face=face, item=item, round=item.round, kind=kind, old_label=old_label, new_label=face.current_label,
         old_excluded=old_excluded, new_excluded=face.excluded, votes=_votes_record(votes), actor=actor, created_at=now,
     )
 
@@ -161,7 +161,8 @@ def _locked_item(item_id: int) -> ReviewItem:
 
 @transaction.atomic
 def review_vote_cast(*, user, item_id: int, choice: int) -> Vote:
-    """Record ``user``'s vote and settle the item when the quorum agrees (gold items never settle)."""
+    """Record ``user``'s vote and settle the item when the quorum agrees. Gold items never settle; their first answer
+    per reviewer is kept as a ``GoldAnswer`` (what gold accuracy counts)."""
     if choice not in Choice.values:
         raise ReviewError(f"choice must be 0-{UNSURE}")
     item = _locked_item(item_id)  # serialises votes on this item: the quorum is reached exactly once
@@ -178,7 +179,9 @@ def review_vote_cast(*, user, item_id: int, choice: int) -> Vote:
         item.lease_holder = None
         item.lease_expires_at = None
         item.save(update_fields=["lease_holder", "lease_expires_at", "updated_at"])
-    if not item.is_gold:
+    if item.is_gold:
+        GoldAnswer.objects.get_or_create(item=item, reviewer=user, defaults={"choice": choice})
+    else:
         votes = _round_votes(item)
         outcome = votes_outcome([v.choice for v in votes])
         if outcome.settled_choice is not None:
@@ -203,15 +206,21 @@ def _revert_settlement(*, item: ReviewItem, votes: list[Vote], actor) -> LabelHi
     item.settled_by_admin = None
     item.save()
     return LabelHistory.objects.create(
-        face=face, item=item, kind=LabelHistory.Kind.UNDO, old_label=old_label, new_label=face.current_label,
-        old_excluded=old_excluded, new_excluded=face.excluded, votes=_votes_record(votes), actor=actor,
+        face=face, item=item, round=item.round, kind=LabelHistory.Kind.UNDO, old_label=old_label,
+        new_label=face.current_label, old_excluded=old_excluded, new_excluded=face.excluded,
+        votes=_votes_record(votes), actor=actor,
     )
 
 
 @transaction.atomic
 def review_vote_undo(*, user) -> Vote:
     """Withdraw ``user``'s most recent vote. If the item had settled and no longer has a quorum, it reopens and the
-    face's label goes back, with a history record. The item is leased back to the user to vote again."""
+    face's label goes back, with a history record. The item is leased back to the user to vote again.
+
+    Gold items go through exactly the same steps and answer (the vote is removed, the item leased back), so an undo
+    cannot tell a gold item from another. What it cannot do on a gold item is change the reviewer's gold score: the
+    first answer, kept as a ``GoldAnswer``, is what gold accuracy counts (an undo-and-retry would otherwise be a way
+    to probe for the answer)."""
     last = Vote.objects.filter(reviewer=user).order_by("-created_at", "-pk").first()
     if last is None:
         raise ReviewError("you have no vote to undo", "not_found")
@@ -255,8 +264,8 @@ def review_item_reopen(*, admin, item_id: int) -> ReviewItem:
     if item.status in OPEN_STATUSES:
         raise ReviewError(f"item {item.pk} is already open", "conflict")
     face = item.face
-    LabelHistory.objects.create(
-        face=face, item=item, kind=LabelHistory.Kind.REOPEN, old_label=face.current_label,
+    LabelHistory.objects.create(  # the last entry of the round it closes
+        face=face, item=item, round=item.round, kind=LabelHistory.Kind.REOPEN, old_label=face.current_label,
         new_label=face.current_label, old_excluded=face.excluded, new_excluded=face.excluded,
         votes=_votes_record(_round_votes(item)), actor=admin,
     )
@@ -285,7 +294,10 @@ def review_item_settle_admin(*, admin, item_id: int, choice: int) -> LabelHistor
 
 @transaction.atomic
 def review_gold_set(*, face_id: int, label: int) -> ReviewItem:
-    """Mark a face as gold with a known answer (0-7). Gold items never change the face's label."""
+    """Mark a face as gold with a known answer (0-7). Gold items never change the face's label.
+
+    A gold item must look like the queue's other items, so one without a score gets the face's latest label score
+    (suggestion and probabilities) when the face has one; faces from the scoring run's flagged set blend in best."""
     if label not in Choice.values or label == UNSURE:
         raise ReviewError(f"gold label must be 0-{NOT_A_FACE}")
     if not FaceImage.objects.filter(pk=face_id).exists():
@@ -295,5 +307,10 @@ def review_gold_set(*, face_id: int, label: int) -> ReviewItem:
         raise ReviewError(f"face {face_id} has a settled review item; reopen it first", "conflict")
     item.is_gold = True
     item.gold_label = label
+    if item.score_id is None:
+        score = LabelScore.objects.filter(face_id=face_id).order_by("-run__created_at", "-pk").first()
+        if score is not None:
+            item.score, item.priority = score, score.quality
+            item.suggested_label, item.suggested_probability = score.suggested_label, score.suggested_probability
     item.save()
     return item

@@ -5,6 +5,7 @@ from rest_framework import serializers
 from ml.recipes import RECIPES
 
 from .models import TrainingRun
+from .services import MAX_SEED
 
 FIGURES = {"type": "object", "nullable": True, "properties": {
     "accuracy": {"type": "number"}, "macro_f1": {"type": "number"}}}
@@ -14,12 +15,13 @@ class TrainingRunInputSerializer(serializers.Serializer):
     recipe = serializers.ChoiceField(choices=sorted(RECIPES), default="default")
     epochs = serializers.IntegerField(min_value=1, max_value=500, required=False, allow_null=True, default=None,
                                       help_text="Empty: the recipe's.")
-    seed = serializers.IntegerField(default=0)
+    seed = serializers.IntegerField(default=0, min_value=0, max_value=MAX_SEED)
     soft_label_mode = serializers.ChoiceField(choices=TrainingRun.SoftLabelMode.choices, default="majority")
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
+                                              help_text="Who started it; null for automatic runs.")
     model_version_name = serializers.CharField(source="model_version.name", read_only=True, allow_null=True,
                                                default=None)
     model_version_status = serializers.CharField(source="model_version.status", read_only=True, allow_null=True,

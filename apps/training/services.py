@@ -26,6 +26,7 @@ from .tasks import training_run_task
 
 logger = logging.getLogger(__name__)
 MAX_EPOCHS = 500
+MAX_SEED = 2**31 - 1  # the column is a 32-bit integer; torch and numpy take any seed in 0..2**32-1
 
 
 class TrainingRunInvalid(InvalidInput):
@@ -63,6 +64,8 @@ def _recipe_resolve(*, recipe_name: str, epochs: int | None, soft_label_mode: st
         recipe = apply_overrides(recipe, {} if recipe_overrides is None else recipe_overrides)
     except ValueError as exc:
         raise TrainingRunInvalid(str(exc)) from None
+    if epochs is None and recipe.epochs > MAX_EPOCHS:  # set by an override
+        raise TrainingRunInvalid(f"recipe field 'epochs' must be between 1 and {MAX_EPOCHS}, not {recipe.epochs}")
     return recipe.with_overrides(soft_label_mode=soft_label_mode, **({} if epochs is None else {"epochs": epochs}))
 
 
@@ -94,6 +97,8 @@ def training_run_create(*, trigger: str, created_by=None, recipe_name: str = "de
 
     Refused with ``TrainingRunBusy`` while another run is queued or running (stale running runs are swept first).
     """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise TrainingRunInvalid(f"seed must be an integer between 0 and {MAX_SEED}, not {seed!r}")
     recipe = _recipe_resolve(recipe_name=recipe_name, epochs=epochs, soft_label_mode=soft_label_mode,
                              recipe_overrides=recipe_overrides)
     training_runs_sweep_stale()

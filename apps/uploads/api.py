@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -15,7 +15,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
-from apps.core.errors import NotFound
+from apps.core.errors import ErrorSerializer, NotFound
 
 from .models import Upload
 from .selectors import upload_get_for, upload_list_for, upload_results
@@ -69,10 +69,11 @@ class UploadListCreateApi(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes = [MultiPartParser, FormParser]
     throttle_classes = [UploadRateThrottle]
+    pagination_class = UploadPagination  # the schema reads it: GET declares the page ({count, next, ...}) and params
 
     @extend_schema(responses=UploadResultSerializer(many=True))
     def get(self, request: Request) -> Response:
-        paginator = UploadPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(upload_list_for(user=request.user), request, view=self)
         results = upload_results(page)
         return paginator.get_paginated_response(
@@ -84,7 +85,13 @@ class UploadListCreateApi(APIView):
             "images": serializers.ListField(child=serializers.FileField(), required=False),
             "image": serializers.FileField(required=False),
         })},
-        responses={201: inline_serializer("UploadCreated", {"uploads": UploadResultSerializer(many=True)})},
+        responses={
+            201: inline_serializer("UploadCreated", {"uploads": UploadResultSerializer(many=True)}),
+            413: OpenApiResponse(ErrorSerializer, description="A file over UPLOADS_MAX_BYTES or UPLOADS_MAX_PIXELS, a "
+                                 "decompression bomb, or a request over UPLOADS_MAX_REQUEST_PIXELS in all."),
+            415: OpenApiResponse(ErrorSerializer, description="A file that is not an accepted image, or a body that "
+                                 "is not multipart."),
+        },
     )
     def post(self, request: Request) -> Response:
         query = UploadCreateQuerySerializer(data=request.query_params)
@@ -119,11 +126,14 @@ class UploadExplanationApi(APIView):
     parser_classes = [JSONParser, FormParser, MultiPartParser]
     throttle_classes = [ExplanationRateThrottle]
 
-    @extend_schema(request=UploadExplanationRequestSerializer, responses=UploadHeatmapSerializer)
+    @extend_schema(request=UploadExplanationRequestSerializer, responses={
+        200: UploadHeatmapSerializer,
+        409: OpenApiResponse(ErrorSerializer, description="No prediction yet, or no face in the upload."),
+    })
     def post(self, request: Request, upload_id) -> Response:
+        upload = _upload_or_404(request, upload_id)  # first: someone else's upload is a 404 whatever the body says
         body = UploadExplanationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        upload = _upload_or_404(request, upload_id)
         explanation = upload_explanation_get_or_compute(
             upload=upload, method=body.validated_data["method"], target=body.validated_data["target"])
         return Response(UploadHeatmapSerializer(explanation, context={"request": request}).data)

@@ -29,12 +29,32 @@ class ImageRejected(ValueError):
 
 
 @dataclass(frozen=True)
-class DecodedImage:
-    image: Image.Image  # fully decoded (first frame of an animation), not yet EXIF-oriented
+class ImageHeader:
+    """What the header says, before any pixel is decoded."""
+
     format: str  # Pillow's name, one of ACCEPTED_FORMATS
+    width: int  # as stored (before EXIF orientation)
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """The small facts an upload keeps of its photo once the decoded pixels are gone."""
+
+    format: str
     content_type: str
     width: int  # as displayed, i.e. after EXIF orientation (face boxes use the same frame)
     height: int
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    image: Image.Image  # fully decoded (first frame of an animation), not yet EXIF-oriented
+    facts: ImageFacts
 
 
 def image_check_size(size: int, *, max_bytes: int) -> None:
@@ -45,14 +65,53 @@ def image_check_size(size: int, *, max_bytes: int) -> None:
             "file_too_large", f"the file is {size:,} bytes; the limit is {max_bytes:,} bytes", status=413)
 
 
+def image_probe(data: bytes, *, max_pixels: int) -> ImageHeader:
+    """Sniff and bound ``data`` from its header alone (nothing is decoded); raise ``ImageRejected`` if it is bad."""
+    with _image_open(data) as image:
+        return _header_check(image, max_pixels=max_pixels)
+
+
 def image_decode(data: bytes, *, max_pixels: int) -> DecodedImage:
-    """Sniff, bound and fully decode ``data``; raise ``ImageRejected`` saying what is wrong."""
+    """Sniff, bound and fully decode ``data``; raise ``ImageRejected`` saying what is wrong.
+
+    The caller owns the decoded pixels (about 4 bytes a pixel, 160 MB for 40 MP): ``.image.close()`` frees them.
+    """
+    image = _image_open(data)
     try:
-        image = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
+        header = _header_check(image, max_pixels=max_pixels)
+        _load(image, header.format)
+    except BaseException:
+        image.close()
+        raise
+    width, height = header.width, header.height
+    if _exif_orientation(image) in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
+        width, height = height, width
+    content_type = Image.MIME.get(header.format, "")
+    return DecodedImage(image=image, facts=ImageFacts(format=header.format, content_type=content_type, width=width,
+                                                      height=height))
+
+
+def _load(image: Image.Image, fmt: str) -> None:
+    try:
+        image.load()  # decodes the first frame only: an animated GIF stays on frame 0
+    except Image.DecompressionBombError as exc:
+        raise _bomb(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes: any decoder failure means a broken file
+        if "truncated" in str(exc).lower():
+            raise ImageRejected("truncated", f"the {fmt} data ends early: the file is truncated") from None
+        raise ImageRejected("corrupt", f"the {fmt} data is corrupt ({exc})") from None
+
+
+def _image_open(data: bytes) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
     except Image.DecompressionBombError as exc:
         raise _bomb(str(exc)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise _unreadable(data, exc) from None
+
+
+def _header_check(image: Image.Image, *, max_pixels: int) -> ImageHeader:
     width, height = image.size
     if width <= 0 or height <= 0:
         raise _zero_size(width, height)
@@ -64,18 +123,7 @@ def image_decode(data: bytes, *, max_pixels: int) -> DecodedImage:
         raise ImageRejected(
             "too_many_pixels", f"the image is {width}x{height} = {pixels:,} pixels; the limit is {max_pixels:,}",
             status=413)
-    try:
-        image.load()  # decodes the first frame only: an animated GIF stays on frame 0
-    except Image.DecompressionBombError as exc:
-        raise _bomb(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - untrusted bytes: any decoder failure means a broken file
-        if "truncated" in str(exc).lower():
-            raise ImageRejected("truncated", f"the {image.format} data ends early: the file is truncated") from None
-        raise ImageRejected("corrupt", f"the {image.format} data is corrupt ({exc})") from None
-    if _exif_orientation(image) in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
-        width, height = height, width
-    return DecodedImage(image=image, format=image.format, content_type=Image.MIME.get(image.format, ""),
-                        width=width, height=height)
+    return ImageHeader(format=image.format, width=width, height=height)
 
 
 def _exif_orientation(image: Image.Image) -> int:

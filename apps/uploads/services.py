@@ -1,8 +1,12 @@
 """Writes for uploads: validate every file, then store them all in one go and queue their predictions.
 
-Nothing of a request is stored unless every file in it is valid: decoding, bounds and face detection run first,
+Nothing of a request is stored unless every file in it is valid: bounds, decoding and face detection run first,
 in memory; then the face PNGs are written (slow I/O, outside the transaction) and one short transaction records the
 rows. If that transaction fails, the PNGs this request wrote are deleted again, so no orphan media is left.
+
+Memory: the headers of all files are read first, and their total pixels bounded (``UPLOADS_MAX_REQUEST_PIXELS``),
+before any file is decoded; then the files are decoded one at a time, each released once its 48x48 crop is cut, so a
+request never holds more than one full-size decode (a 40 MP photo is ~160 MB of pixels).
 """
 
 from __future__ import annotations
@@ -33,12 +37,13 @@ from apps.inference.services.predictions import (
 )
 from ml.facedetect import FaceCrop, NoFaceFound, crop_largest_face
 
-from .images import DecodedImage, ImageRejected, image_check_size, image_decode
+from .images import ImageFacts, ImageHeader, ImageRejected, image_check_size, image_decode, image_probe
 from .models import UPLOADS_DATASET, Upload
 from .selectors import UploadResult, upload_results
 from .tasks import upload_status_record_task
 
 POLL_FAST_SECONDS, POLL_FAST_FOR_SECONDS, POLL_SLOW_SECONDS = 0.015, 3.0, 0.2
+# Used until the settings define UPLOADS_MAX_REQUEST_PIXELS: 5 photos at the 40 MP per-file cap, or 16 of 12 MP.
 
 
 @dataclass(frozen=True)
@@ -64,11 +69,12 @@ class UploadInvalid(ApplicationError):
 
 @dataclass(frozen=True)
 class _Checked:
-    """One file that passed validation: its decoded facts and the 48x48 crop (None when no face and rejected)."""
+    """One file that passed validation: its facts and the 48x48 crop (None when no face and rejected); never the
+    decoded pixels, which are released before the next file is decoded."""
 
     name: str
     size: int
-    decoded: DecodedImage
+    image: ImageFacts
     crop: FaceCrop | None
     no_face: str
 
@@ -78,45 +84,91 @@ def no_face_policy_default(*, width: int, height: int) -> str:
     return Upload.NoFace.USE_WHOLE if (width, height) == (FACE_SIZE, FACE_SIZE) else Upload.NoFace.REJECT
 
 
-def _check_file(index: int, file: UploadedFile, no_face: str | None) -> _Checked:
-    name = (file.name or f"file {index + 1}")[:255]
+def max_request_pixels() -> int:
+    return settings.UPLOADS_MAX_REQUEST_PIXELS
+
+
+def _file_name(index: int, file: UploadedFile) -> str:
+    return (file.name or f"file {index + 1}")[:255]
+
+
+def _file_bytes(file: UploadedFile) -> bytes:
     image_check_size(file.size or 0, max_bytes=settings.UPLOADS_MAX_BYTES)
     file.seek(0)
     data = file.read(settings.UPLOADS_MAX_BYTES + 1)
     image_check_size(len(data), max_bytes=settings.UPLOADS_MAX_BYTES)  # the declared size may be wrong
+    return data
+
+
+def _file_probe(file: UploadedFile) -> ImageHeader:
+    """Size, format and pixel bounds of one file from its bytes and header; nothing is decoded."""
+    return image_probe(_file_bytes(file), max_pixels=settings.UPLOADS_MAX_PIXELS)
+
+
+def _file_check(index: int, file: UploadedFile, no_face: str | None) -> _Checked:
+    """Decode one file, cut its face and let the decoded pixels go: only the crop and the facts outlive this call."""
+    data = _file_bytes(file)
     decoded = image_decode(data, max_pixels=settings.UPLOADS_MAX_PIXELS)
-    policy = no_face or no_face_policy_default(width=decoded.width, height=decoded.height)
+    facts = decoded.facts
+    policy = no_face or no_face_policy_default(width=facts.width, height=facts.height)
     try:
         crop = crop_largest_face(decoded.image, size=FACE_SIZE, use_whole_if_none=policy == Upload.NoFace.USE_WHOLE)
     except NoFaceFound:
         crop = None
     except (ValueError, OSError) as exc:  # e.g. an EXIF block Pillow cannot apply
         raise ImageRejected("corrupt", f"the image could not be converted to grayscale ({exc})") from None
-    return _Checked(name=name, size=len(data), decoded=decoded, crop=crop, no_face=policy)
+    finally:
+        decoded.image.close()  # frees the pixels now, even if a traceback or cycle still refers to the image
+    return _Checked(name=_file_name(index, file), size=len(data), image=facts, crop=crop, no_face=policy)
+
+
+def _request_pixels_check(headers: Sequence[ImageHeader]) -> None:
+    total, limit = sum(h.pixels for h in headers), max_request_pixels()
+    if total > limit:
+        raise UploadInvalid(
+            f"the {len(headers)} images of this request total {total:,} pixels; the limit per request is "
+            f"{limit:,} pixels: send fewer or smaller images (or several requests); nothing was stored",
+            code="request_too_large", status=413)
 
 
 def upload_files_check(*, files: Sequence[UploadedFile], no_face: str | None) -> list[_Checked]:
-    """Validate every file; ``UploadInvalid`` lists all the bad ones (not only the first)."""
+    """Validate every file; ``UploadInvalid`` lists all the bad ones (not only the first).
+
+    Two passes: every header first (bounds per file and the request's total pixels, nothing decoded), then a full
+    decode of each file in turn, so that only one decoded image is alive at a time.
+    """
     if not files:
         raise UploadInvalid("no image in the request: send one or more files in the multipart field 'images' "
                             "(or 'image')", code="no_files")
     if len(files) > settings.UPLOADS_MAX_FILES:
         raise UploadInvalid(f"{len(files)} files in one request; the limit is {settings.UPLOADS_MAX_FILES}",
                             code="too_many_files")
-    checked, problems = [], []
+    headers: dict[int, ImageHeader] = {}
+    problems: dict[int, FileProblem] = {}
     for index, file in enumerate(files):
         try:
-            checked.append(_check_file(index, file, no_face))
+            headers[index] = _file_probe(file)
         except ImageRejected as exc:
-            problems.append(FileProblem(index, file.name or "", exc.code, exc.message, exc.status))
+            problems[index] = FileProblem(index, file.name or "", exc.code, exc.message, exc.status)
+    _request_pixels_check(list(headers.values()))
+    checked = []
+    for index in headers:
+        try:
+            checked.append(_file_check(index, files[index], no_face))
+        except ImageRejected as exc:
+            problems[index] = FileProblem(index, files[index].name or "", exc.code, exc.message, exc.status)
     if problems:
-        statuses = {p.status for p in problems}
-        first = problems[0]
-        summary = (f"{first.name or 'file ' + str(first.index + 1)}: {first.message}" if len(problems) == 1
-                   else f"{len(problems)} of {len(files)} files were refused; nothing was stored")
-        raise UploadInvalid(summary, code=first.code if len(problems) == 1 else "invalid_files", problems=problems,
-                            status=statuses.pop() if len(statuses) == 1 else 400)
+        _problems_raise([problems[i] for i in sorted(problems)], total=len(files))
     return checked
+
+
+def _problems_raise(problems: list[FileProblem], *, total: int) -> None:
+    statuses = {p.status for p in problems}
+    first = problems[0]
+    summary = (f"{first.name or 'file ' + str(first.index + 1)}: {first.message}" if len(problems) == 1
+               else f"{len(problems)} of {total} files were refused; nothing was stored")
+    raise UploadInvalid(summary, code=first.code if len(problems) == 1 else "invalid_files", problems=problems,
+                        status=statuses.pop() if len(statuses) == 1 else 400)
 
 
 def _face_pngs_store(crops: list[FaceCrop | None]) -> tuple[list[str | None], dict[str, str]]:
@@ -192,10 +244,10 @@ def _upload_record(*, user, check: _Checked, face: FaceImage | None, methods: li
     return Upload.objects.create(
         user=user,
         original_name=check.name,
-        content_type=check.decoded.content_type,
+        content_type=check.image.content_type,
         size=check.size,
-        width=check.decoded.width,
-        height=check.decoded.height,
+        width=check.image.width,
+        height=check.image.height,
         status=status,
         finished_at=finished,
         face=face,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -46,7 +47,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens: hashed at rest, expiring, one row per token (REST_KNOX below)
+    "axes",  # failed-login lockouts (AXES_* below)
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -71,6 +73,13 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.middleware.ApplicationErrorMiddleware",  # pages render service errors with their 4xx status
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a locked-out login page into its 429 page
+]
+
+# django-axes first: it refuses a locked-out username or client before ModelBackend checks the password.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "ferplatform.urls"
@@ -119,8 +128,10 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every star
 WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media", base=BASE_DIR)
-# Serve MEDIA_URL from Django itself (local runs); production leaves it to nginx.
-SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
+# Every /media/ request goes through Django's access check (apps.core.views.media_serve). Empty: Django streams the
+# file itself (local runs). A path prefix (production: /internal-media/): Django answers with X-Accel-Redirect to it
+# and nginx serves the file from an `internal` location, so media is never reachable without the check.
+MEDIA_X_ACCEL_PREFIX = env_str("MEDIA_X_ACCEL_PREFIX", "")
 STORAGES = {
     # Media goes through Django's storage API only; swap the backend here for S3-compatible storage.
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -128,9 +139,11 @@ STORAGES = {
 }
 
 REST_FRAMEWORK = {
+    # Token first: DRF answers missing or bad credentials with the first class's challenge, 401 + WWW-Authenticate:
+    # Token (session auth has none, so it would be 403). Session auth stays for the pages' scripts.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -145,6 +158,28 @@ REST_FRAMEWORK = {
         "explanations": _throttle_rate("EXPLANATIONS_THROTTLE_RATE", "120/min"),
     },
 }
+# API tokens (django-rest-knox): only a SHA-512 digest is stored; each token expires and can be revoked on its own
+# (apps/accounts/api.py); a password change revokes them all (apps/accounts/signals.py).
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=env_int("API_TOKEN_TTL_HOURS", 24, minimum=1)),
+    "AUTH_HEADER_PREFIX": "Token",  # the header clients already send: Authorization: Token <token>
+}
+
+# Failed logins (django-axes), counted on the login form, the admin login and POST /api/auth/token/ alike.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))  # counted from the last failure
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks: an account, or a client
+# Left False: a success would clear every attempt from that address, the ones against other usernames included.
+AXES_RESET_ON_SUCCESS = False
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "apps.accounts.views.login_locked_out"  # the pages' 429 page; the API raises LoginLocked
+# The client address for per-IP counts. deploy/nginx.conf appends the client to X-Forwarded-For; django-ipware
+# (strict, proxy count 0) takes the address from a one-entry header and falls back to REMOTE_ADDR (nginx) for a
+# longer, client-forged chain, so a forged header never picks the address. Without a proxy in front, set
+# LOGIN_CLIENT_IP_HEADERS=REMOTE_ADDR; behind one more proxy that appends, LOGIN_PROXY_COUNT=1.
+AXES_IPWARE_META_PRECEDENCE_ORDER = tuple(env_list("LOGIN_CLIENT_IP_HEADERS", ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]))
+AXES_IPWARE_PROXY_COUNT = env_int("LOGIN_PROXY_COUNT", 0, minimum=0)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "ferplatform API",
     "DESCRIPTION": "Facial-expression data: faces, predictions, explanations, review.",
@@ -210,6 +245,7 @@ CELERY_TIMEZONE = TIME_ZONE
 UPLOADS_MAX_BYTES = env_int("UPLOADS_MAX_BYTES", 10 * 1024 * 1024, minimum=1)  # per file
 UPLOADS_MAX_PIXELS = env_int("UPLOADS_MAX_PIXELS", 40_000_000, minimum=1)  # width x height; Pillow's own cap is 89 M
 UPLOADS_MAX_FILES = env_int("UPLOADS_MAX_FILES", 20, minimum=1)  # per request
+UPLOADS_MAX_REQUEST_PIXELS = env_int("UPLOADS_MAX_REQUEST_PIXELS", 200_000_000, minimum=1)  # all files of one request
 UPLOADS_MAX_WAIT_SECONDS = env_int("UPLOADS_MAX_WAIT_SECONDS", 30, minimum=0)  # upper bound for ?wait=
 
 # Inference: faces per model batch in prediction tasks; the checkpoint `manage.py bootstrap` registers first.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .env import env_bool, env_int, env_optional_str
+from .env import env_bool, env_int, env_optional_str, env_str
 
 _secret = env_optional_str("SECRET_KEY")
 if not _secret:
@@ -13,7 +13,7 @@ if not _secret:
 SECRET_KEY = _secret
 
 DEBUG = False
-SERVE_MEDIA = env_bool("SERVE_MEDIA", False)
+MEDIA_X_ACCEL_PREFIX = env_str("MEDIA_X_ACCEL_PREFIX", "/internal-media/")  # nginx: location /internal-media/
 WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", False)  # collectstatic runs in the image
 
 # TLS terminates at nginx (or a load balancer in front of it), which sets X-Forwarded-Proto.

@@ -5,6 +5,7 @@ import io
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
+from django.test import RequestFactory
 
 from apps.accounts.roles import Role, user_roles
 
@@ -32,7 +33,7 @@ def test_generated_password_is_printed_once_and_works(monkeypatch):
     lines = [line for line in out.splitlines() if "password" in line.lower()]
     assert len(lines) == 1
     password = lines[0].rsplit(": ", 1)[1]
-    user = authenticate(username="alice", password=password)
+    user = authenticate(RequestFactory().post("/"), username="alice", password=password)
     assert user is not None and user_roles(user) == {Role.REVIEWER}
 
 
@@ -41,7 +42,7 @@ def test_password_from_stdin_is_never_printed(monkeypatch):
     out = run("--role", "researcher", "--username", "bob", "--email", "bob@example.org", "--password-stdin",
               stdin=secret + "\n", monkeypatch=monkeypatch)
     assert secret not in out
-    user = authenticate(username="bob", password=secret)
+    user = authenticate(RequestFactory().post("/"), username="bob", password=secret)
     assert user.email == "bob@example.org" and user_roles(user) == {Role.RESEARCHER}
     assert not user.is_staff
 

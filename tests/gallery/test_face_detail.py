@@ -33,6 +33,23 @@ def test_detail_page_and_api(client, researcher, gallery_data):
     assert 'id="label-history"' in client.get(f"/gallery/faces/{gallery_data.relabelled.pk}/").content.decode()
 
 
+def test_a_researcher_who_also_reviews_stays_blind_to_votes_of_an_open_round(client, gallery_data):
+    from apps.accounts.roles import Role
+    from apps.review.models import ReviewItem, Vote
+    from tests.accounts.factories import UserFactory
+
+    face = gallery_data.faces[1]
+    item = ReviewItem.objects.get(face=face)  # open: not reviewed yet
+    Vote.objects.create(item=item, reviewer=UserFactory(username="vic-voter", roles=[Role.REVIEWER]), choice=2)
+    both = UserFactory(username="rae-both", roles=[Role.REVIEWER, Role.RESEARCHER])
+    client.force_login(both)
+    assert client.get(f"/api/gallery/faces/{face.pk}").json()["votes"] == []
+    assert "vic-voter" not in client.get(f"/gallery/faces/{face.pk}/").content.decode()
+    Vote.objects.create(item=item, reviewer=both, choice=2)  # once they voted in the round, they see it
+    assert [v["reviewer"] for v in client.get(f"/api/gallery/faces/{face.pk}").json()["votes"]] == ["vic-voter",
+                                                                                                   "rae-both"]
+
+
 def test_heatmap_of_another_class_on_demand(client, researcher, gallery_data):
     client.force_login(researcher)
     face = gallery_data.faces[2]

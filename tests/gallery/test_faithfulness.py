@@ -87,3 +87,20 @@ def test_queued_measurement_runs_on_a_real_worker(shared_media_root, client, adm
         time.sleep(0.5)
     row = FaithfulnessScore.objects.get(model_version=gallery_data.version)
     assert (row.method, row.sample_size, row.split) == ("gradcam", 4, "PublicTest") and math.isfinite(row.mean)
+
+
+def test_private_test_faithfulness_follows_the_split_rule(client, researcher, admin_user, gallery_data, settings):
+    version = gallery_data.version
+    for split in ("PublicTest", "PrivateTest"):
+        FaithfulnessScore.objects.create(model_version=version, method="gradcam", split=split, sample_size=3,
+                                         mean=0.1, std=0.0)
+    client.force_login(researcher)
+    body = client.get(f"/api/gallery/models/{version.pk}/evaluation").json()
+    assert [f["split"] for f in body["faithfulness"]] == ["PublicTest"]
+    assert "PrivateTest" not in client.get(f"/gallery/models/{version.pk}/").content.decode()
+    client.force_login(admin_user)
+    assert [f["split"] for f in client.get(f"/api/gallery/models/{version.pk}/evaluation").json()["faithfulness"]] \
+        == ["PublicTest"]  # admins too, until PrivateTest figures are switched on
+    settings.GALLERY_SHOW_PRIVATE_TEST = True
+    assert {f["split"] for f in client.get(f"/api/gallery/models/{version.pk}/evaluation").json()["faithfulness"]} \
+        == {"PublicTest", "PrivateTest"}

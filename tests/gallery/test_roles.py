@@ -42,8 +42,7 @@ def test_researchers_and_admins_get_everything(client, request, role, gallery_da
 
 
 def test_token_auth_for_api_clients(client, researcher, gallery_data):
-    from rest_framework.authtoken.models import Token
+    from apps.accounts.services import api_token_create
 
-    token = Token.objects.create(user=researcher)
-    response = client.get("/api/gallery/faces/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = client.get("/api/gallery/faces/", HTTP_AUTHORIZATION=f"Token {api_token_create(user=researcher)[1]}")
     assert response.status_code == 200 and response.json()["count"] == len(gallery_data.visible)

@@ -49,7 +49,7 @@ def test_face_prediction_with_heatmap_urls(client, researcher, active_version):
     urls = [e["overlay_url"] for e in body["explanations"]]
     assert urls and all(u.startswith("http://testserver/media/explanations/") for u in urls)
     assert {e["target_label"] for e in body["explanations"]} == {6, body["predicted_label"]}
-    assert client.get(urls[0]).status_code == 200  # the overlay is served (SERVE_MEDIA)
+    assert client.get(urls[0]).status_code == 200  # the overlay is served, after the access check
 
 
 def test_explanation_on_demand_then_stored(client, researcher, active_version):

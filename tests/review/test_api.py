@@ -5,6 +5,7 @@ from rest_framework.test import APIClient
 
 from apps.review.choices import UNSURE
 from apps.review.models import ReviewItem
+from apps.review.services import review_item_next_for
 
 from .factories import ReviewItemFactory
 
@@ -54,10 +55,10 @@ def test_votes_are_blind_until_you_vote(reviewers, admin_user):
     item = ReviewItemFactory()
     client_for(reviewers[0]).post(f"/api/review/items/{item.pk}/votes", {"choice": 2}, format="json")
     second = client_for(reviewers[1])
-    detail = second.get(f"/api/review/items/{item.pk}").json()
-    assert detail["votes"] is None  # not before voting
     served = second.get("/api/review/items/next").json()["items"][0]
     assert served["id"] == item.pk and "votes" not in served and "2" not in str(served.get("choice", ""))
+    detail = second.get(f"/api/review/items/{item.pk}").json()  # leased to reviewer1 now, so readable
+    assert detail["votes"] is None  # not before voting
     assert client_for(admin_user).get(f"/api/review/items/{item.pk}").json()["votes"][0]["choice"] == 2
     second.post(f"/api/review/items/{item.pk}/votes", {"choice": UNSURE}, format="json")
     votes = second.get(f"/api/review/items/{item.pk}").json()["votes"]
@@ -90,16 +91,22 @@ def test_stats_agreement_and_gold(reviewers, admin_user):
         for item_id, choice in zip([items[0].pk, items[1].pk, gold.json()["id"]], choices, strict=True):
             assert api.post(f"/api/review/items/{item_id}/votes", {"choice": choice}, format="json").status_code == 201
     stats = client_for(reviewers[0]).get("/api/review/stats").json()
-    assert stats["settled"] == 1 and stats["open"] == 1 and stats["gold"] == 1 and stats["votes"] == 6
-    agreement = client_for(reviewers[0]).get("/api/review/agreement").json()
+    assert stats["settled"] == 1 and stats["open"] == 1 and stats["gold"] is None and stats["votes"] == 6
+    assert client_for(admin_user).get("/api/review/stats").json()["gold"] == 1  # gold figures: admins only
+    agreement = client_for(admin_user).get("/api/review/agreement").json()
     rows = {r["reviewer"]: r for r in agreement["reviewers"]}
     assert rows["reviewer0"]["agreement"] == 1.0 and rows["reviewer0"]["gold_accuracy"] == 1.0
     assert rows["reviewer1"]["on_settled"] == 1 and rows["reviewer1"]["gold_votes"] == 1
     assert agreement["kappa_items"] == 2 and agreement["fleiss_kappa"] is not None
+    # A reviewer: their own row, no gold figures, kappa over decided rounds (items[1] is still open).
+    own = client_for(reviewers[0]).get("/api/review/agreement").json()
+    assert [(r["reviewer"], r["agreement"]) for r in own["reviewers"]] == [("reviewer0", 1.0)]
+    assert "gold_accuracy" not in own["reviewers"][0] and own["kappa_items"] == 1
 
 
 def test_model_view_says_when_no_model_is_active(reviewer):
     item = ReviewItemFactory()
+    review_item_next_for(user=reviewer)  # reviewers read the items leased to them
     body = client_for(reviewer).get(f"/api/review/items/{item.pk}/model").json()
     assert body["model_active"] is False and body["overlays"] == {}
 
@@ -133,6 +140,7 @@ def test_model_view_never_computes_it_queues_the_missing_overlays(reviewer, djan
     default = Path(__file__).resolve().parents[2] / "ml" / "weights" / "default.pt"
     model_version_register(checkpoint_path=default, name="default", activate=True)
     item = ReviewItemFactory(suggested_label=5)
+    review_item_next_for(user=reviewer)  # leased (by the service: the API would queue the overlays here already)
     client = client_for(reviewer)
     with django_capture_on_commit_callbacks(execute=False) as queued:
         body = client.get(f"/api/review/items/{item.pk}/model").json()

@@ -113,3 +113,29 @@ def test_a_crashed_run_resumes_without_redoing_finished_folds():
     assert scoring_run_execute(run.pk, progress=events.append).status == ScoringRun.Status.SUCCEEDED
     folds = [(e["fold"], e["reused"]) for e in events if e.get("kind") == "fold"]
     assert folds == [(1, True), (2, False)]
+
+
+@pytest.mark.parametrize(("field", "value"), [("epochs", 0), ("epochs", 201), ("epochs", 40_000), ("seed", -1),
+                                              ("seed", 2**31), ("seed", 10**20)])
+def test_scoring_run_epochs_and_seed_are_bounded(admin_user, field, value):
+    from rest_framework.test import APIClient
+
+    from tests.api_errors import field_errors
+
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    response = api.post("/api/review/scoring-runs", {"folds": 2, field: value}, format="json")
+    assert response.status_code == 400 and field in field_errors(response)
+    assert not ScoringRun.objects.exists()
+    with pytest.raises(ScoringRunError, match=field):  # the command's way in refuses them too
+        scoring_run_create(**{field: value})
+
+
+def test_scoring_run_bounds_are_inclusive(admin_user):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    response = api.post("/api/review/scoring-runs", {"folds": 2, "epochs": 200, "seed": 2**31 - 1}, format="json")
+    assert response.status_code == 202, response.content
+    assert (response.json()["epochs"], response.json()["seed"]) == (200, 2**31 - 1)

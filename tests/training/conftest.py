@@ -12,7 +12,7 @@ from tests.inference.conftest import write_tiny_checkpoint
 
 # The "scoring" recipe trains fer_vgg; these make it tiny and deterministic (no bf16, no augmentation noise needed).
 TINY = {"arch_kwargs": {"widths": (8, 16, 16, 32), "depths": (1, 1, 1, 1)}, "batch_size": 16, "amp_bf16": False}
-BAD = {**TINY, "lr": 0.0}  # never learns: random weights
+BAD = {**TINY, "lr": 1e-12}  # never learns: random weights (a learning rate must be > 0)
 NAN = {**TINY, "lr": 1e12, "scheduler": "none", "label_smoothing": 0.0}
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from apps.inference.models import InferenceJob, ModelVersion
@@ -80,12 +79,30 @@ def test_admin_starts_a_run_and_a_second_is_refused(admin_user, faces, django_ca
 
 
 def test_token_clients_are_recorded_as_api_trigger(admin_user, faces, django_capture_on_commit_callbacks):
-    token = Token.objects.create(user=admin_user)
+    from apps.accounts.services import api_token_create
+
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=admin_user)[1]}")
     with django_capture_on_commit_callbacks(execute=False):
         response = api.post("/api/training-runs/", {"recipe": "scoring", "epochs": 1}, format="json")
     assert response.status_code == 202 and response.json()["trigger"] == "api"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**31, 10**40])
+def test_a_seed_outside_0_to_2_31_is_a_400_naming_the_field(admin_user, seed):
+    response = api_for(admin_user).post("/api/training-runs/", {"recipe": "scoring", "epochs": 1, "seed": seed},
+                                        format="json")
+    assert response.status_code == 400, response.content
+    assert "seed" in field_errors(response)
+    assert not TrainingRun.objects.exists()
+
+
+def test_the_largest_seed_is_accepted(admin_user, faces, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        response = api_for(admin_user).post("/api/training-runs/", {"recipe": "scoring", "epochs": 1,
+                                                                    "seed": 2**31 - 1}, format="json")
+    assert response.status_code == 202, response.content
+    assert response.json()["seed"] == 2**31 - 1
 
 
 def test_list_detail_cancel_and_retry(admin_user, faces):

@@ -27,3 +27,7 @@ def test_train_model_refuses_bad_input(db):
         call_command("train_model", "--recipe", "nope")
     with pytest.raises(CommandError, match="not JSON"):
         call_command("train_model", "--recipe-overrides", "{")
+    with pytest.raises(CommandError, match="'batch_size' must be an integer"):
+        call_command("train_model", "--recipe-overrides", '{"batch_size": "abc"}')
+    with pytest.raises(CommandError, match="seed must be an integer between 0 and 2147483647"):
+        call_command("train_model", "--seed", str(2**31))

@@ -17,7 +17,7 @@ from apps.training.services import (
     training_run_start,
 )
 
-from .conftest import BAD, NAN, run_kwargs
+from .conftest import BAD, NAN, TINY, run_kwargs
 
 pytestmark = pytest.mark.django_db
 
@@ -94,6 +94,28 @@ def test_invalid_requests_are_refused(db):
         training_run_start(trigger="admin", recipe_overrides={"lr": None})
     with pytest.raises(TrainingRunInvalid, match="JSON object"):
         training_run_start(trigger="admin", recipe_overrides=[1, 2])
+    assert not TrainingRun.objects.exists()
+
+
+@pytest.mark.parametrize(("overrides", "words"), [
+    ({"batch_size": "abc"}, "'batch_size' must be an integer >= 1, not 'abc'"),
+    ({"progressive_resize": 5}, "'progressive_resize' must be null or a list of 2 integers"),
+    ({"lr": 0}, "'lr' must be a number > 0"),
+    ({"amp_bf16": "yes"}, "'amp_bf16' must be true or false"),
+    ({"epochs": 10**6}, "'epochs' must be between 1 and 500"),
+])
+def test_overrides_of_the_wrong_type_or_range_are_refused_naming_the_field(db, overrides, words):
+    with pytest.raises(TrainingRunInvalid) as refused:
+        training_run_start(**run_kwargs(epochs=None, recipe_overrides={**TINY, **overrides}))
+    assert words in str(refused.value)
+    assert refused.value.status == 400
+    assert not TrainingRun.objects.exists()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**31, 10**30, True, "7"])
+def test_a_seed_outside_0_to_2_31_is_refused_by_the_service(db, seed):
+    with pytest.raises(TrainingRunInvalid, match="seed must be an integer between 0 and 2147483647"):
+        training_run_start(**run_kwargs(seed=seed))
     assert not TrainingRun.objects.exists()
 
 

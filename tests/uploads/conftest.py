@@ -37,10 +37,10 @@ def client_for():
     """An API client logged in (token auth) as ``user``."""
 
     def make(user) -> APIClient:
-        from rest_framework.authtoken.models import Token
+        from apps.accounts.services import api_token_create
 
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user)[1]}")
         return client
 
     return make

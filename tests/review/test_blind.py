@@ -1,0 +1,243 @@
+"""Blind review and gold items, observed the way a reviewer observes them: through the API and the pages.
+
+- Nobody but an admin sees a round's votes (names or choices) before voting in that round: not in ``votes``, not in
+  ``history``, not in agreement figures.
+- A reviewer reads an item only while it is leased to them or after voting on it; otherwise it does not exist.
+- Nothing a reviewer sees tells a gold item from another, and undoing a gold vote cannot retry a gold answer.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apps.review.choices import UNSURE
+from apps.review.models import LabelScore, ReviewItem, ScoringRun
+from tests.api_errors import error_body
+from tests.faces.factories import FaceImageFactory
+
+from .factories import ReviewItemFactory
+
+pytestmark = pytest.mark.django_db
+
+PROBABILITIES = [0.05, 0.05, 0.1, 0.2, 0.1, 0.45, 0.05]
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def vote(user, item_id: int, choice: int) -> dict:
+    response = client_for(user).post(f"/api/review/items/{item_id}/votes", {"choice": choice}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def detail(user, item_id: int):
+    return client_for(user).get(f"/api/review/items/{item_id}")
+
+
+# --- blind votes in the item's detail and history -----------------------------------------------------------------
+
+def test_history_after_an_undo_hides_the_rounds_remaining_votes(reviewers):
+    item = ReviewItemFactory()
+    r0, r1, r2 = reviewers[:3]
+    vote(r0, item.pk, 4)
+    vote(r1, item.pk, 4)  # settles
+    assert client_for(r1).post("/api/review/votes/undo").status_code == 200  # reopens it, leased back to r1
+
+    response = detail(r1, item.pk)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "reopened" and body["votes"] is None
+    assert "reviewer0" not in response.content.decode()
+    # The round is being voted on again: its settle-and-undo entries would tell reviewer0's choice.
+    assert body["history"] == []
+
+    vote(r1, item.pk, 5)  # reviewer1 votes in the round again: now it is theirs to see
+    body = detail(r1, item.pk).json()
+    assert [(v["reviewer"], v["choice"]) for v in body["votes"]] == [("reviewer0", 4), ("reviewer1", 5)]
+    assert [h["kind"] for h in body["history"]] == ["quorum", "undo"]
+    assert [v["reviewer"] for v in body["history"][0]["votes"]] == ["reviewer0", "reviewer1"]
+
+    served = client_for(r2).get("/api/review/items/next").json()["items"]
+    assert [i["id"] for i in served] == [item.pk]
+    response = detail(r2, item.pk)  # leased to reviewer2, who has not voted
+    assert response.json()["votes"] is None and response.json()["history"] == []
+    assert "reviewer0" not in response.content.decode() and "reviewer1" not in response.content.decode()
+
+
+def test_history_after_a_reopen_hides_earlier_rounds_votes(reviewers, admin_user):
+    item = ReviewItemFactory()
+    r0, r1, r2 = reviewers[:3]
+    vote(r0, item.pk, 4)
+    vote(r1, item.pk, 4)
+    assert client_for(admin_user).post(f"/api/review/items/{item.pk}/reopen").status_code == 200
+
+    assert [i["id"] for i in client_for(r2).get("/api/review/items/next").json()["items"]] == [item.pk]
+    response = detail(r2, item.pk)
+    body = response.json()
+    assert body["round"] == 2 and body["votes"] is None
+    # Round 1 is decided (its outcome is the face's label), so its entries stay, without who chose what.
+    assert [(h["kind"], h["new_label"]) for h in body["history"]] == [("quorum", 4), ("reopen", 4)]
+    assert all(h["votes"] is None for h in body["history"])
+    text = response.content.decode()
+    assert "reviewer0" not in text and "reviewer1" not in text
+
+    vote(r2, item.pk, 6)
+    response = detail(r0, item.pk)  # voted in round 1, not in round 2
+    body = response.json()
+    assert body["votes"] is None and "reviewer2" not in response.content.decode()
+    assert [v["reviewer"] for v in body["history"][0]["votes"]] == ["reviewer0", "reviewer1"]
+
+    body = detail(admin_user, item.pk).json()  # admins see every round
+    assert [v["reviewer"] for v in body["votes"]] == ["reviewer2"]
+    assert [v["reviewer"] for v in body["history"][0]["votes"]] == ["reviewer0", "reviewer1"]
+
+
+def test_a_reviewer_reads_only_items_leased_to_them_or_voted_on(reviewers, admin_user):
+    mine, other = ReviewItemFactory(priority=0.1), ReviewItemFactory(priority=0.2)
+    r0, r1 = reviewers[:2]
+    api = client_for(r0)
+    assert [i["id"] for i in api.get("/api/review/items/next").json()["items"]] == [mine.pk]
+
+    assert detail(r0, mine.pk).status_code == 200
+    hidden, missing = detail(r0, other.pk), detail(r0, 999999)
+    assert hidden.status_code == missing.status_code == 404
+    # The same answer as for an id that does not exist: the item's existence is not revealed.
+    assert error_body(hidden) == {"code": "not_found", "detail": f"no review item {other.pk}"}
+    assert error_body(missing) == {"code": "not_found", "detail": "no review item 999999"}
+    assert api.get(f"/api/review/items/{other.pk}/model").status_code == 404
+    assert detail(r1, mine.pk).status_code == 404  # leased to reviewer0
+    assert detail(admin_user, other.pk).status_code == 200
+
+    vote(r0, mine.pk, 2)  # the lease ends with the vote; the vote keeps the item readable
+    assert detail(r0, mine.pk).status_code == 200
+    ReviewItem.objects.filter(pk=other.pk).update(lease_holder=r1,
+                                                  lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert detail(r1, other.pk).status_code == 404  # an expired lease is no lease
+
+
+# --- agreement, stats and the reviewers page ----------------------------------------------------------------------
+
+def _gold(admin_user, label: int = 3, *, scored: bool = False) -> int:
+    face = FaceImageFactory()
+    if scored:
+        _score(face)
+    response = client_for(admin_user).post("/api/review/gold", {"face": face.pk, "label": label}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()["id"]
+
+
+def test_gold_figures_are_for_admins_only(reviewers, admin_user, client):
+    gold = _gold(admin_user, 3)
+    vote(reviewers[0], gold, 3)
+
+    response = client_for(reviewers[0]).get("/api/review/agreement")
+    assert "gold" not in response.content.decode()
+    assert [r["reviewer"] for r in response.json()["reviewers"]] == ["reviewer0"]
+    rows = {r["reviewer"]: r for r in client_for(admin_user).get("/api/review/agreement").json()["reviewers"]}
+    assert rows["reviewer0"]["gold_votes"] == 1 and rows["reviewer0"]["gold_accuracy"] == 1.0
+
+    assert client_for(reviewers[0]).get("/api/review/stats").json()["gold"] is None
+    assert client_for(admin_user).get("/api/review/stats").json()["gold"] == 1
+
+    client.force_login(reviewers[0])
+    assert "gold" not in client.get("/review/reviewers/").content.decode().lower()
+    client.force_login(admin_user)
+    page = client.get("/review/reviewers/").content.decode()
+    assert "gold accuracy" in page and 'data-reviewer="reviewer0"' in page
+
+
+def test_agreement_shows_a_reviewer_no_choices_of_open_rounds(reviewers, admin_user, client):
+    live = ReviewItemFactory()
+    vote(reviewers[0], live.pk, UNSURE)
+    vote(reviewers[1], live.pk, 2)
+    vote(reviewers[2], live.pk, 5)  # two counted votes that disagree: still open
+
+    body = client_for(reviewers[3]).get("/api/review/agreement").json()
+    assert body["reviewers"] == []  # reviewer3 has no votes; the others' rows are not theirs to see
+    assert body["kappa_items"] == 0  # an open round's votes do not move the figures reviewers see
+    body = client_for(reviewers[1]).get("/api/review/agreement").json()
+    assert [(r["reviewer"], r["unsure"]) for r in body["reviewers"]] == [("reviewer1", 0)]
+    admin = client_for(admin_user).get("/api/review/agreement").json()
+    assert admin["kappa_items"] == 1 and {r["reviewer"]: r["unsure"] for r in admin["reviewers"]}["reviewer0"] == 1
+
+    client.force_login(reviewers[1])
+    page = client.get("/review/reviewers/").content.decode()
+    assert 'data-reviewer="reviewer1"' in page and "reviewer0" not in page and "reviewer2" not in page
+
+
+# --- gold items look like any other ---------------------------------------------------------------------------------
+
+def _score(face) -> LabelScore:
+    run = ScoringRun.objects.create(status=ScoringRun.Status.SUCCEEDED)
+    return LabelScore.objects.create(run=run, face=face, given_label=face.current_label, quality=0.2, is_issue=True,
+                                     suggested_label=5, suggested_probability=0.45, probabilities=PROBABILITIES)
+
+
+def _scored_item() -> ReviewItem:
+    item = ReviewItemFactory(suggested_label=5, suggested_probability=0.45)
+    item.score = _score(item.face)
+    item.save(update_fields=["score"])
+    return item
+
+
+# Values that belong to the face or the moment, not to what kind of item it is.
+PER_ITEM = {"id", "item", "face", "image", "lease_expires_at", "created_at", "at", "settled_at"}
+
+
+def _shape(value):
+    """A response with the per-item values blanked: what is left must not differ between gold and other items."""
+    if isinstance(value, dict):
+        return {k: "·" if k in PER_ITEM and not isinstance(v, (dict, list)) else _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    return value
+
+
+def _observe(api, item_id: int, choice: int) -> dict:
+    """Everything the reviewer sees around one vote on the item and its undo."""
+    seen = {"before": api.get("/api/review/items/next", {"count": 3}).json()}
+    seen["before"]["items"] = [i for i in seen["before"]["items"] if i["id"] == item_id]
+    seen["detail_before"] = api.get(f"/api/review/items/{item_id}").json()
+    seen["vote"] = api.post(f"/api/review/items/{item_id}/votes", {"choice": choice}, format="json").json()
+    seen["detail"] = api.get(f"/api/review/items/{item_id}").json()
+    seen["stats"] = api.get("/api/review/stats").json()
+    seen["agreement"] = api.get("/api/review/agreement").json()
+    seen["undo"] = api.post("/api/review/votes/undo").json()
+    seen["detail_after"] = api.get(f"/api/review/items/{item_id}").json()
+    seen["agreement_after"] = api.get("/api/review/agreement").json()
+    seen["stats"].pop("last_scoring_run")
+    return _shape(seen)
+
+
+def test_a_gold_item_and_its_undo_look_like_any_other_item(reviewers, admin_user):
+    regular = _scored_item()
+    gold = _gold(admin_user, 5, scored=True)
+    for other in reviewers[1:3]:  # on a regular item these two would have settled it
+        vote(other, gold, 5)
+    api = client_for(reviewers[0])
+    # Leased together (gold items fill the slots that regular ones leave, at a random place among them).
+    assert {i["id"] for i in api.get("/api/review/items/next", {"count": 2}).json()["items"]} == {regular.pk, gold}
+
+    seen_regular = _observe(api, regular.pk, 5)
+    seen_gold = _observe(api, gold, 5)
+    assert seen_gold == seen_regular
+    assert seen_gold["vote"]["item_status"] == "open" and seen_gold["detail"]["gold_label"] is None
+    assert [v["reviewer"] for v in seen_gold["detail"]["votes"]] == ["reviewer0"]
+    assert seen_gold["undo"]["item_status"] == "open"
+
+
+def test_undo_cannot_retry_a_gold_answer(reviewers, admin_user):
+    gold = _gold(admin_user, 5)
+    vote(reviewers[0], gold, 2)  # wrong
+    assert client_for(reviewers[0]).post("/api/review/votes/undo").status_code == 200
+    vote(reviewers[0], gold, 5)  # right, second time
+    rows = {r["reviewer"]: r for r in client_for(admin_user).get("/api/review/agreement").json()["reviewers"]}
+    assert rows["reviewer0"]["gold_votes"] == 1 and rows["reviewer0"]["gold_accuracy"] == 0.0  # the first answer
