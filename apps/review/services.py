@@ -17,6 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from apps.accounts.roles import Role, user_has_role
 from apps.core.errors import ApplicationError
 from apps.faces.models import FaceImage
 
@@ -159,6 +160,12 @@ def _locked_item(item_id: int) -> ReviewItem:
         raise ReviewError(f"no review item {item_id}", "not_found") from None
 
 
+def _require_lease(user, item: ReviewItem) -> None:
+    """Only the lease holder (or an admin) may act on an item, so ids never handed out cannot be probed or unlocked."""
+    if item.lease_holder_id != user.pk and not user_has_role(user, Role.ADMIN):
+        raise ReviewError(f"no review item {item.pk}", "not_found")
+
+
 @transaction.atomic
 def review_vote_cast(*, user, item_id: int, choice: int) -> Vote:
     """Record ``user``'s vote and settle the item when the quorum agrees. Gold items never settle; their first answer
@@ -170,6 +177,9 @@ def review_vote_cast(*, user, item_id: int, choice: int) -> Vote:
         raise ReviewError(f"item {item.pk} is {item.status}; it takes no more votes", "conflict")
     if item.lease_is_held_by_other(user):
         raise ReviewError(f"item {item.pk} is leased to another reviewer", "conflict")
+    if Vote.objects.filter(item=item, reviewer=user, round=item.round).exists():
+        raise ReviewError(f"you already voted on item {item.pk}", "conflict")
+    _require_lease(user, item)
     try:
         with transaction.atomic():
             vote = Vote.objects.create(item=item, reviewer=user, round=item.round, choice=choice)
@@ -248,6 +258,10 @@ def review_vote_undo(*, user) -> Vote:
 @transaction.atomic
 def review_item_skip(*, user, item_id: int) -> Skip:
     item = _locked_item(item_id)
+    existing = Skip.objects.filter(item=item, reviewer=user, round=item.round).first()
+    if existing is not None:  # skipping twice stays harmless (the first skip gave the lease back)
+        return existing
+    _require_lease(user, item)
     skip, _ = Skip.objects.get_or_create(item=item, reviewer=user, round=item.round)
     if item.lease_holder_id == user.pk:
         item.lease_holder = None

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.review.choices import UNSURE
-from apps.review.models import ReviewItem
+from apps.review.models import ReviewItem, Skip, Vote
 from apps.review.services import review_item_next_for
+from tests.api_errors import error_body
 
 from .factories import ReviewItemFactory
 
@@ -53,6 +57,7 @@ def test_next_vote_undo_skip_through_the_api(reviewers):
 
 def test_votes_are_blind_until_you_vote(reviewers, admin_user):
     item = ReviewItemFactory()
+    assert [i.pk for i in review_item_next_for(user=reviewers[0])] == [item.pk]
     client_for(reviewers[0]).post(f"/api/review/items/{item.pk}/votes", {"choice": 2}, format="json")
     second = client_for(reviewers[1])
     served = second.get("/api/review/items/next").json()["items"][0]
@@ -68,6 +73,7 @@ def test_votes_are_blind_until_you_vote(reviewers, admin_user):
 def test_item_detail_shows_history_and_admin_reopen(reviewers, admin_user):
     item = ReviewItemFactory()
     for reviewer in reviewers[:2]:
+        assert [i.pk for i in review_item_next_for(user=reviewer)] == [item.pk]
         client_for(reviewer).post(f"/api/review/items/{item.pk}/votes", {"choice": 0}, format="json")
     detail = client_for(reviewers[0]).get(f"/api/review/items/{item.pk}").json()
     assert detail["status"] == "settled" and detail["settled_label"] == 0
@@ -88,6 +94,7 @@ def test_stats_agreement_and_gold(reviewers, admin_user):
     votes = {0: (4, 4, 3), 1: (4, 5, 3)}  # reviewer -> choices on items[0], items[1], gold
     for r, choices in votes.items():
         api = client_for(reviewers[r])
+        assert len(review_item_next_for(user=reviewers[r], count=3)) == 3  # leases all three
         for item_id, choice in zip([items[0].pk, items[1].pk, gold.json()["id"]], choices, strict=True):
             assert api.post(f"/api/review/items/{item_id}/votes", {"choice": choice}, format="json").status_code == 201
     stats = client_for(reviewers[0]).get("/api/review/stats").json()
@@ -159,3 +166,48 @@ def test_model_view_never_computes_it_queues_the_missing_overlays(reviewer, djan
     assert body["overlays"]["suggestion"]["label_name"] == "surprise"
     assert body["overlays"]["current"]["url"].endswith(".png")
     assert set(Explanation.objects.values_list("target_label", flat=True)) >= {3, 5}
+
+
+def test_a_reviewer_cannot_vote_on_or_skip_an_item_not_leased_to_them(reviewers):
+    free, others = ReviewItemFactory(priority=0.1), ReviewItemFactory(priority=0.2)
+    review_item_next_for(user=reviewers[1], count=2)  # both leased to reviewer1 ...
+    ReviewItem.objects.filter(pk=free.pk).update(lease_holder=None, lease_expires_at=None)  # ... free let go
+    api = client_for(reviewers[0])
+    missing = error_body(api.post("/api/review/items/999999/votes", {"choice": 1}, format="json"))
+    for item in (free, others):
+        vote = api.post(f"/api/review/items/{item.pk}/votes", {"choice": 1}, format="json")
+        skip = api.post(f"/api/review/items/{item.pk}/skip")
+        if item is free:  # never handed to reviewer0: it looks exactly like a missing id
+            assert vote.status_code == skip.status_code == 404
+            assert error_body(vote) == error_body(skip) == {**missing, "detail": f"no review item {item.pk}"}
+            assert missing["detail"] == "no review item 999999"
+        else:  # leased to someone else (the conflict that was already there)
+            assert vote.status_code == 409 and error_body(vote)["code"] == "conflict"
+    assert not Vote.objects.exists() and not Skip.objects.exists()
+    assert ReviewItem.objects.get(pk=free.pk).lease_holder_id is None
+
+
+def test_an_admin_may_vote_on_any_open_item(reviewers, admin_user):
+    item = ReviewItemFactory()
+    response = client_for(admin_user).post(f"/api/review/items/{item.pk}/votes", {"choice": 2}, format="json")
+    assert response.status_code == 201, response.content
+    assert list(Vote.objects.values_list("item_id", "reviewer_id", "choice")) == [(item.pk, admin_user.pk, 2)]
+
+
+def test_a_reviewer_whose_lease_ran_out_may_still_vote_and_skip(reviewers):
+    voted, skipped = ReviewItemFactory(priority=0.1), ReviewItemFactory(priority=0.2)
+    assert [i.pk for i in review_item_next_for(user=reviewers[0], count=2)] == [voted.pk, skipped.pk]
+    ReviewItem.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))  # nobody took them since
+    api = client_for(reviewers[0])
+    assert api.post(f"/api/review/items/{voted.pk}/votes", {"choice": 2}, format="json").status_code == 201
+    assert api.post(f"/api/review/items/{skipped.pk}/skip").status_code == 204
+    assert list(Vote.objects.values_list("item_id", "reviewer_id")) == [(voted.pk, reviewers[0].pk)]
+    assert list(Skip.objects.values_list("item_id", "reviewer_id")) == [(skipped.pk, reviewers[0].pk)]
+    assert api.post(f"/api/review/items/{skipped.pk}/skip").status_code == 204  # skipping twice stays harmless
+    # Once another reviewer has taken it, the old holder can no longer act on it.
+    again = ReviewItemFactory(priority=0.3)
+    review_item_next_for(user=reviewers[0])
+    ReviewItem.objects.filter(pk=again.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert [i.pk for i in review_item_next_for(user=reviewers[1], count=3)] == [voted.pk, skipped.pk, again.pk]
+    assert api.post(f"/api/review/items/{again.pk}/votes", {"choice": 2}, format="json").status_code == 409
+    assert not Vote.objects.filter(item=again).exists()

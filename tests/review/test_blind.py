@@ -19,7 +19,7 @@ from apps.review.models import LabelScore, ReviewItem, ScoringRun
 from tests.api_errors import error_body
 from tests.faces.factories import FaceImageFactory
 
-from .factories import ReviewItemFactory
+from .factories import ReviewItemFactory, leased_to
 
 pytestmark = pytest.mark.django_db
 
@@ -33,6 +33,7 @@ def client_for(user) -> APIClient:
 
 
 def vote(user, item_id: int, choice: int) -> dict:
+    leased_to(ReviewItem.objects.get(pk=item_id), user)  # as if the queue had handed it out
     response = client_for(user).post(f"/api/review/items/{item_id}/votes", {"choice": choice}, format="json")
     assert response.status_code == 201, response.content
     return response.json()

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from apps.faces.models import FaceImage
 from apps.review.models import LabelHistory, ReviewItem, Vote
@@ -57,11 +58,17 @@ def test_many_reviewers_racing_never_share_an_item(reviewers):
     assert len(flat) == 8 and len(set(flat)) == 8
 
 
-def test_two_votes_at_the_same_moment_on_the_last_slot_settle_once(reviewers):
+def test_two_votes_at_the_same_moment_on_the_last_slot_settle_once(reviewers, admin_user):
+    voters = [reviewers[1], admin_user]
     for _ in range(3):
         item = ReviewItemFactory(face__original_label=3)
+        assert [i.pk for i in review_item_next_for(user=reviewers[0])] == [item.pk]
         review_vote_cast(user=reviewers[0], item_id=item.pk, choice=6)  # one vote short of the quorum
-        results = _race(2, lambda i, item=item: review_vote_cast(user=reviewers[i + 1], item_id=item.pk, choice=6))
+        # Only a lease holder or an admin may vote: reviewer1's lease has just run out (nobody took the item since)
+        # and an admin votes at the same moment.
+        assert [i.pk for i in review_item_next_for(user=reviewers[1])] == [item.pk]
+        ReviewItem.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now())
+        results = _race(2, lambda i, item=item: review_vote_cast(user=voters[i], item_id=item.pk, choice=6))
         ok = [r for r in results if not isinstance(r, Exception)]
         refused = [r for r in results if isinstance(r, ReviewError)]
         assert len(ok) == 1 and len(refused) == 1, results  # the late vote finds the item settled

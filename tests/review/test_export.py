@@ -16,6 +16,8 @@ from apps.review.services import review_vote_cast
 from tests.accounts.factories import UserFactory
 from tests.api_errors import error_body, field_errors
 
+from .factories import leased_to
+
 pytestmark = pytest.mark.django_db
 
 
@@ -33,7 +35,7 @@ def _faces() -> list[FaceImage]:
 def _settle(face: FaceImage, choice: int, reviewers) -> None:
     item = ReviewItem.objects.create(face=face)
     for reviewer in reviewers[:2]:
-        review_vote_cast(user=reviewer, item_id=item.pk, choice=choice)
+        review_vote_cast(user=reviewer, item_id=leased_to(item, reviewer).pk, choice=choice)
 
 
 def test_kaggle_export_imports_back_with_the_corrected_labels(reviewers, researcher, tmp_path):

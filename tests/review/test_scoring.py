@@ -9,6 +9,7 @@ from apps.review.scoring import ScoringRunError, scoring_run_create, scoring_run
 from apps.review.services import review_vote_cast
 from apps.review.tasks import score_labels_task
 
+from .factories import leased_to
 from .scoring_data import TINY_RECIPE, synthetic_faces
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +35,7 @@ def test_scoring_run_fills_the_queue_and_a_rerun_keeps_items_and_votes(reviewers
     assert not (settings.REVIEW_SCORING_DIR / f"run-{run.pk}").exists()  # done: nothing to resume
 
     voted = items[0]
-    review_vote_cast(user=reviewers[0], item_id=voted.pk, choice=2)
+    review_vote_cast(user=reviewers[0], item_id=leased_to(voted, reviewers[0]).pk, choice=2)
     rerun = scoring_run_execute(scoring_run_create(**{**RUN, "seed": 1}).pk)
     assert rerun.items_updated == len(items)
     assert ReviewItem.objects.count() == len(items) + rerun.items_created  # no duplicates

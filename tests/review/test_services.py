@@ -20,7 +20,7 @@ from apps.review.services import (
     votes_outcome,
 )
 
-from .factories import ReviewItemFactory
+from .factories import ReviewItemFactory, leased_to
 
 pytestmark = pytest.mark.django_db
 
@@ -43,10 +43,10 @@ def test_outcome_quorum_rules(settings):
 def test_two_matching_votes_settle_and_write_history(reviewers):
     item = ReviewItemFactory(face__original_label=3)
     r1, r2 = reviewers[:2]
-    review_vote_cast(user=r1, item_id=item.pk, choice=4)
+    review_vote_cast(user=r1, item_id=leased_to(item, r1).pk, choice=4)
     item.refresh_from_db()
     assert item.status == ReviewItem.Status.OPEN
-    review_vote_cast(user=r2, item_id=item.pk, choice=4)
+    review_vote_cast(user=r2, item_id=leased_to(item, r2).pk, choice=4)
     item.refresh_from_db()
     face = FaceImage.objects.get(pk=item.face_id)
     assert item.status == ReviewItem.Status.SETTLED and item.settled_label == 4 and item.settled_at
@@ -61,17 +61,17 @@ def test_two_matching_votes_settle_and_write_history(reviewers):
 
 def test_unsure_does_not_count_and_three_different_votes_dispute(reviewers):
     item = ReviewItemFactory()
-    review_vote_cast(user=reviewers[0], item_id=item.pk, choice=UNSURE)
-    review_vote_cast(user=reviewers[1], item_id=item.pk, choice=2)
-    review_vote_cast(user=reviewers[2], item_id=item.pk, choice=UNSURE)
+    review_vote_cast(user=reviewers[0], item_id=leased_to(item, reviewers[0]).pk, choice=UNSURE)
+    review_vote_cast(user=reviewers[1], item_id=leased_to(item, reviewers[1]).pk, choice=2)
+    review_vote_cast(user=reviewers[2], item_id=leased_to(item, reviewers[2]).pk, choice=UNSURE)
     item.refresh_from_db()
     assert item.status == ReviewItem.Status.OPEN
-    review_vote_cast(user=reviewers[3], item_id=item.pk, choice=5)
+    review_vote_cast(user=reviewers[3], item_id=leased_to(item, reviewers[3]).pk, choice=5)
     item.refresh_from_db()
     assert item.status == ReviewItem.Status.OPEN  # 2 counted votes of 3
     other = ReviewItemFactory()
     for reviewer, choice in zip(reviewers, [0, 1, 2], strict=False):
-        review_vote_cast(user=reviewer, item_id=other.pk, choice=choice)
+        review_vote_cast(user=reviewer, item_id=leased_to(other, reviewer).pk, choice=choice)
     other.refresh_from_db()
     assert other.status == ReviewItem.Status.DISPUTED
     assert FaceImage.objects.get(pk=other.face_id).current_label == 3
@@ -81,8 +81,8 @@ def test_unsure_does_not_count_and_three_different_votes_dispute(reviewers):
 
 def test_not_a_face_excludes_the_image(reviewers):
     item = ReviewItemFactory()
-    review_vote_cast(user=reviewers[0], item_id=item.pk, choice=NOT_A_FACE)
-    review_vote_cast(user=reviewers[1], item_id=item.pk, choice=NOT_A_FACE)
+    review_vote_cast(user=reviewers[0], item_id=leased_to(item, reviewers[0]).pk, choice=NOT_A_FACE)
+    review_vote_cast(user=reviewers[1], item_id=leased_to(item, reviewers[1]).pk, choice=NOT_A_FACE)
     face = FaceImage.objects.get(pk=item.face_id)
     assert face.excluded and face.current_label == 3
     history = LabelHistory.objects.get(face=face)
@@ -91,7 +91,7 @@ def test_not_a_face_excludes_the_image(reviewers):
 
 def test_one_vote_per_reviewer(reviewers):
     item = ReviewItemFactory()
-    review_vote_cast(user=reviewers[0], item_id=item.pk, choice=1)
+    review_vote_cast(user=reviewers[0], item_id=leased_to(item, reviewers[0]).pk, choice=1)
     with pytest.raises(ReviewError, match="already voted"):
         review_vote_cast(user=reviewers[0], item_id=item.pk, choice=2)
     with pytest.raises(ReviewError):
@@ -100,8 +100,8 @@ def test_one_vote_per_reviewer(reviewers):
 
 def test_undo_after_settling_reopens_and_reverts(reviewers):
     item = ReviewItemFactory(face__original_label=3)
-    review_vote_cast(user=reviewers[0], item_id=item.pk, choice=NOT_A_FACE)
-    review_vote_cast(user=reviewers[1], item_id=item.pk, choice=NOT_A_FACE)
+    review_vote_cast(user=reviewers[0], item_id=leased_to(item, reviewers[0]).pk, choice=NOT_A_FACE)
+    review_vote_cast(user=reviewers[1], item_id=leased_to(item, reviewers[1]).pk, choice=NOT_A_FACE)
     assert FaceImage.objects.get(pk=item.face_id).excluded
     undone = review_vote_undo(user=reviewers[1])
     assert undone.choice == NOT_A_FACE
@@ -115,13 +115,13 @@ def test_undo_after_settling_reopens_and_reverts(reviewers):
     assert list(Vote.objects.filter(item=item).values_list("reviewer__username", flat=True)) == ["reviewer0"]
     # Voting again settles again.
     review_vote_cast(user=reviewers[1], item_id=item.pk, choice=6)
-    review_vote_cast(user=reviewers[2], item_id=item.pk, choice=6)
+    review_vote_cast(user=reviewers[2], item_id=leased_to(item, reviewers[2]).pk, choice=6)
     assert FaceImage.objects.get(pk=item.face_id).current_label == 6
 
 
 def test_undo_before_settling_removes_only_the_vote(reviewers):
     item = ReviewItemFactory()
-    review_vote_cast(user=reviewers[0], item_id=item.pk, choice=2)
+    review_vote_cast(user=reviewers[0], item_id=leased_to(item, reviewers[0]).pk, choice=2)
     review_vote_undo(user=reviewers[0])
     assert not Vote.objects.exists() and not LabelHistory.objects.exists()
     with pytest.raises(ReviewError, match="no vote"):
@@ -132,7 +132,7 @@ def test_undo_of_an_earlier_vote_keeps_a_settlement_that_still_holds(reviewers):
     item = ReviewItemFactory()
     for reviewer in reviewers[:3]:
         if item.status != ReviewItem.Status.SETTLED:
-            review_vote_cast(user=reviewer, item_id=item.pk, choice=5)
+            review_vote_cast(user=reviewer, item_id=leased_to(item, reviewer).pk, choice=5)
         item.refresh_from_db()
     assert item.status == ReviewItem.Status.SETTLED
     review_vote_undo(user=reviewers[0])
@@ -143,8 +143,8 @@ def test_undo_of_an_earlier_vote_keeps_a_settlement_that_still_holds(reviewers):
 
 def test_admin_reopen_starts_a_new_round(reviewers, admin_user):
     item = ReviewItemFactory()
-    review_vote_cast(user=reviewers[0], item_id=item.pk, choice=4)
-    review_vote_cast(user=reviewers[1], item_id=item.pk, choice=4)
+    review_vote_cast(user=reviewers[0], item_id=leased_to(item, reviewers[0]).pk, choice=4)
+    review_vote_cast(user=reviewers[1], item_id=leased_to(item, reviewers[1]).pk, choice=4)
     review_item_reopen(admin=admin_user, item_id=item.pk)
     item.refresh_from_db()
     assert item.status == ReviewItem.Status.REOPENED and item.round == 2
@@ -153,7 +153,7 @@ def test_admin_reopen_starts_a_new_round(reviewers, admin_user):
     review_vote_cast(user=reviewers[0], item_id=item.pk, choice=0)
     item.refresh_from_db()
     assert item.status == ReviewItem.Status.REOPENED  # the old round's votes do not count
-    review_vote_cast(user=reviewers[2], item_id=item.pk, choice=0)
+    review_vote_cast(user=reviewers[2], item_id=leased_to(item, reviewers[2]).pk, choice=0)
     assert FaceImage.objects.get(pk=item.face_id).current_label == 0
     assert list(LabelHistory.objects.values_list("kind", flat=True)) == ["quorum", "reopen", "quorum"]
     with pytest.raises(ReviewError, match="closed round"):
@@ -172,6 +172,7 @@ def test_next_item_order_lease_voted_and_skipped(reviewers):
     review_vote_cast(user=r1, item_id=worst.pk, choice=1)
     assert [i.pk for i in review_item_next_for(user=r1)] == []  # r2 holds the others; r1 voted on worst
     ReviewItem.objects.update(lease_expires_at=timezone.now())  # leases run out
+    assert [i.pk for i in review_item_next_for(user=r1)] == [middle.pk]  # r2's lease on it ran out
     review_item_skip(user=r1, item_id=middle.pk)
     assert Skip.objects.filter(reviewer=r1).count() == 1
     assert [i.pk for i in review_item_next_for(user=r1, count=3)] == [best.pk]
@@ -194,7 +195,7 @@ def test_gold_items_are_mixed_in_and_never_settle(reviewers, settings):
     taken = review_item_next_for(user=reviewers[0], count=1, rng=random.Random(1))
     assert [i.pk for i in taken] == [gold.pk]
     for reviewer in reviewers[:3]:
-        review_vote_cast(user=reviewer, item_id=gold.pk, choice=5)
+        review_vote_cast(user=reviewer, item_id=leased_to(gold, reviewer).pk, choice=5)
     gold.refresh_from_db()
     assert gold.status == ReviewItem.Status.OPEN and FaceImage.objects.get(pk=gold_face.pk).current_label == 3
     # Everyone voted on the gold item: the queue goes on with regular items.
