@@ -46,5 +46,11 @@ def client_for():
     return make
 
 
+@pytest.fixture
+def client(client_for, reviewer):
+    """The reviewer's API client: what most upload tests send with (any logged-in user may upload)."""
+    return client_for(reviewer)
+
+
 def media_files(root: Path) -> list[Path]:
     return sorted(p for p in Path(root).rglob("*") if p.is_file()) if Path(root).exists() else []

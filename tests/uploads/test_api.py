@@ -21,11 +21,6 @@ URL = "/api/uploads/"
 
 
 @pytest.fixture
-def client(client_for, reviewer):
-    return client_for(reviewer)
-
-
-@pytest.fixture
 def enqueued(monkeypatch):
     """What the upload service queued for prediction (called for real: the task is sent on commit, and each chunk
     then records its uploads' state)."""

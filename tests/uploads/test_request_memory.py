@@ -20,11 +20,6 @@ pytestmark = pytest.mark.django_db
 URL = "/api/uploads/"
 
 
-@pytest.fixture
-def client(client_for, reviewer):
-    return client_for(reviewer)
-
-
 def post(client, *files, no_face="use_whole"):
     return client.post(f"{URL}?no_face={no_face}&methods=", {"images": list(files)}, format="multipart")
 

@@ -23,11 +23,6 @@ URL = "/api/uploads/"
 
 
 @pytest.fixture
-def client(client_for, reviewer):
-    return client_for(reviewer)
-
-
-@pytest.fixture
 def no_tasks(monkeypatch):
     """Queue nothing: a session's real worker (test_worker.py) must not answer tests that play the worker."""
     import apps.uploads.services as services

@@ -12,11 +12,6 @@ URL = "/api/uploads/"
 
 
 @pytest.fixture
-def client(client_for, reviewer):
-    return client_for(reviewer)
-
-
-@pytest.fixture
 def schema(client) -> dict:
     response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200

@@ -18,11 +18,6 @@ pytestmark = pytest.mark.django_db
 URL = "/api/uploads/"
 
 
-@pytest.fixture
-def client(client_for, reviewer):
-    return client_for(reviewer)
-
-
 def assert_nothing_stored(media_root) -> None:
     assert Upload.objects.count() == 0
     assert FaceImage.objects.count() == 0
