@@ -1,6 +1,9 @@
-"""Run web (gunicorn), one Celery worker (queues default and gpu) and Celery beat; stop all when one stops.
+"""Run web (gunicorn), two Celery workers (queue ``interactive`` and queue ``bulk``) and Celery beat; stop all when
+one stops.
 
-``make run`` starts it after migrating. Ctrl-C or SIGTERM stops the three children and waits for them.
+``make run`` starts it after migrating. Ctrl-C or SIGTERM stops the children and waits for them. The bulk worker runs
+at a lower CPU priority (nice 10), so that uploads and heatmaps stay quick while a split job or a training run is
+busy on the same cores.
 """
 
 from __future__ import annotations
@@ -16,11 +19,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
+BULK_NICE = 10
+
+
 def commands() -> dict[str, list[str]]:
     celery = [PY, "-m", "celery", "-A", "ferplatform"]
     return {
         "web": [PY, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "ferplatform.wsgi:application"],
-        "worker": [*celery, "worker", "-Q", "default,gpu", "--concurrency", "1", "-n", "local@%h", "-l", "info"],
+        "worker-interactive": [*celery, "worker", "-Q", "interactive", "--concurrency", "1", "-n", "interactive@%h",
+                               "-l", "info"],
+        "worker-bulk": ["nice", "-n", str(BULK_NICE), *celery, "worker", "-Q", "bulk", "--concurrency", "1",
+                        "-n", "bulk@%h", "-l", "info"],
         # --pidfile= : no pid file, so a crash never leaves one behind that blocks the next start.
         "beat": [*celery, "beat", "-l", "info", "--pidfile=",
                  "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
@@ -33,7 +42,8 @@ def main() -> int:
     env.setdefault("GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
     env.setdefault("GUNICORN_WORKERS", "2")
     children = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in commands().items()}
-    print(f"ferplatform: web on http://{env['GUNICORN_BIND']}/ (worker and beat running); Ctrl-C stops all",
+    print(f"ferplatform: web on http://{env['GUNICORN_BIND']}/ (workers for the interactive and bulk queues, and "
+          "beat, running); Ctrl-C stops all",
           flush=True)
 
     stopping = False

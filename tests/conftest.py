@@ -65,7 +65,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory, 
     """A real ``celery worker`` on Redis, reading the test database and ``worker_media_root``, for tests marked
     ``worker``. Session-wide: one worker for every app's tests."""
     log = tmp_path_factory.mktemp("celery") / "worker.log"
-    with running_worker(name=f"pytest-{os.getpid()}", queues="default,gpu", log=log, purge=True,
+    with running_worker(name=f"pytest-{os.getpid()}", queues="interactive,bulk", log=log, purge=True,
                         env={"MEDIA_ROOT": str(worker_media_root)}) as worker:
         yield worker
 

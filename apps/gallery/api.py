@@ -18,8 +18,11 @@ from rest_framework.views import APIView
 from apps.accounts.roles import IsAdminRole, IsResearcher
 from apps.core.schema import ERROR
 from apps.faces.models import FaceImage, Split
+from apps.inference.api import EXPLANATION_PENDING, explanation_pending_response
 from apps.inference.models import ModelVersion, Prediction
-from apps.inference.services.predictions import CAM_METHODS, explanation_get_or_compute
+from apps.inference.serializers import ExplanationWaitSerializer
+from apps.inference.services.explanations import explanation_request
+from apps.inference.services.predictions import CAM_METHODS
 from ml.labels import CLASSES
 
 from .filters import GalleryFilter
@@ -108,17 +111,23 @@ class GalleryFaceDetailApi(APIView):
 class GalleryExplanationApi(APIView):
     permission_classes = [IsResearcher]
 
-    @extend_schema(request=GalleryExplanationRequestSerializer,
-                   responses={200: FaceExplanationSerializer, 400: ERROR, 404: ERROR, 503: ERROR})
+    @extend_schema(parameters=[ExplanationWaitSerializer], request=GalleryExplanationRequestSerializer,
+                   responses={200: FaceExplanationSerializer, 202: EXPLANATION_PENDING, 400: ERROR, 404: ERROR,
+                              503: ERROR})
     def post(self, request: Request, pk: int) -> Response:
-        """A heatmap of this face by a version (default: active) for any class: stored, or computed now."""
+        """A heatmap of this face by a version (default: active) for any class: 200 when stored (or once it lands
+        within `?wait=` seconds), else 202 while a worker makes it."""
         face = get_object_or_404(FaceImage, pk=pk, split__in=_visible_splits(request))
+        query = ExplanationWaitSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         body = GalleryExplanationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         version = model_version_param(body.validated_data["version"])
-        explanation = explanation_get_or_compute(face=face, version=version, method=body.validated_data["method"],
-                                                 target_label=body.validated_data["target"])
-        return Response(FaceExplanationSerializer(explanation, context={"request": request}).data)
+        result = explanation_request(face=face, version=version, method=body.validated_data["method"],
+                                     target_label=body.validated_data["target"], wait=query.validated_data["wait"])
+        if result.pending:
+            return explanation_pending_response(request, result)
+        return Response(FaceExplanationSerializer(result.explanation, context={"request": request}).data)
 
 
 class ModelEvaluationApi(APIView):
@@ -194,12 +203,13 @@ class FaithfulnessQueueApi(APIView):
     @extend_schema(request=FaithfulnessRequestSerializer,
                    responses={202: FaithfulnessQueuedSerializer, 400: ERROR, 404: ERROR})
     def post(self, request: Request, pk: int) -> Response:
-        """Queue the ROAD faithfulness measurement of CAM methods for this version (admins; runs on a gpu worker)."""
+        """Queue the ROAD faithfulness measurement of CAM methods for this version (admins; a run on the bulk queue,
+        on the status page until it is done)."""
         version = get_object_or_404(ModelVersion, pk=pk)
         body = FaithfulnessRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        methods = faithfulness_enqueue(version=version, methods=data["methods"], sample_size=data["sample_size"],
-                                       split=data["split"])
-        return Response({"model_version": version.pk, "methods": methods, "sample_size": data["sample_size"],
-                         "split": data["split"]}, status=status.HTTP_202_ACCEPTED)
+        run = faithfulness_enqueue(version=version, methods=data["methods"], sample_size=data["sample_size"],
+                                   split=data["split"], created_by=request.user)
+        return Response({"run": run.pk, "status": run.status, "model_version": version.pk, "methods": run.methods,
+                         "sample_size": run.sample_size, "split": run.split}, status=status.HTTP_202_ACCEPTED)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
+from apps.core.models import WorkRow
 from apps.faces.models import Split
 from apps.inference.models import ModelVersion
 
@@ -33,3 +35,31 @@ class FaithfulnessScore(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.model_version_id} {self.method} {self.metric}: {self.mean:.3f} (n={self.sample_size})"
+
+
+class FaithfulnessRun(WorkRow):
+    """One request to measure the faithfulness of some CAM methods for a version: the unit of work behind the scores."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="faithfulness_runs")
+    methods = models.JSONField(default=list)
+    sample_size = models.PositiveIntegerField(default=200)
+    split = models.CharField(max_length=16, choices=Split.choices, default=Split.PUBLIC_TEST)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"faithfulness run {self.pk} v{self.model_version_id} {', '.join(self.methods)} ({self.status})"

@@ -218,6 +218,8 @@ class FaithfulnessRequestSerializer(serializers.Serializer):
 
 
 class FaithfulnessQueuedSerializer(serializers.Serializer):
+    run = serializers.IntegerField(help_text="The faithfulness run: its row is the job (status page).")
+    status = serializers.CharField()
     model_version = serializers.IntegerField()
     methods = serializers.ListField(child=serializers.CharField())
     sample_size = serializers.IntegerField()

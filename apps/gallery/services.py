@@ -6,8 +6,10 @@ import random
 
 import numpy as np
 from django.db import transaction
+from django.utils import timezone
 
 from apps.core.errors import Conflict
+from apps.core.work import work_claim, work_fail, work_heartbeat, work_send
 from apps.faces.models import FaceImage, Split
 from apps.faces.selectors import face_pixels
 from apps.inference import runtime
@@ -17,8 +19,8 @@ from ml import explain as ml_explain
 from ml.cam_stats import ROAD_PERCENTILES, road_scores
 from ml.evaluate import predict_proba
 
-from .models import FaithfulnessScore
-from .tasks import faithfulness_task
+from .kinds import FAITHFULNESS_RUN
+from .models import FaithfulnessRun, FaithfulnessScore
 
 
 class NoFacesToScore(Conflict):
@@ -28,11 +30,31 @@ class NoFacesToScore(Conflict):
 
 
 def faithfulness_enqueue(*, version: ModelVersion, methods: list[str], sample_size: int = 200,
-                         split: str = Split.PUBLIC_TEST) -> list[str]:
-    """Queue ``gallery.faithfulness`` (queue ``gpu``) once the current transaction commits; the validated methods."""
+                         split: str = Split.PUBLIC_TEST, created_by=None) -> FaithfulnessRun:
+    """Record a faithfulness run and send ``gallery.faithfulness`` (queue ``bulk``) once the transaction commits."""
     methods = cam_methods_validate(methods)
-    transaction.on_commit(lambda: faithfulness_task.delay(version.pk, methods, sample_size, str(split)))
-    return methods
+    run = FaithfulnessRun.objects.create(model_version=version, methods=methods, sample_size=sample_size,
+                                         split=str(split), created_by=created_by)
+    work_send(FAITHFULNESS_RUN, run.pk)
+    return run
+
+
+def faithfulness_run_execute(*, run_id: int) -> FaithfulnessRun | None:
+    """The worker's part: claim the run (None if another delivery has it or it is finished) and measure."""
+    if not work_claim(FAITHFULNESS_RUN, run_id, started_at=timezone.now()):
+        return None
+    run = FaithfulnessRun.objects.select_related("model_version").get(pk=run_id)
+    with work_heartbeat(FAITHFULNESS_RUN, run.pk):
+        faithfulness_compute(version=run.model_version, methods=run.methods, sample_size=run.sample_size,
+                             split=run.split)
+    FaithfulnessRun.objects.filter(pk=run.pk, status=FaithfulnessRun.Status.RUNNING).update(
+        status=FaithfulnessRun.Status.DONE, finished_at=timezone.now(), error="")
+    run.refresh_from_db()
+    return run
+
+
+def faithfulness_run_fail(*, run_id: int, error: str) -> bool:
+    return work_fail(FAITHFULNESS_RUN, run_id, error)
 
 
 def faithfulness_sample(*, split: str, sample_size: int, seed: int = 0) -> list[int]:

@@ -1,17 +1,24 @@
-"""Celery tasks (queue ``gpu``): thin wrappers over the gallery's services (imported inside the function: services
-import these tasks at module level)."""
+"""Celery tasks (queue ``bulk``): thin wrappers over the gallery's services (imported inside the function)."""
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="gallery.faithfulness")
-def faithfulness_task(version_id: int, methods: list[str], sample_size: int = 200, split: str = "PublicTest") -> dict:
-    from apps.inference.models import ModelVersion
+def faithfulness_task(run_id: int) -> dict:
+    """Measure one faithfulness run. A duplicate delivery finds it claimed and does nothing; a lost worker's run is
+    queued again by the sweeper (the scores are replaced, never duplicated)."""
+    from .services import faithfulness_run_execute, faithfulness_run_fail
 
-    from .services import faithfulness_compute
-
-    version = ModelVersion.objects.get(pk=version_id)
-    rows = faithfulness_compute(version=version, methods=methods, sample_size=sample_size, split=split)
-    return {row.method: row.mean for row in rows}
+    try:
+        run = faithfulness_run_execute(run_id=run_id)
+    except Exception as exc:
+        logger.exception("faithfulness run %s failed", run_id)
+        faithfulness_run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    return {"run": run_id, "status": run.status if run else "not claimed"}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,13 +18,15 @@ from apps.faces.selectors import faces_visible_to
 from .models import ModelVersion
 from .selectors import explanations_for, model_version_active, model_version_list, prediction_for
 from .serializers import (
+    ExplanationPendingSerializer,
     ExplanationRequestSerializer,
     ExplanationSerializer,
+    ExplanationWaitSerializer,
     ModelVersionSerializer,
     PredictionSerializer,
     StatusSerializer,
 )
-from .services.predictions import explanation_get_or_compute
+from .services.explanations import ExplanationRequest, explanation_request
 from .services.registry import model_version_activate
 from .status import platform_status
 
@@ -67,20 +70,38 @@ class FacePredictionApi(APIView):
         return Response(PredictionSerializer(prediction, context=context).data)
 
 
+# The 200/202 pair of every on-demand heatmap endpoint (this one, the gallery's and the upload page's).
+EXPLANATION_PENDING = OpenApiResponse(
+    ExplanationPendingSerializer,
+    description="Not stored yet: a worker makes it. Send the same request again (to `poll`, optionally with "
+                "`?wait=SECONDS`) until it answers 200.")
+
+
+def explanation_pending_response(request: Request, result: ExplanationRequest) -> Response:
+    """202 with what to ask again: a worker has the heatmap."""
+    return Response(ExplanationPendingSerializer(result, context={"request": request}).data,
+                    status=status.HTTP_202_ACCEPTED)
+
+
 class FaceExplanationCreateApi(APIView):
     permission_classes = [IsResearcher]
 
-    @extend_schema(request=ExplanationRequestSerializer,
-                   responses={200: ExplanationSerializer, 400: ERROR, 404: ERROR, 503: ERROR})
+    @extend_schema(parameters=[ExplanationWaitSerializer], request=ExplanationRequestSerializer,
+                   responses={200: ExplanationSerializer, 202: EXPLANATION_PENDING, 400: ERROR, 404: ERROR,
+                              503: ERROR})
     def post(self, request: Request, pk: int) -> Response:
-        """A heatmap of this face by the active version: returned if stored, else computed now (then stored). Faces
-        the caller may see only."""
+        """A heatmap of this face by the active version: 200 with it when it is stored (or lands within `?wait=`
+        seconds), else 202: a worker makes it, never this request. Faces the caller may see only."""
         face = get_object_or_404(faces_visible_to(request.user), pk=pk)
+        query = ExplanationWaitSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         body = ExplanationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        explanation = explanation_get_or_compute(face=face, version=None, method=body.validated_data["method"],
-                                                 target_label=body.validated_data["target"])
-        return Response(ExplanationSerializer(explanation, context={"request": request}).data)
+        result = explanation_request(face=face, version=None, method=body.validated_data["method"],
+                                     target_label=body.validated_data["target"], wait=query.validated_data["wait"])
+        if result.pending:
+            return explanation_pending_response(request, result)
+        return Response(ExplanationSerializer(result.explanation, context={"request": request}).data)
 
 
 class StatusApi(APIView):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from apps.core.models import WorkRow
 from apps.faces.labels import Emotion
 from apps.faces.models import Dataset, FaceImage, Split
 
@@ -101,8 +102,9 @@ class PredictionFailure(models.Model):
         ordering = ["-created_at", "-id"]
 
 
-class InferenceJob(models.Model):
-    """Prediction and explanation over a whole dataset split, with progress."""
+class InferenceJob(WorkRow):
+    """Prediction and explanation over a whole dataset split, with progress (batches done: a lost job resumes
+    after them)."""
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -134,3 +136,27 @@ class InferenceJob(models.Model):
     @property
     def percent(self) -> int:
         return int(100 * self.done / self.total) if self.total else (100 if self.status == self.Status.DONE else 0)
+
+
+class PredictionChunk(WorkRow):
+    """Prediction and heatmaps for up to ``INFERENCE_BATCH_SIZE`` faces of one upload request: one unit of work."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    face_ids = models.JSONField(default=list)
+    methods = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"prediction chunk {self.pk} ({len(self.face_ids)} faces, {self.status})"

@@ -89,6 +89,42 @@ class ExplanationRequestSerializer(serializers.Serializer):
             raise serializers.ValidationError(exc.detail) from None
 
 
+class ExplanationWaitSerializer(serializers.Serializer):
+    wait = serializers.FloatField(
+        required=False, min_value=0, default=0,
+        help_text="Seconds to wait for a heatmap that is not stored yet (capped by "
+                  "INFERENCE_EXPLAIN_MAX_WAIT_SECONDS); 0: answer at once.",
+    )
+
+
+class ExplanationPendingSerializer(serializers.Serializer):
+    """The 202 answer: a worker makes the heatmap; ask again (the same request) to get it."""
+
+    status = serializers.SerializerMethodField()
+    detail = serializers.SerializerMethodField()
+    poll = serializers.SerializerMethodField(help_text="Send the same request here again (with ?wait=SECONDS to "
+                                                       "wait for the heatmap); it answers 200 once it is stored.")
+    method = serializers.CharField()
+    target_class = serializers.SerializerMethodField(help_text="Null: the predicted class, not predicted yet.")
+    model_version = serializers.IntegerField(source="version.pk")
+
+    @extend_schema_field({"type": "string", "enum": ["pending"]})
+    def get_status(self, obj) -> str:
+        return "pending"
+
+    def get_detail(self, obj) -> str:
+        return f"the {obj.method} heatmap is being made by a worker: send the same request again to get it"
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_poll(self, obj) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(request.path) if request is not None else ""
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_target_class(self, obj) -> str | None:
+        return None if obj.target_label is None else CLASSES[obj.target_label]
+
+
 class StatusSerializer(serializers.Serializer):
     """Shape of ``GET /api/status/`` (documentation only)."""
 

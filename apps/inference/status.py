@@ -16,7 +16,7 @@ from ferplatform.celery import app as celery_app
 from .selectors import inference_job_list, model_version_active
 from .worker_control import COMMAND
 
-QUEUES = ("default", "gpu")
+QUEUES = ("interactive", "bulk")
 REDIS_PRIORITY_SEPARATOR = "\x06\x16"  # kombu's Redis transport keeps priorities 3/6/9 in "<queue>\x06\x16<n>" lists
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError
 
 logger = logging.getLogger(__name__)
 
@@ -25,21 +25,24 @@ def _retry_or_raise(task, exc: Exception, **kwargs) -> None:
         raise task.retry(exc=exc, countdown=2 ** task.request.retries, **kwargs)
 
 
-@shared_task(name="inference.predict_and_explain", bind=True, max_retries=MAX_RETRIES)
-def predict_and_explain_task(self, face_ids: list[int], methods: list[str] | None = None) -> dict[str, int]:
-    from .services.predictions import predict_and_explain, prediction_failures_record
+@shared_task(name="inference.predict_chunk")
+def predict_chunk_task(chunk_id: int) -> dict[str, object]:
+    """Predict and explain one chunk of uploaded faces (queue ``interactive``); its row is the truth. A transient
+    error puts it back to queued (sent again after a pause) while attempts are left."""
+    from apps.core.work import work_release
+
+    from .services.chunks import prediction_chunk_fail, prediction_chunk_run
 
     try:
-        predict_and_explain(face_ids=face_ids, methods=methods if methods is not None else ["gradcam"])
+        chunk = prediction_chunk_run(chunk_id=chunk_id)
     except Exception as exc:
-        _retry_or_raise(self, exc)
-        logger.exception("predict_and_explain failed for %d faces", len(face_ids))
-        try:
-            prediction_failures_record(face_ids=face_ids, error=f"{type(exc).__name__}: {exc}")
-        except DatabaseError:
-            logger.exception("could not record the failure")
+        error = f"{type(exc).__name__}: {exc}"
+        if _transient(exc) and work_release("prediction_chunk", chunk_id, error, countdown=2) == "queued":
+            return {"chunk": chunk_id, "status": "released"}
+        logger.exception("prediction chunk %s failed", chunk_id)
+        prediction_chunk_fail(chunk_id=chunk_id, error=error)
         raise
-    return {"faces": len(face_ids)}
+    return {"chunk": chunk_id, "status": chunk.status if chunk else "not claimed"}
 
 
 @shared_task(name="inference.explain", bind=True, max_retries=MAX_RETRIES)
@@ -60,26 +63,37 @@ def explain_task(self, version_id: int, method: str, pairs: list[list[int]]) -> 
     return {"computed": computed}
 
 
-@shared_task(name="inference.predict_split", bind=True, max_retries=MAX_RETRIES)
-def predict_split_task(self, dataset_id: int, split: str, methods: list[str] | None = None,
-                       job_id: int | None = None) -> dict[str, object]:
-    from apps.faces.models import Dataset
+@shared_task(name="inference.predict_split")
+def predict_split_task(job_id: int) -> dict[str, object]:
+    """Predict and explain a whole split (queue ``bulk``). A transient error, or a worker lost on the way, puts the
+    job back to queued; it then resumes after its finished batches."""
+    from apps.core.work import work_release
 
-    from .models import InferenceJob
-    from .services.jobs import inference_job_create, inference_job_fail, inference_job_run
+    from .services.jobs import inference_job_fail, inference_job_run
 
-    if job_id is None:
-        job = inference_job_create(dataset=Dataset.objects.get(pk=dataset_id), split=split, methods=methods)
-    else:
-        job = InferenceJob.objects.get(pk=job_id)
     try:
-        job = inference_job_run(job=job)
+        job = inference_job_run(job_id=job_id)
     except Exception as exc:
-        if _transient(exc) and self.request.retries < self.max_retries:
-            # Put the job back so that the retry can claim it again.
-            InferenceJob.objects.filter(pk=job.pk).update(status=InferenceJob.Status.QUEUED)
-            raise self.retry(exc=exc, countdown=2 ** self.request.retries,
-                             args=(dataset_id, split, methods, job.pk)) from exc
-        inference_job_fail(job_id=job.pk, error=f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        if _transient(exc) and work_release("split_job", job_id, error, countdown=5) == "queued":
+            return {"job": job_id, "status": "released"}
+        logger.exception("split job %s failed", job_id)
+        inference_job_fail(job_id=job_id, error=error)
         raise
-    return {"job": job.pk, "status": job.status, "done": job.done, "total": job.total}
+    return {"job": job_id, "status": job.status if job else "not claimed"}
+
+
+@shared_task(name="inference.explain_on_demand", bind=True, max_retries=MAX_RETRIES)
+def explain_on_demand_task(self, face_id: int, version_id: int, method: str,
+                           target: int | None = None) -> dict[str, int]:
+    """One heatmap a person asked for (queue ``interactive``; ``apps.inference.services.explanations``). ``target``
+    None: the predicted class, predicting the face first. Idempotent: what is stored by then is skipped."""
+    from .services.explanations import explanation_make
+
+    try:
+        computed = explanation_make(face_id=face_id, version_id=version_id, method=method, target_label=target)
+    except Exception as exc:
+        _retry_or_raise(self, exc)
+        logger.exception("on-demand %s heatmap of face %s failed", method, face_id)
+        raise
+    return {"computed": computed}

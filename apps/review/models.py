@@ -12,13 +12,14 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from apps.core.models import WorkRow
 from apps.faces.labels import Emotion
 from apps.faces.models import FaceImage
 
 from .choices import Choice
 
 
-class ScoringRun(models.Model):
+class ScoringRun(WorkRow):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"

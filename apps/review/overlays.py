@@ -14,7 +14,8 @@ from django.core.cache import cache
 
 from apps.inference.models import Explanation, ModelVersion
 from apps.inference.selectors import model_version_active, prediction_for
-from apps.inference.services.predictions import explanations_enqueue, predictions_enqueue
+from apps.inference.services.chunks import prediction_chunks_create
+from apps.inference.services.predictions import explanations_enqueue
 from ml.labels import CLASSES
 
 from .models import ReviewItem
@@ -87,7 +88,7 @@ def review_item_overlays_enqueue(*, items: Iterable[ReviewItem], version: ModelV
     unpredicted = [f for f in unpredicted if f in sent]
     pairs = [(f, t) for f, t in pairs if f in sent]
     if unpredicted:
-        predictions_enqueue(face_ids=unpredicted, methods=[CAM_METHOD])
+        prediction_chunks_create(face_ids=unpredicted, methods=[CAM_METHOD])
     if pairs:
         explanations_enqueue(version=version, method=CAM_METHOD, pairs=pairs)
     return len(sent)

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from apps.core.errors import InvalidInput
+from apps.core.work import work_claim, work_fail, work_heartbeat, work_release, work_send
 from apps.faces.selectors import face_pixels, training_faces_labelled
 
+from .kinds import SCORING_RUN
 from .models import LabelScore, ReviewItem, ScoringRun
-from .tasks import score_labels_task
 
 logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[dict], None]
@@ -64,10 +65,10 @@ def scoring_run_create(*, folds: int = 4, epochs: int | None = None, ranking: st
 
 
 def scoring_run_enqueue(**kwargs) -> ScoringRun:
-    """Create a run and queue ``review.score_labels`` once the row is committed."""
+    """Create a run and send ``review.score_labels`` (queue ``bulk``) once the row is committed."""
     with transaction.atomic():
         run = scoring_run_create(**kwargs)
-        transaction.on_commit(lambda: score_labels_task.delay(run.pk))
+        work_send(SCORING_RUN, run.pk)
     return run
 
 
@@ -78,16 +79,8 @@ def training_faces() -> tuple[list[int], np.ndarray, np.ndarray]:
     return ids, face_pixels(ids), np.array([r[1] for r in rows], dtype=np.int64)
 
 
-def _claim(run_id: int) -> bool:
-    # Conditional update: of two workers handed the same run, one gets it. A failed run may be executed again.
-    return bool(ScoringRun.objects.filter(
-        pk=run_id, status__in=[ScoringRun.Status.QUEUED, ScoringRun.Status.FAILED]
-    ).update(status=ScoringRun.Status.RUNNING, started_at=timezone.now(), finished_at=None, error=""))
-
-
-def scoring_run_fail(*, run_id: int, error: str) -> None:
-    ScoringRun.objects.filter(pk=run_id).update(status=ScoringRun.Status.FAILED, error=error[:5000],
-                                                finished_at=timezone.now())
+def scoring_run_fail(*, run_id: int, error: str) -> bool:
+    return work_fail(SCORING_RUN, run_id, error, from_statuses=(ScoringRun.Status.QUEUED, ScoringRun.Status.RUNNING))
 
 
 def _progress_recorder(run_id: int, echo: ProgressCallback | None) -> ProgressCallback:
@@ -106,24 +99,39 @@ def _progress_recorder(run_id: int, echo: ProgressCallback | None) -> ProgressCa
     return record
 
 
-def scoring_run_execute(run_id: int, *, progress: ProgressCallback | None = None) -> ScoringRun:
-    """Run a queued (or failed) scoring run to the end. Failures are recorded on the run and re-raised."""
-    if not _claim(run_id):
+class ScoringRunNotClaimed(ScoringRunError):
+    """Another delivery has the run, or it is finished: nothing to do."""
+
+
+def scoring_run_execute(run_id: int, *, progress: ProgressCallback | None = None,
+                        from_statuses: tuple[str, ...] = (ScoringRun.Status.QUEUED, ScoringRun.Status.FAILED),
+                        release_transient: bool = False) -> ScoringRun:
+    """Run a queued (or failed) scoring run to the end, resuming from its finished folds. Failures are recorded on
+    the run and re-raised; with ``release_transient`` (the task) a database error puts it back to queued instead."""
+    # Conditional update: of two deliveries of the same run, one gets it.
+    if not work_claim(SCORING_RUN, run_id, from_statuses=from_statuses, started_at=timezone.now(),
+                      finished_at=None):
         run = ScoringRun.objects.get(pk=run_id)
-        raise ScoringRunError(f"scoring run {run_id} is {run.status}; only queued or failed runs execute")
+        raise ScoringRunNotClaimed(f"scoring run {run_id} is {run.status}; only "
+                                   f"{' or '.join(from_statuses)} runs execute")
     run = ScoringRun.objects.get(pk=run_id)
     work_dir = Path(settings.REVIEW_SCORING_DIR) / f"run-{run.pk}"
     try:
-        scores = _score(run, work_dir, _progress_recorder(run.pk, progress))
+        with work_heartbeat(SCORING_RUN, run.pk):
+            scores = _score(run, work_dir, _progress_recorder(run.pk, progress))
         with transaction.atomic():
             created, updated = _record(run, scores)
             ScoringRun.objects.filter(pk=run.pk).update(
-                status=ScoringRun.Status.SUCCEEDED, finished_at=timezone.now(), scored_count=len(scores.rows),
+                status=ScoringRun.Status.SUCCEEDED, finished_at=timezone.now(), error="", scored_count=len(scores.rows),
                 issue_count=int(scores.is_issue.sum()), items_created=created, items_updated=updated,
             )
     except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        if release_transient and isinstance(exc, (OperationalError, InterfaceError)) and \
+                work_release(SCORING_RUN, run.pk, error, countdown=10) == ScoringRun.Status.QUEUED:
+            return ScoringRun.objects.get(pk=run.pk)  # resumes from its finished folds
         logger.exception("scoring run %s failed", run.pk)
-        scoring_run_fail(run_id=run.pk, error=f"{type(exc).__name__}: {exc}")
+        scoring_run_fail(run_id=run.pk, error=error)
         raise
     shutil.rmtree(work_dir, ignore_errors=True)  # finished: nothing left to resume
     run.refresh_from_db()

@@ -6,14 +6,19 @@ from __future__ import annotations
 from celery import shared_task
 
 
-@shared_task(name="review.score_labels", acks_late=True)
+@shared_task(name="review.score_labels")
 def score_labels_task(run_id: int) -> dict:
-    """Cross-fit, score and fill the queue for one scoring run (routed to the ``gpu`` queue).
+    """Cross-fit, score and fill the queue for one scoring run (queue ``bulk``).
 
-    No automatic retry: the run records its failure, and executing it again resumes from the finished folds.
+    No Celery retry: the row is the truth. A duplicate delivery finds the run claimed and does nothing; a run whose
+    worker was lost is queued again by the sweeper and resumes from its finished folds.
     """
-    from .scoring import scoring_run_execute
+    from .models import ScoringRun
+    from .scoring import ScoringRunNotClaimed, scoring_run_execute
 
-    run = scoring_run_execute(run_id)
+    try:
+        run = scoring_run_execute(run_id, from_statuses=(ScoringRun.Status.QUEUED,), release_transient=True)
+    except ScoringRunNotClaimed:
+        return {"run": run_id, "status": "not claimed"}
     return {"run": run.pk, "status": run.status, "scored": run.scored_count, "issues": run.issue_count,
             "items_created": run.items_created, "items_updated": run.items_updated}

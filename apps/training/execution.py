@@ -20,14 +20,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.work import work_heartbeat
 from apps.faces.selectors import face_pixels
 from apps.inference import runtime
 from apps.inference.models import ModelVersion
 from apps.inference.selectors import model_version_active
 from apps.inference.services.registry import model_version_activate, model_version_register
 
+from .kinds import TRAINING_RUN
 from .models import TrainingRun
-from .services import promotion_gate_decide, training_run_claim, training_runs_sweep_stale
+from .services import promotion_gate_decide, training_run_claim
 from .snapshot import (
     LabelSnapshot,
     TestSet,
@@ -160,7 +162,6 @@ def training_run_execute(*, run_id: int, echo: Echo | None = None, device: str |
     """Claim and train a queued run. Failures and cancellation are recorded on the run (not raised)."""
     from ml.train import TrainingError
 
-    training_runs_sweep_stale()
     if not training_run_claim(run_id=run_id):
         return TrainingRun.objects.get(pk=run_id)
     run = TrainingRun.objects.get(pk=run_id)
@@ -169,7 +170,8 @@ def training_run_execute(*, run_id: int, echo: Echo | None = None, device: str |
     try:
         recorder.note(f"started on {run.worker}: recipe {run.recipe_name}, {run.arch}, {run.epochs} epoch(s), "
                       f"seed {run.seed}, soft labels {run.soft_label_mode}")
-        version = _train_and_register(run, recorder, device)
+        with work_heartbeat(TRAINING_RUN, run.pk):
+            version = _train_and_register(run, recorder, device)
         status = TrainingRun.Status.SUCCEEDED  # recorded by _train_and_register; the gate can no longer fail the run
         try:
             _gate(run.pk, version, recorder)

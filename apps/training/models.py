@@ -10,12 +10,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from apps.core.models import WorkRow
 from apps.inference.models import ModelVersion
 
 SOFT_LABEL_MODES = ("majority", "probability", "crossentropy")
 
 
-class TrainingRun(models.Model):
+class TrainingRun(WorkRow):
     class Trigger(models.TextChoices):
         ADMIN = "admin"  # the training page
         API = "api"  # POST /api/training-runs/ with a token
@@ -62,7 +63,6 @@ class TrainingRun(models.Model):
     worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the process training it.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker.")
     finished_at = models.DateTimeField(null=True, blank=True)
     # Result.
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,

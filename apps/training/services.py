@@ -11,18 +11,19 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.core.errors import Conflict, InvalidInput
+from apps.core.work import work_send, work_sweep
 from apps.inference.selectors import model_version_active
 
+from .kinds import TRAINING_RUN
 from .models import SOFT_LABEL_MODES, TrainingRun, TrainingSettings
 from .snapshot import labels_changed_since
-from .tasks import training_run_task
 
 logger = logging.getLogger(__name__)
 MAX_EPOCHS = 500
@@ -87,7 +88,7 @@ def _busy_message(run: TrainingRun) -> str:
 
 
 def _enqueue(run_id: int) -> None:
-    transaction.on_commit(lambda: training_run_task.delay(run_id))
+    work_send(TRAINING_RUN, run_id)
 
 
 def training_run_create(*, trigger: str, created_by=None, recipe_name: str = "default", epochs: int | None = None,
@@ -130,13 +131,17 @@ def training_run_claim(*, run_id: int) -> bool:
             claimed = TrainingRun.objects.filter(
                 pk=run_id, status=TrainingRun.Status.QUEUED, cancel_requested=False,
             ).update(status=TrainingRun.Status.RUNNING, started_at=now, heartbeat_at=now, finished_at=None,
-                     error="", worker=f"{socket.gethostname()}:{os.getpid()}")
+                     error="", attempts=F("attempts") + 1, worker=f"{socket.gethostname()}:{os.getpid()}")
     except IntegrityError:
         other = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).first()
         training_run_fail(run_id=run_id, error=f"another run (#{other.pk if other else '?'}) was training; "
                                                "only one run trains at a time",
                           from_statuses=(TrainingRun.Status.QUEUED,))
         return False
+    if claimed != 1:
+        # Cancelled while its worker was lost: it was queued again, and now it is simply cancelled.
+        TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED, cancel_requested=True).update(
+            status=TrainingRun.Status.CANCELLED, finished_at=now)
     return claimed == 1
 
 
@@ -187,24 +192,12 @@ def training_run_requeue(*, run_id: int) -> TrainingRun:
 
 
 def training_runs_sweep_stale(*, now=None) -> list[int]:
-    """Mark running runs whose worker has not been heard of for ``TRAINING_HEARTBEAT_TIMEOUT`` seconds as failed
-    (a worker killed with SIGKILL cannot say so itself). The active model is untouched: nothing was registered."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)
-    swept = []
-    stale = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff)
-    for run in stale.only("pk", "heartbeat_at", "worker", "progress"):
-        done = run.progress[-1].get("epoch") if run.progress else 0
-        error = (f"worker {run.worker or '?'} stopped responding: no heartbeat since "
-                 f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC (timeout {settings.TRAINING_HEARTBEAT_TIMEOUT} s), "
-                 f"after {done} finished epoch(s); retry resumes from the last epoch checkpoint")
-        changed = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING,
-                                             heartbeat_at__lt=cutoff).update(
-            status=TrainingRun.Status.FAILED, error=error, finished_at=now)
-        if changed:
-            logger.warning("training run %s: %s", run.pk, error)
-            swept.append(run.pk)
-    return swept
+    """The sweeper (``apps.core.work``) for training runs only: a running run whose worker has not been heard of for
+    ``WORK_HEARTBEAT_TIMEOUT`` seconds (SIGKILL, OOM) goes back to queued and resumes from its last epoch checkpoint
+    (failed after its attempts); a queued run whose message was lost is sent again. The ids it re-queued or
+    failed."""
+    report = work_sweep(now=now, kinds=[TRAINING_RUN])[TRAINING_RUN.name]
+    return report["requeued"] + report["failed"]
 
 
 def training_periodic_check() -> dict:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from celery import shared_task
 
 
-@shared_task(name="training.run", acks_late=True)
+@shared_task(name="training.run")
 def training_run_task(run_id: int) -> dict:
-    """Train one queued run (queue ``gpu``). No automatic retry: failures are recorded on the run, and an admin's
-    retry resumes it from its last epoch checkpoint. A redelivered message finds the run no longer queued."""
+    """Train one queued run (queue ``bulk``). No Celery retry: the row is the truth. Failures are recorded on the run;
+    a duplicate delivery finds it claimed and does nothing; a run whose worker was lost is queued again by the
+    sweeper and resumes from its last epoch checkpoint."""
     from .execution import training_run_execute
 
     run = training_run_execute(run_id=run_id)
@@ -19,7 +20,7 @@ def training_run_task(run_id: int) -> dict:
 
 @shared_task(name="training.periodic_check")
 def training_periodic_check_task() -> dict:
-    """Beat: sweep dead runs, and start a run when enough labels changed since the active version's snapshot."""
+    """Beat: start a run when enough labels changed since the active version's snapshot."""
     from .services import training_periodic_check
 
     return training_periodic_check()

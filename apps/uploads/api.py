@@ -16,7 +16,10 @@ from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from apps.core.errors import ErrorSerializer, NotFound
+from apps.inference.api import EXPLANATION_PENDING, explanation_pending_response
+from apps.inference.serializers import ExplanationWaitSerializer
 
+from .explanations import upload_explanation_request
 from .models import Upload
 from .selectors import upload_get_for, upload_list_for, upload_results
 from .serializers import (
@@ -26,7 +29,7 @@ from .serializers import (
     UploadResultSerializer,
     WaitSerializer,
 )
-from .services import upload_create, upload_explanation_get_or_compute, upload_results_wait
+from .services import upload_create, upload_results_wait
 
 FILE_FIELDS = ("images", "image")
 
@@ -120,20 +123,27 @@ class UploadDetailApi(APIView):
 
 
 class UploadExplanationApi(APIView):
-    """Compute (or fetch) one heatmap on demand: the CAM-method switcher of the upload page uses it."""
+    """One heatmap on demand, made by a worker: the CAM-method switcher of the upload page uses it."""
 
     permission_classes = [IsAuthenticated]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
     throttle_classes = [ExplanationRateThrottle]
 
-    @extend_schema(request=UploadExplanationRequestSerializer, responses={
+    @extend_schema(parameters=[ExplanationWaitSerializer], request=UploadExplanationRequestSerializer, responses={
         200: UploadHeatmapSerializer,
+        202: EXPLANATION_PENDING,
         409: OpenApiResponse(ErrorSerializer, description="No prediction yet, or no face in the upload."),
     })
     def post(self, request: Request, upload_id) -> Response:
+        """200 with the heatmap when it is stored (or lands within `?wait=` seconds), else 202 while a worker makes
+        it: this request never does."""
         upload = _upload_or_404(request, upload_id)  # first: someone else's upload is a 404 whatever the body says
+        query = ExplanationWaitSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         body = UploadExplanationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        explanation = upload_explanation_get_or_compute(
-            upload=upload, method=body.validated_data["method"], target=body.validated_data["target"])
-        return Response(UploadHeatmapSerializer(explanation, context={"request": request}).data)
+        result = upload_explanation_request(upload=upload, method=body.validated_data["method"],
+                                            target=body.validated_data["target"], wait=query.validated_data["wait"])
+        if result.pending:
+            return explanation_pending_response(request, result)
+        return Response(UploadHeatmapSerializer(result.explanation, context={"request": request}).data)

@@ -51,6 +51,8 @@ class Upload(models.Model):
     model_version = models.ForeignKey("inference.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="+", help_text="Active at upload time; the one that answered.")
     error = models.TextField(blank=True)
+    chunk = models.ForeignKey("inference.PredictionChunk", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="uploads", help_text="The unit of work that predicts this upload.")
 
     class Meta:
         ordering = ["-created_at"]

@@ -22,25 +22,20 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from apps.core.errors import ApplicationError, Conflict
+from apps.core.errors import ApplicationError
 from apps.faces.models import FACE_SIZE, FaceImage, FacePixels, Split, face_png_path
 from apps.faces.services import dataset_get_or_create, face_png_encode, face_sha256
-from apps.inference.models import Explanation
 from apps.inference.selectors import model_version_active
+from apps.inference.services.chunks import prediction_chunks_create
 from apps.inference.services.predictions import (
     UnknownCamMethod,
-    cam_method_validate,
     cam_methods_validate,
-    explanation_get_or_compute,
-    predictions_enqueue,
-    target_label_validate,
 )
 from ml.facedetect import FaceCrop, NoFaceFound, crop_largest_face
 
 from .images import ImageFacts, ImageHeader, ImageRejected, image_check_size, image_decode, image_probe
 from .models import UPLOADS_DATASET, Upload
 from .selectors import UploadResult, upload_results
-from .tasks import upload_status_record_task
 
 POLL_FAST_SECONDS, POLL_FAST_FOR_SECONDS, POLL_SLOW_SECONDS = 0.015, 3.0, 0.2
 # Used until the settings define UPLOADS_MAX_REQUEST_PIXELS: 5 photos at the 40 MP per-file cap, or 16 of 12 MP.
@@ -209,8 +204,10 @@ def upload_create(*, user, files: Sequence[UploadedFile], no_face: str | None = 
     checked = upload_files_check(files=files, no_face=no_face)
     version = model_version_active()
     shas, written = _face_pngs_store([c.crop for c in checked])
+    committed: list[bool] = []
     try:
         with transaction.atomic():
+            transaction.on_commit(lambda: committed.append(True))  # runs first, before the sends below
             dataset = dataset_get_or_create(name=UPLOADS_DATASET)
             # Pixels that another request stored meanwhile win (ignore_conflicts); our copy is removed below.
             FacePixels.objects.bulk_create(
@@ -224,10 +221,14 @@ def upload_create(*, user, files: Sequence[UploadedFile], no_face: str | None = 
                 uploads.append(_upload_record(user=user, check=check, face=face, methods=methods, version=version))
             face_ids = [u.face_id for u in uploads if u.face_id is not None]
             if face_ids:
-                # Sent once this transaction commits; each chunk then records its uploads' state.
-                predictions_enqueue(face_ids=face_ids, methods=methods, then=upload_status_record_task.si)
+                # Rows of work, sent once this transaction commits (a broker that is down leaves them queued for
+                # the sweeper and never fails this request); each chunk records its uploads' state when it ends.
+                for chunk in prediction_chunks_create(face_ids=face_ids, methods=methods):
+                    Upload.objects.filter(face_id__in=chunk.face_ids, pk__in=[u.pk for u in uploads]).update(
+                        chunk=chunk)
     except BaseException:
-        _files_delete(written.values())
+        if not committed:  # the rows never committed, so nothing refers to these files
+            _files_delete(written.values())
         raise
     kept = set(FacePixels.objects.filter(sha256__in=written).values_list("png", flat=True))
     _files_delete(name for name in written.values() if name not in kept)
@@ -296,27 +297,3 @@ def upload_results_wait(*, uploads: Sequence[Upload], timeout: float) -> list[Up
         delay = POLL_FAST_SECONDS if now - started < POLL_FAST_FOR_SECONDS else POLL_SLOW_SECONDS
         time.sleep(min(delay, deadline - now))
 
-
-class ExplanationUnavailable(Conflict):
-    """A heatmap cannot be made for this upload yet (or ever: no face); the message says which."""
-
-    code = "not_ready"
-
-
-def upload_explanation_get_or_compute(*, upload: Upload, method: str, target: int | str | None = None) -> Explanation:
-    """The heatmap of ``method`` for ``target`` (default: the predicted class), computed now if not stored yet.
-
-    ``UnknownCamMethod`` / ``TargetInvalid`` for a bad method or class; ``ExplanationUnavailable`` before the
-    prediction.
-    """
-    method = cam_method_validate(method)
-    target_label = target_label_validate(target) if target not in (None, "") else None
-    if upload.face_id is None:
-        raise ExplanationUnavailable("this upload has no face (no face was found), so there is nothing to explain")
-    (result,) = upload_results([upload])
-    if result.prediction is None:
-        raise ExplanationUnavailable("the prediction for this upload is not ready yet; try again shortly")
-    if target_label is None:
-        target_label = result.prediction.predicted_label
-    return explanation_get_or_compute(face=upload.face, version=result.prediction.model_version, method=method,
-                                      target_label=target_label)

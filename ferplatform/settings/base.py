@@ -216,30 +216,49 @@ else:
         "store_processed": False,
     }
     CELERY_RESULT_BACKEND = f"file://{_BROKER_DIR / 'results'}"
-CELERY_TASK_DEFAULT_QUEUE = "default"
-# "gpu" takes training, prediction and Grad-CAM tasks; route them with CELERY_TASK_ROUTES in their apps' issues.
-CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("default", "gpu"))
-CELERY_TASK_DEFAULT_EXCHANGE = "default"
-CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
+# Two queues, one worker process each (``make run``, docker-compose): interactive work never waits behind bulk work.
+CELERY_TASK_DEFAULT_QUEUE = "interactive"
+CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name)
+                           for name in ("interactive", "bulk"))
+CELERY_TASK_DEFAULT_EXCHANGE = "interactive"
+CELERY_TASK_DEFAULT_ROUTING_KEY = "interactive"
 CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
-    "inference.predict_and_explain": {"queue": "gpu"},
-    "inference.explain": {"queue": "gpu"},
-    "inference.predict_split": {"queue": "gpu"},
-    "review.score_labels": {"queue": "gpu"},
-    "gallery.faithfulness": {"queue": "gpu"},
-    "training.run": {"queue": "gpu"},
-    "training.periodic_check": {"queue": "default"},
+    # interactive: a person waits on these
+    "inference.predict_chunk": {"queue": "interactive"},
+    "inference.explain": {"queue": "interactive"},
+    "inference.explain_on_demand": {"queue": "interactive"},
+    "core.sweep_work": {"queue": "interactive"},
+    "core.health_check": {"queue": "interactive"},
+    "training.periodic_check": {"queue": "interactive"},
+    # bulk: minutes to hours each
+    "inference.predict_split": {"queue": "bulk"},
+    "review.score_labels": {"queue": "bulk"},
+    "gallery.faithfulness": {"queue": "bulk"},
+    "training.run": {"queue": "bulk"},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# At least once: a message is acknowledged after its task ran, and given back when the worker process dies
+# (SIGKILL, OOM, the hard time limit). Tasks are idempotent: each claims its database row with a conditional UPDATE.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 6 * 3600, minimum=1)
+# Redis hands an unacknowledged message to another worker after visibility_timeout: longer than any task may run,
+# so a long training run is never delivered twice while it trains. Lost work is found by the sweeper instead.
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = CELERY_TASK_TIME_LIMIT + 3600
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # workers wait for a broker that is down, however long
+CELERY_BROKER_CONNECTION_TIMEOUT = 2  # s; a request that sends a task never hangs on a dead broker for long
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
+
+# Units of work (apps/core/work.py): heartbeats from running tasks, and the sweeper that beat runs.
+WORK_HEARTBEAT_SECONDS = env_int("WORK_HEARTBEAT_SECONDS", 15, minimum=1)
+WORK_HEARTBEAT_TIMEOUT = env_int("WORK_HEARTBEAT_TIMEOUT", 120, minimum=2)  # s without a heartbeat: the worker is lost
+WORK_RESEND_AFTER = env_int("WORK_RESEND_AFTER", 60, minimum=1)  # s queued with no message in the broker: send again
 
 # Uploads (apps/uploads): limits checked in the service before anything is stored.
 UPLOADS_MAX_BYTES = env_int("UPLOADS_MAX_BYTES", 10 * 1024 * 1024, minimum=1)  # per file
@@ -288,7 +307,6 @@ def _points(name: str, default: float) -> float:
 TRAINING_DIR = env_path("TRAINING_DIR", VAR_DIR / "training", base=BASE_DIR)  # per-run work dirs (resumable state)
 TRAINING_PROMOTION_TOLERANCE = _points("TRAINING_PROMOTION_TOLERANCE", 0.5)  # points of accuracy / macro-F1
 TRAINING_AUTO_MIN_CHANGED = env_int("TRAINING_AUTO_MIN_CHANGED", 200, minimum=1)  # labels changed -> periodic run
-TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 900, minimum=10)  # s without progress = dead
 
 # Researcher galleries (apps.gallery): PrivateTest figures stay hidden unless an admin turns this on.
 GALLERY_SHOW_PRIVATE_TEST = env_bool("GALLERY_SHOW_PRIVATE_TEST", False)

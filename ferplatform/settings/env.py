@@ -110,6 +110,8 @@ def env_database(name: str, default: str, *, base: Path) -> dict[str, Any]:
         raise _fail(name, url, f"a database URL ({exc})") from None
     if not config.get("NAME"):
         raise _fail(name, url, "a database name in the URL path")
+    # A database that is down answers requests with a 503 within seconds instead of hanging them.
+    config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     return dict(config)
 
 

@@ -1,21 +1,30 @@
-// Face detail: compute (or fetch the stored) heatmap of another class or CAM method, and show it beside the others.
-// The explanations URL comes from the form's data attribute (rendered with {% url %}).
+// Face detail: ask for the heatmap of another class or CAM method (stored, or made by a worker while the page waits:
+// static/js/heatmaps.js), and show it beside the others. The explanations URL comes from the form's data attribute
+// (rendered with {% url %}).
 (function () {
   "use strict";
   const form = document.getElementById("compute-heatmap");
   const detail = document.getElementById("face-detail");
   if (!form || !detail) return;
-  const {api, el} = window.ferplatform;  // static/js/api.js, static/js/dom.js
+  const {el, requestHeatmap} = window.ferplatform;  // static/js/dom.js, static/js/heatmaps.js
   const status = document.getElementById("heatmap-status");
   const heatmaps = document.getElementById("heatmaps");
   const target = form.elements.namedItem("target");
   const method = form.elements.namedItem("method");
 
-  function show(explanation) {
+  let latest = 0;  // the request being answered; an older one stops asking and is not shown
+
+  function setStatus(text, state) {
+    status.textContent = text;
+    status.className = state === "error" ? "error" : "";
+    status.dataset.state = state;
+  }
+
+  function show(explanation, targetValue) {
     let figure = heatmaps.querySelector(`figure.heatmap[data-method="${CSS.escape(explanation.method)}"]` +
-      `[data-target="${CSS.escape(target.value)}"]`);
+      `[data-target="${CSS.escape(targetValue)}"]`);
     if (!figure) {
-      figure = el("figure", {class: "heatmap", "data-method": explanation.method, "data-target": target.value}, [
+      figure = el("figure", {class: "heatmap", "data-method": explanation.method, "data-target": targetValue}, [
         el("img", {width: "192", height: "192", alt: ""}), el("figcaption"),
       ]);
       heatmaps.prepend(figure);
@@ -30,15 +39,19 @@
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    status.textContent = "computing…";
-    status.className = "";
     const body = {method: method.value, target: target.value, version: Number(detail.dataset.version)};
+    const ticket = ++latest;
+    setStatus("asking…", "asking");
     try {
-      show(await api(form.dataset.explanationsUrl, {method: "POST", json: body}));
-      status.textContent = "done";
+      const explanation = await requestHeatmap(form.dataset.explanationsUrl, body, {
+        onPending: () => setStatus(`computing ${body.method} on a worker…`, "pending"),
+        isCurrent: () => ticket === latest,
+      });
+      if (explanation === null) return;  // another request replaced this one
+      show(explanation, body.target);
+      setStatus("done", "done");
     } catch (error) {
-      status.textContent = String(error.message || error);
-      status.className = "error";
+      if (ticket === latest) setStatus(String(error.message || error), "error");
     }
   });
 })();

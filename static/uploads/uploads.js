@@ -3,7 +3,7 @@
 (function () {
   "use strict";
 
-  const {api, el, urlFor, json} = window.ferplatform;  // static/js/api.js, static/js/dom.js
+  const {api, el, urlFor, json, requestHeatmap} = window.ferplatform;  // static/js/{api,dom,heatmaps}.js
   const URLS = document.getElementById("upload-app").dataset;  // uploadsUrl, uploadUrl, explanationsUrl
   const CLASSES = window.ferplatform.classes();  // rendered by the server in base.html
   const METHODS = json("upload-methods");
@@ -94,18 +94,31 @@
     const img = $(".overlay", card);
     if (img.getAttribute("src") !== heatmap.url) img.src = heatmap.url;
     img.dataset.method = heatmap.method;
-    $(".overlay-caption", card).textContent = `${heatmap.method} → ${heatmap.target_label}`;
+    setCaption(card, `${heatmap.method} → ${heatmap.target_label}`, "shown");
   }
 
+  function setCaption(card, text, state) {
+    const caption = $(".overlay-caption", card);
+    caption.textContent = text;
+    caption.dataset.state = state;
+    caption.classList.toggle("error", state === "error");
+  }
+
+  // A heatmap not stored yet is made by a worker (202): static/js/heatmaps.js asks again until it is there.
   async function switchMethod(card, method) {
     card.dataset.method = method;
-    const caption = $(".overlay-caption", card);
-    caption.textContent = `computing ${method}…`;
+    const ticket = String(Number(card.dataset.ask || 0) + 1);  // a later switch (even back to this method) wins
+    card.dataset.ask = ticket;
+    const current = () => card.isConnected && card.dataset.ask === ticket;
+    setCaption(card, `${method}…`, "asking");
     try {
-      const heatmap = await api(urlFor(URLS.explanationsUrl, card.dataset.uploadId), {method: "POST", json: {method}});
-      if (card.dataset.method === method) showOverlay(card, heatmap);
+      const heatmap = await requestHeatmap(urlFor(URLS.explanationsUrl, card.dataset.uploadId), {method}, {
+        onPending: () => { if (current()) setCaption(card, `computing ${method} on a worker…`, "pending"); },
+        isCurrent: current,
+      });
+      if (heatmap && current()) showOverlay(card, heatmap);
     } catch (error) {
-      caption.textContent = error.message;
+      if (current()) setCaption(card, error.message, "error");
     }
   }
 

@@ -65,7 +65,7 @@ def test_an_internal_value_error_is_not_a_client_error(researcher, monkeypatch):
     def broken(**kwargs):
         raise ValueError("a bug, not the client's fault")
 
-    monkeypatch.setattr(inference_api, "explanation_get_or_compute", broken)
+    monkeypatch.setattr(inference_api, "explanation_request", broken)
     client = client_for(researcher)
     client.raise_request_exception = True
     with pytest.raises(ValueError, match="a bug"):

@@ -17,8 +17,8 @@ def test_health_check_called_directly_reports_the_database():
 @pytest.mark.django_db(transaction=True)
 def test_health_check_through_a_real_worker_sees_the_same_database(celery_worker_process):
     UserFactory.create_batch(2)
-    result = health_check.apply_async(queue="default")
+    result = health_check.apply_async(queue="interactive")
     report = result.get(timeout=60)
     assert report["status"] == "ok"
     assert report["users"] == 2  # committed rows of this test: the worker reads the test database
-    assert health_check.apply_async(queue="gpu").get(timeout=60)["status"] == "ok"  # the gpu queue is consumed too
+    assert health_check.apply_async(queue="bulk").get(timeout=60)["status"] == "ok"  # the bulk queue is consumed too

@@ -1,7 +1,10 @@
-"""The gallery and evaluation pages in a real Chromium: open, filter, click a confusion cell, open a face, compute a
-heatmap of another class. Real predictions and Grad-CAM maps from the tiny test checkpoint."""
+"""The gallery and evaluation pages in a real Chromium: open, filter, click a confusion cell, open a face, ask for a
+heatmap of another class (made by a real worker while the page asks again). Real predictions and Grad-CAM maps from
+the tiny test checkpoint."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -30,7 +33,9 @@ def tile_ids(page) -> set[int]:
     return {int(pk) for pk in page.locator("#gallery-grid .tile").evaluate_all("els => els.map(e => e.dataset.faceId)")}
 
 
-def test_gallery_filter_cell_and_face(live_server, page, researcher, gallery_data):
+@pytest.mark.worker
+def test_gallery_filter_cell_and_face(live_server, page, researcher, shared_media_root, celery_worker_process,
+                                      gallery_data):  # after shared_media_root: its files are the worker's too
     data = gallery_data
     log_in(page, live_server, researcher.username, "/gallery/")
     page.wait_for_selector("#gallery-grid")
@@ -71,14 +76,46 @@ def test_gallery_filter_cell_and_face(live_server, page, researcher, gallery_dat
     stored = set(Explanation.objects.filter(face_id=face_id).values_list("target_label", flat=True))
     other = next(c for c in range(7) if c not in stored)
     before = page.locator("#heatmaps figure.heatmap").count()
+    answers = []
+    page.on("response", lambda r: answers.append(r.status) if r.request.method == "POST" else None)
     page.select_option("#heatmap-target", str(other))
     page.click("#compute-heatmap button[type=submit]")
     page.wait_for_selector(f'#heatmaps figure.heatmap.fresh[data-target="{other}"]', timeout=60_000)
     assert page.locator("#heatmaps figure.heatmap").count() == before + 1
     assert page.inner_text("#heatmap-status") == "done"
+    assert answers[0] == 202 and answers[-1] == 200, answers  # not stored: the worker made it, not the request
     fresh = page.locator(f'#heatmaps figure.heatmap[data-target="{other}"] img')
     page.wait_for_function("img => img.complete && img.naturalWidth === 192", arg=fresh.element_handle())
     assert Explanation.objects.filter(face_id=face_id, target_label=other).exists()
+
+
+def test_a_heatmap_that_never_arrives_says_so(live_server, page, researcher, gallery_data):
+    """The page asks again while the answer is 202, then gives up with a message; the answers come from the test."""
+    face = gallery_data.faces[2]
+    asked = []
+
+    def pending(route):
+        asked.append(route.request.url)
+        route.fulfill(status=202, content_type="application/json", body=json.dumps({
+            "status": "pending", "detail": "a worker makes it", "poll": route.request.url, "method": "scorecam",
+            "target_class": None, "model_version": gallery_data.version.pk}))
+
+    page.route("**/explanations*", pending)
+    page.clock.install()  # the page's timers and Date, so that five minutes can pass at once
+    log_in(page, live_server, researcher.username, f"/gallery/faces/{face.pk}/")
+    page.wait_for_selector("#compute-heatmap")
+    page.select_option("#heatmap-method", "scorecam")
+    page.click("#compute-heatmap button[type=submit]")
+    page.wait_for_selector('#heatmap-status[data-state="pending"]')
+    assert page.inner_text("#heatmap-status") == "computing scorecam on a worker…"
+    page.wait_for_timeout(2_500)
+    assert len(asked) >= 2 and all("wait=" in url for url in asked[1:]) and "wait=" not in asked[0]
+    page.clock.fast_forward(5 * 60 * 1000 + 1_000)
+    page.wait_for_selector('#heatmap-status[data-state="error"]')
+    assert "still not ready after 5 minutes" in page.inner_text("#heatmap-status")
+    given_up = len(asked)
+    page.wait_for_timeout(2_500)
+    assert len(asked) == given_up  # it stopped asking
 
 
 def test_reviewer_is_refused(live_server, page, reviewer, gallery_data):

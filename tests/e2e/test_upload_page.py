@@ -1,4 +1,5 @@
-"""The upload page in a real Chromium, with a real Celery worker making the prediction and the heatmap."""
+"""The upload page in a real Chromium, with a real Celery worker making the prediction and the heatmaps (the one
+made on demand too)."""
 
 from __future__ import annotations
 
@@ -46,11 +47,16 @@ def test_upload_a_file_and_see_probabilities_and_heatmap(live_server, page, shar
     assert crop.evaluate("img => getComputedStyle(img).imageRendering") == "pixelated"
     gradcam_src = overlay.get_attribute("src")
 
-    # Switch the CAM method: the heatmap is computed on demand and replaces the overlay.
+    # Switch the CAM method: the heatmap is not stored, so the first answer is 202 and the worker makes it while the
+    # page asks again (?wait=); then it replaces the overlay.
+    answers = []
+    page.on("response", lambda r: answers.append((r.status, r.url)) if r.request.method == "POST" else None)
     card.locator("select.cam-method").select_option("layercam")
     page.wait_for_selector('.result img.overlay[data-method="layercam"]')
     assert overlay.get_attribute("src") != gradcam_src
     assert "layercam" in card.locator(".overlay-caption").inner_text()
+    assert card.locator(".overlay-caption").get_attribute("data-state") == "shown"
+    assert answers[0][0] == 202 and answers[-1][0] == 200 and "wait=" in answers[-1][1], answers
 
     # The history lists it; opening it after a reload shows the same result.
     page.reload()

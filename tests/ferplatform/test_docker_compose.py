@@ -21,8 +21,16 @@ def test_docker_compose_file_parses():
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     services = config["services"]
-    assert set(services) >= {"postgres", "redis", "web", "worker-gpu", "worker", "beat", "nginx"}
-    assert "-Q gpu" in " ".join(services["worker-gpu"]["command"]) if isinstance(
-        services["worker-gpu"]["command"], list) else "-Q gpu" in services["worker-gpu"]["command"]
-    devices = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
-    assert devices[0]["capabilities"] == ["gpu"]
+    assert set(services) >= {"postgres", "redis", "web", "worker-interactive", "worker-bulk", "beat", "nginx"}
+
+    def command(name: str) -> str:
+        value = services[name]["command"]
+        return " ".join(value) if isinstance(value, list) else value
+
+    # One worker process per queue, as in `make run`; both may use the GPU.
+    assert "-Q interactive " in command("worker-interactive") and "-Q bulk " in command("worker-bulk")
+    for name in ("worker-interactive", "worker-bulk"):
+        devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert devices[0]["capabilities"] == ["gpu"]
+    # Redis keeps its queue across restarts.
+    assert "--appendonly yes" in command("redis") and any("/data" in str(v) for v in services["redis"]["volumes"])

@@ -50,14 +50,22 @@ def test_a_researcher_who_also_reviews_stays_blind_to_votes_of_an_open_round(cli
                                                                                                    "rae-both"]
 
 
-def test_heatmap_of_another_class_on_demand(client, researcher, gallery_data):
+def test_heatmap_of_another_class_on_demand(client, researcher, gallery_data, eager_tasks,
+                                            django_capture_on_commit_callbacks):
     client.force_login(researcher)
     face = gallery_data.faces[2]
     stored = set(Explanation.objects.filter(face=face).values_list("target_label", flat=True))
     other = next(c for c in range(7) if c not in stored)
     url = f"/api/gallery/faces/{face.pk}/explanations"
-    response = client.post(url, {"method": "gradcam", "target": CLASSES[other], "version": gallery_data.version.pk},
-                           content_type="application/json")
+    body = {"method": "gradcam", "target": CLASSES[other], "version": gallery_data.version.pk}
+    with django_capture_on_commit_callbacks(execute=True) as sends:
+        pending = client.post(url, body, content_type="application/json")
+        # Not stored: a worker makes it (sent once the request's work commits), never this request.
+        assert pending.status_code == 202, pending.content
+        assert pending.json()["status"] == "pending" and pending.json()["target_class"] == CLASSES[other]
+        assert not Explanation.objects.filter(face=face, target_label=other).exists()
+    assert len(sends) == 1  # the worker's task ran (inline here) when the callbacks did
+    response = client.post(url, body, content_type="application/json")
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["target_class"] == CLASSES[other] and "/media/explanations/" in body["overlay_url"]

@@ -7,8 +7,8 @@ import math
 import pytest
 from django.core.management import CommandError, call_command
 
-from apps.gallery.models import FaithfulnessScore
-from apps.gallery.services import faithfulness_sample
+from apps.gallery.models import FaithfulnessRun, FaithfulnessScore
+from apps.gallery.services import faithfulness_enqueue, faithfulness_sample
 from apps.gallery.tasks import faithfulness_task
 
 pytestmark = pytest.mark.django_db
@@ -23,8 +23,12 @@ def test_command_stores_one_score_per_method_and_the_page_shows_them(client, res
     for row in rows.values():
         assert row.sample_size == 6 and row.split == "PublicTest" and math.isfinite(row.mean) and -1 <= row.mean <= 1
     assert "ROAD" in capsys.readouterr().out
-    # Measuring again replaces the score instead of adding one.
-    faithfulness_task(version.pk, ["gradcam"], 4)
+    # Measuring again replaces the score instead of adding one; a second delivery of the same run does nothing.
+    run = faithfulness_enqueue(version=version, methods=["gradcam"], sample_size=4)
+    assert faithfulness_task(run.pk)["status"] == "done"
+    assert faithfulness_task(run.pk)["status"] == "not claimed"
+    run.refresh_from_db()
+    assert run.attempts == 1 and run.finished_at
     assert FaithfulnessScore.objects.filter(model_version=version, method="gradcam").get().sample_size == 4
 
     client.force_login(researcher)
@@ -65,8 +69,9 @@ def test_queue_api_is_for_admins_and_validates(client, researcher, admin_user, g
         response = client.post(url, {"methods": ["GradCAM", "layercam"], "sample_size": 5},
                                content_type="application/json")
     assert response.status_code == 202
-    assert response.json() == {"model_version": gallery_data.version.pk, "methods": ["gradcam", "layercam"],
-                               "sample_size": 5, "split": "PublicTest"}
+    body = response.json()
+    assert body == {"run": body["run"], "status": "queued", "model_version": gallery_data.version.pk,
+                    "methods": ["gradcam", "layercam"], "sample_size": 5, "split": "PublicTest"}
     assert len(callbacks) == 1  # queued once the request's transaction commits
     assert client.post("/api/gallery/models/999999/faithfulness", {}, content_type="application/json"
                        ).status_code == 404
@@ -87,6 +92,12 @@ def test_queued_measurement_runs_on_a_real_worker(shared_media_root, client, adm
         time.sleep(0.5)
     row = FaithfulnessScore.objects.get(model_version=gallery_data.version)
     assert (row.method, row.sample_size, row.split) == ("gradcam", 4, "PublicTest") and math.isfinite(row.mean)
+    run = FaithfulnessRun.objects.get(pk=response.json()["run"])
+    while run.status != FaithfulnessRun.Status.DONE:
+        assert time.monotonic() < deadline, f"the run stayed {run.status}"
+        time.sleep(0.2)
+        run.refresh_from_db()
+    assert run.attempts == 1 and run.last_sent_at is not None
 
 
 def test_private_test_faithfulness_follows_the_split_rule(client, researcher, admin_user, gallery_data, settings):

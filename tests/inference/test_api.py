@@ -52,18 +52,22 @@ def test_face_prediction_with_heatmap_urls(client, researcher, active_version):
     assert client.get(urls[0]).status_code == 200  # the overlay is served, after the access check
 
 
-def test_explanation_on_demand_then_stored(client, researcher, active_version):
-    face = FaceImageFactory()
+def test_explanation_stored_is_200_missing_is_202(client, researcher, active_version):
+    """The endpoint's two answers; tests/inference/test_explanations.py has the worker's side and the waiting."""
+    face = FaceImageFactory(current_label=2)
+    predict_and_explain(face_ids=[face.pk], methods=["gradcam"])
     client.force_login(researcher)
     url = reverse("api-face-explanations", args=[face.pk])
-    first = client.post(url, {"method": "hirescam", "target": "fear"}, content_type="application/json")
-    assert first.status_code == 200, first.content
-    assert first.json()["method"] == "hirescam" and first.json()["target_class"] == "fear"
-    second = client.post(url, {"method": "hirescam", "target": 2}, content_type="application/json")
-    assert second.json()["id"] == first.json()["id"] and second.json()["created_at"] == first.json()["created_at"]
-    assert Explanation.objects.count() == 1
-    predicted = client.post(url, {}, content_type="application/json").json()  # defaults: gradcam, predicted class
-    assert predicted["method"] == "gradcam"
+    stored = client.post(url, {"method": "gradcam", "target": "fear"}, content_type="application/json")
+    assert stored.status_code == 200, stored.content
+    assert stored.json()["method"] == "gradcam" and stored.json()["target_class"] == "fear"
+    assert stored.json()["id"] == Explanation.objects.get(face=face, target_label=2).pk
+    predicted = client.post(url, {}, content_type="application/json")  # defaults: gradcam, the predicted class
+    assert predicted.status_code == 200 and predicted.json()["target_label"] == face.predictions.get().predicted_label
+    count = Explanation.objects.count()
+    missing = client.post(url, {"method": "hirescam", "target": "fear"}, content_type="application/json")
+    assert missing.status_code == 202 and missing.json()["status"] == "pending"
+    assert Explanation.objects.count() == count  # not computed in the request
 
 
 @pytest.mark.parametrize(("body", "field", "text"), [
@@ -95,7 +99,7 @@ def test_status_for_admins_only(client, reviewer, admin_user, active_version):
     body = client.get(reverse("api-status")).json()
     assert body["database"]["status"] == "up" and body["broker"] == {**body["broker"], "status": "up",
                                                                       "transport": "redis"}
-    assert set(body["queues"]) == {"default", "gpu"} and all(isinstance(n, int) for n in body["queues"].values())
+    assert set(body["queues"]) == {"interactive", "bulk"} and all(isinstance(n, int) for n in body["queues"].values())
     assert body["active_model"]["name"] == "tiny-v1"
     page = client.get(reverse("status")).content.decode()
     assert 'id="services"' in page and "tiny-v1" in page

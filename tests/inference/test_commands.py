@@ -44,7 +44,8 @@ def test_admin_action_on_a_dataset_queues_a_job(client, admin_user, active_versi
     from apps.inference.tasks import predict_split_task
 
     sent = []
-    monkeypatch.setattr(predict_split_task, "delay", lambda *args: sent.append(args))
+    monkeypatch.setattr(predict_split_task, "apply_async",
+                        lambda args, **options: sent.append((*args, options["queue"])))
     dataset = DatasetFactory(name="fer2013")
     FaceImageFactory.create_batch(3, dataset=dataset, split="PublicTest")
     client.force_login(admin_user)
@@ -54,8 +55,9 @@ def test_admin_action_on_a_dataset_queues_a_job(client, admin_user, active_versi
     assert "Queued 1 job(s) on PublicTest" in response.content.decode()
     job = InferenceJob.objects.get()
     assert (job.split, job.total, job.methods, job.created_by) == ("PublicTest", 3, ["gradcam"], admin_user)
-    assert sent == [(dataset.pk, "PublicTest", ["gradcam"], job.pk)]
-    # The task, called directly, runs the queued job.
-    predict_split_task(dataset.pk, "PublicTest", ["gradcam"], job.pk)
+    assert sent == [(job.pk, "bulk")]
+    # The task, called directly, runs the queued job; a second delivery does nothing.
+    predict_split_task(job.pk)
+    assert predict_split_task(job.pk)["status"] == "not claimed"
     job.refresh_from_db()
     assert (job.status, job.done) == ("done", 3)

@@ -7,22 +7,21 @@ from PIL import Image
 
 from apps.core.errors import ApplicationError
 from apps.inference import runtime
-from apps.inference.models import Explanation, Prediction
+from apps.inference.models import Explanation, Prediction, PredictionChunk
 from apps.inference.selectors import explanations_for, prediction_for
 from apps.inference.services import predictions as inference_services
+from apps.inference.services.chunks import prediction_chunks_create
 from apps.inference.services.predictions import (
     CAM_METHODS,
     NoActiveModelVersion,
     TargetInvalid,
     UnknownCamMethod,
     cam_methods_validate,
-    explanation_get_or_compute,
+    explanations_compute,
     predict_and_explain,
-    predictions_enqueue,
 )
 from apps.inference.services.registry import model_version_activate, model_version_register
-from apps.inference.tasks import predict_and_explain_task
-from ml.labels import CLASSES
+from apps.inference.tasks import predict_chunk_task
 from tests.faces.factories import FaceImageFactory
 
 pytestmark = pytest.mark.django_db
@@ -83,11 +82,11 @@ def test_nothing_is_computed_twice(active_version, spy):
     predict_and_explain(face_ids=ids, methods=["gradcam"])
     face = faces[0]
     target = Explanation.objects.filter(face=face).first().target_label
-    again = explanation_get_or_compute(face=face, version=active_version, method="gradcam", target_label=target)
+    assert explanations_compute(version=active_version, method="gradcam", pairs=[(face.pk, target)]) == 0
 
     assert (spy["predict"], spy["explain"]) == calls_after_first  # the model was not called again
     assert {e.pk: (e.created_at, e.overlay.name) for e in Explanation.objects.all()} == first
-    assert again.pk in first and Prediction.objects.count() == 3
+    assert Prediction.objects.count() == 3
     assert len(default_storage.listdir(f"explanations/v{active_version.pk}")[1]) == len(first)
 
 
@@ -99,33 +98,19 @@ def test_only_the_missing_parts_are_computed(active_version, spy):
     assert [m for m, _ in spy["explain"]] == ["gradcam", "layercam"]
 
 
-def test_explanation_on_demand_for_any_class_and_method(active_version):
-    face = FaceImageFactory()
-    first = explanation_get_or_compute(face=face, version=active_version, method="eigencam", target_label="sad")
-    assert (first.method, first.target_label) == ("eigencam", CLASSES.index("sad"))
-    assert explanation_get_or_compute(face=face, version=None, method="EigenCAM", target_label=4).pk == first.pk
-    predicted = explanation_get_or_compute(face=face, version=None, method="gradcam", target_label=None)
-    assert predicted.target_label == prediction_for(face=face).predicted_label
-
-
-@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "scorecam", "eigencam", "layercam"])
-def test_every_required_method_produces_a_map(active_version, method):
-    face = FaceImageFactory()
-    explanation = explanation_get_or_compute(face=face, version=None, method=method, target_label=3)
-    raw = np.frombuffer(bytes(explanation.raw_map), dtype=np.uint8)
-    assert raw.shape == (48 * 48,)
+# One heatmap on demand (any class and method, each required method): tests/inference/test_explanations.py.
 
 
 def test_unknown_method_and_target_say_what_is_allowed(active_version):
     face = FaceImageFactory()
     with pytest.raises(UnknownCamMethod, match="choose one of: gradcam, gradcam\\+\\+, hirescam") as info:
-        explanation_get_or_compute(face=face, version=None, method="magiccam", target_label=0)
+        explanations_compute(version=active_version, method="magiccam", pairs=[(face.pk, 0)])
     assert isinstance(info.value, ApplicationError) and info.value.status == 400  # a client error, said as such
     with pytest.raises(TargetInvalid, match="expected 0-6 or one of angry"):
-        explanation_get_or_compute(face=face, version=None, method="gradcam", target_label=9)
+        explanations_compute(version=active_version, method="gradcam", pairs=[(face.pk, 9)])
     with pytest.raises(UnknownCamMethod):
-        predictions_enqueue(face_ids=[face.pk], methods=["nope"])
-    assert Explanation.objects.count() == 0
+        prediction_chunks_create(face_ids=[face.pk], methods=["nope"])
+    assert Explanation.objects.count() == 0 and not PredictionChunk.objects.exists()
     assert cam_methods_validate(None) == ["gradcam"] and cam_methods_validate(["GradCAM", "gradcam"]) == ["gradcam"]
     assert set(CAM_METHODS) >= {"gradcam", "gradcam++", "hirescam", "scorecam", "eigencam", "layercam"}
 
@@ -150,31 +135,41 @@ def test_the_model_stays_loaded_and_reloads_when_the_active_version_changes(acti
     assert prediction_for(face=faces[0], version=active_version) is not None  # older results stay
 
 
-def test_enqueue_waits_for_the_commit_and_routes_to_the_gpu_queue(active_version, django_capture_on_commit_callbacks,
-                                                                 monkeypatch, settings):
+def test_chunks_are_rows_sent_after_the_commit_to_the_interactive_queue(active_version, monkeypatch, settings,
+                                                                       django_capture_on_commit_callbacks):
     sent = []
-    monkeypatch.setattr(predict_and_explain_task, "apply_async", lambda args, **options: sent.append(tuple(args)))
+    monkeypatch.setattr(predict_chunk_task, "apply_async",
+                        lambda args, **options: sent.append((tuple(args), options["queue"])))
     settings.INFERENCE_BATCH_SIZE = 2
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        predictions_enqueue(face_ids=[1, 2, 3], methods=None)
-        assert sent == []
-    assert len(callbacks) == 2 and sent == [([1, 2], ["gradcam"]), ([3], ["gradcam"])]
-    assert settings.CELERY_TASK_ROUTES["inference.predict_and_explain"] == {"queue": "gpu"}
+        chunks = prediction_chunks_create(face_ids=[1, 2, 3], methods=None)
+        assert sent == []  # nothing leaves before the rows are committed
+    assert [c.face_ids for c in chunks] == [[1, 2], [3]] and all(c.methods == ["gradcam"] for c in chunks)
+    assert len(callbacks) == 2 and sent == [((chunks[0].pk,), "interactive"), ((chunks[1].pk,), "interactive")]
+    assert all(c.last_sent_at for c in PredictionChunk.objects.all())
 
 
-def test_the_task_records_a_final_failure(active_version, monkeypatch):
+def test_a_chunk_that_fails_records_its_error_on_the_row_and_on_its_faces(active_version, monkeypatch):
     face = FaceImageFactory()
+    (chunk,) = prediction_chunks_create(face_ids=[face.pk], methods=["gradcam"])
 
     def broken(**kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("apps.inference.services.predictions.predict_and_explain", broken)
+    monkeypatch.setattr("apps.inference.services.chunks.predict_and_explain", broken)
     with pytest.raises(RuntimeError):
-        predict_and_explain_task.apply(args=([face.pk], ["gradcam"]), throw=True)
+        predict_chunk_task.apply(args=(chunk.pk,), throw=True)
+    chunk.refresh_from_db()
+    assert (chunk.status, chunk.error, chunk.attempts) == ("failed", "RuntimeError: disk on fire", 1)
     assert face.prediction_failures.get().error == "RuntimeError: disk on fire"
 
 
-def test_the_task_called_directly_predicts(active_version):
+def test_the_task_called_directly_predicts_once_and_a_second_delivery_does_nothing(active_version):
     face = FaceImageFactory()
-    assert predict_and_explain_task([face.pk], ["gradcam"]) == {"faces": 1}
-    assert prediction_for(face=face) is not None
+    (chunk,) = prediction_chunks_create(face_ids=[face.pk], methods=["gradcam"])
+    assert predict_chunk_task(chunk.pk) == {"chunk": chunk.pk, "status": "done"}
+    assert predict_chunk_task(chunk.pk) == {"chunk": chunk.pk, "status": "not claimed"}
+    chunk.refresh_from_db()
+    assert chunk.attempts == 1 and chunk.finished_at
+    assert prediction_for(face=face) is not None and Prediction.objects.filter(face=face).count() == 1
+

@@ -26,7 +26,7 @@ def reviewers(db):
 def review_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     """A real ``celery worker`` on Redis reading the test database, with a media folder shared with the test.
 
-    It consumes its own queue, so that another worker on the same broker (tests/core starts one on ``default,gpu``,
+    It consumes its own queue, so that another worker on the same broker (tests/core starts one on ``interactive,bulk``,
     with other media settings) cannot take the task. Yields ``(queue_name, media_root)``.
     """
     import os

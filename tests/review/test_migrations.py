@@ -18,6 +18,13 @@ def _migrate(targets):
     return executor.loader.project_state(targets).apps
 
 
+@pytest.fixture(autouse=True)
+def back_to_the_latest_schema():
+    """Later tests need every migration applied again (later ones add columns, e.g. 0003's work-row fields)."""
+    yield
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
 def test_backfill_rounds_and_gold_answers(reviewers):
     from tests.faces.factories import FaceImageFactory
 

@@ -77,14 +77,14 @@ def test_invalid_parameters_are_refused():
         scoring_run_create(recipe_overrides={"augment": {}})
 
 
-def test_task_called_directly_and_routed_to_gpu():
+def test_task_called_directly_and_routed_to_bulk():
     from ferplatform.celery import app
 
     synthetic_faces()
     run = scoring_run_create(**RUN)
     result = score_labels_task(run.pk)
     assert result["status"] == "succeeded" and result["scored"] == 56
-    assert app.amqp.router.route({}, "review.score_labels")["queue"].name == "gpu"
+    assert app.amqp.router.route({}, "review.score_labels")["queue"].name == "bulk"
 
 
 def test_management_command_reports_progress(capsys, monkeypatch):

@@ -41,7 +41,7 @@ def training_settings(settings, tmp_path):
     settings.TRAINING_DIR = tmp_path / "training"
     settings.INFERENCE_REFRESH_ON_ACTIVATE = False
     settings.TRAINING_PROMOTION_TOLERANCE = 0.5
-    settings.TRAINING_HEARTBEAT_TIMEOUT = 900
+    settings.WORK_HEARTBEAT_TIMEOUT = 900
     settings.TRAINING_AUTO_MIN_CHANGED = 200
     runtime.clear()
     yield settings

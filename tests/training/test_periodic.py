@@ -74,11 +74,12 @@ def test_the_check_can_be_disabled(faces):
     assert not TrainingRun.objects.exists()
 
 
-def test_a_running_run_without_heartbeat_is_swept_to_failed(faces, random_active_version, settings):
+def test_a_running_run_without_heartbeat_is_queued_again_then_failed_after_its_attempts(faces, random_active_version,
+                                                                                       settings):
     run = training_run_start(**run_kwargs())
-    long_ago = timezone.now() - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT + 60)
+    long_ago = timezone.now() - timedelta(seconds=settings.WORK_HEARTBEAT_TIMEOUT + 60)
     TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRun.Status.RUNNING, started_at=long_ago,
-                                                 heartbeat_at=long_ago, worker="gpu-1:4242",
+                                                 heartbeat_at=long_ago, worker="gpu-1:4242", attempts=1,
                                                  progress=[{"epoch": 1}, {"epoch": 2}])
     fresh = TrainingRun.objects.create(trigger="api", recipe_name="scoring", arch="fer_vgg", epochs=1)
     TrainingRun.objects.filter(pk=fresh.pk).update(status=TrainingRun.Status.CANCELLED)
@@ -86,10 +87,16 @@ def test_a_running_run_without_heartbeat_is_swept_to_failed(faces, random_active
     result = training_periodic_check_task()
     assert result["swept"] == [run.pk]
     run.refresh_from_db()
-    assert run.status == TrainingRun.Status.FAILED and run.finished_at
-    assert "gpu-1:4242 stopped responding" in run.error and "after 2 finished epoch(s)" in run.error
-    assert model_version_active() == random_active_version
+    assert run.status == TrainingRun.Status.QUEUED and not run.finished_at  # resumes from its epoch checkpoint
+    assert "stopped sending heartbeats" in run.error and "attempt 1 of 3 ended" in run.error
     assert training_runs_sweep_stale() == []
+
+    # Lost on every attempt: failed with the reason once its attempts are spent.
+    TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRun.Status.RUNNING, heartbeat_at=long_ago, attempts=3)
+    assert training_runs_sweep_stale() == [run.pk]
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.FAILED and run.finished_at and "gave up after 3 attempt(s)" in run.error
+    assert model_version_active() == random_active_version
 
 
 def test_a_run_with_a_recent_heartbeat_is_not_swept(faces):

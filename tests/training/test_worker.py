@@ -1,5 +1,6 @@
-"""Through real Celery workers on Redis: the session worker (queues default and gpu) trains a run; a worker of our
-own is killed with SIGKILL in the middle of a run, which then is swept to failed and resumes from its checkpoint."""
+"""Through real Celery workers on Redis: the session worker (queues interactive and bulk) trains a run; a worker of
+our own is killed with SIGKILL in the middle of a run, which the sweeper then puts back to queued, and which resumes
+from its checkpoint."""
 
 from __future__ import annotations
 
@@ -18,12 +19,9 @@ from apps.inference.services.registry import model_version_register
 from apps.training.execution import run_dir, training_run_execute
 from apps.training.models import TrainingRun
 from apps.training.services import (
-    training_run_create,
-    training_run_requeue,
     training_run_start,
     training_runs_sweep_stale,
 )
-from apps.training.tasks import training_run_task
 from tests.workers import running_worker
 
 from .conftest import TINY, run_kwargs, synthetic_faces
@@ -42,11 +40,11 @@ def wait_for(predicate, timeout: float, what: str):
     pytest.fail(f"timed out waiting for {what}")
 
 
-def test_the_gpu_queue_worker_trains_a_run(shared_media_root, random_checkpoint, celery_worker_process):
-    assert "gpu" in celery_worker_process.args[celery_worker_process.args.index("-Q") + 1].split(",")
+def test_the_bulk_queue_worker_trains_a_run(shared_media_root, random_checkpoint, celery_worker_process):
+    assert "bulk" in celery_worker_process.args[celery_worker_process.args.index("-Q") + 1].split(",")
     synthetic_faces(test_per_class=0)  # no PublicTest: the gate keeps it inactive, so nothing else is queued
     active = model_version_register(checkpoint_path=random_checkpoint, name="random", activate=True)
-    run = training_run_start(**run_kwargs(epochs=2))  # sent to the gpu queue on commit
+    run = training_run_start(**run_kwargs(epochs=2))  # sent to the bulk queue on commit
 
     def finished():
         run.refresh_from_db()
@@ -71,14 +69,15 @@ def killable_worker(django_db_setup, tmp_path):
         yield worker, queue, tmp_path
 
 
-def test_a_worker_killed_mid_run_leaves_a_failed_run_that_resumes(killable_worker, settings, random_checkpoint):
+def test_a_worker_killed_mid_run_is_taken_back_by_the_sweeper_and_resumes(killable_worker, settings,
+                                                                            random_checkpoint):
     worker, queue, base = killable_worker
     settings.MEDIA_ROOT = base / "media"
     settings.TRAINING_DIR = base / "training"
+    settings.CELERY_TASK_ROUTES = {**settings.CELERY_TASK_ROUTES, "training.run": {"queue": queue}}
     synthetic_faces()
     active = model_version_register(checkpoint_path=random_checkpoint, name="random", activate=True)
-    run = training_run_create(trigger="admin", recipe_name="scoring", epochs=60, recipe_overrides=TINY)
-    training_run_task.apply_async((run.pk,), queue=queue)
+    run = training_run_start(trigger="admin", recipe_name="scoring", epochs=60, recipe_overrides=TINY)
 
     def two_epochs_done():
         run.refresh_from_db()
@@ -92,18 +91,21 @@ def test_a_worker_killed_mid_run_leaves_a_failed_run_that_resumes(killable_worke
     killed_after = len(run.progress)
     assert killed_after < 60
 
-    # Later, the periodic check (or the next start) sweeps it: failed, with the reason; the active model unchanged.
-    later = timezone.now() + timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT + 1)
+    # Once its heartbeat is older than the timeout, the sweeper (beat) takes it back: queued again, with the reason,
+    # and sent again (to the dead worker's queue here); the active model is unchanged.
+    assert training_runs_sweep_stale() == []  # the heartbeat is fresh: not lost yet
+    later = timezone.now() + timedelta(seconds=settings.WORK_HEARTBEAT_TIMEOUT + 1)
     assert training_runs_sweep_stale(now=later) == [run.pk]
     run.refresh_from_db()
-    assert run.status == TrainingRun.Status.FAILED and "stopped responding" in run.error
+    assert run.status == TrainingRun.Status.QUEUED and "stopped sending heartbeats" in run.error
+    assert run.attempts == 1 and run.last_sent_at is not None
     assert model_version_active() == active and ModelVersion.objects.count() == 1
     assert (run_dir(run) / "model.pt.state").is_file()
 
-    # Retrying resumes from the last epoch checkpoint the worker wrote.
-    training_run_requeue(run_id=run.pk)  # what the retry endpoint does, without sending it: executed here
+    # The next attempt resumes from the last epoch checkpoint the worker wrote (executed here, in this process).
     epochs = []
     run = training_run_execute(run_id=run.pk, echo=lambda e: e["kind"] == "epoch" and epochs.append(e["epoch"]))
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
     assert epochs and epochs[0] >= killed_after and epochs[-1] == 60
     assert [p["epoch"] for p in run.progress] == list(range(1, 61))
+    assert run.attempts == 2 and ModelVersion.objects.count() == 2  # one new version, not two

@@ -22,19 +22,18 @@ URL = "/api/uploads/"
 
 @pytest.fixture
 def enqueued(monkeypatch):
-    """What the upload service queued for prediction (called for real: the task is sent on commit, and each chunk
-    then records its uploads' state)."""
+    """What the upload service queued for prediction (called for real: the chunk rows are created and sent on commit,
+    and each chunk then records its uploads' state)."""
     import apps.uploads.services as services
 
     calls: list[dict] = []
-    real = services.predictions_enqueue
+    real = services.prediction_chunks_create
 
     def spy(**kwargs):
-        assert kwargs["then"] == services.upload_status_record_task.si
-        calls.append({k: v for k, v in kwargs.items() if k != "then"})
+        calls.append(dict(kwargs))
         return real(**kwargs)
 
-    monkeypatch.setattr(services, "predictions_enqueue", spy)
+    monkeypatch.setattr(services, "prediction_chunks_create", spy)
     return calls
 
 

@@ -1,4 +1,4 @@
-"""Results: predictions and heatmaps reach the upload, ``?wait`` returns them, heatmaps are made on demand.
+"""Results: predictions and heatmaps reach the upload, ``?wait`` returns them, heatmaps are made on demand by a worker.
 
 Tasks run inline here (``eager_tasks``); test_worker.py sends them through a real worker.
 """
@@ -12,6 +12,7 @@ import pytest
 
 from apps.inference.models import Explanation, Prediction, PredictionFailure
 from apps.inference.services.predictions import prediction_failures_record
+from apps.inference.tasks import explain_on_demand_task
 from apps.uploads.models import Upload
 from tests.api_errors import field_errors
 
@@ -27,7 +28,7 @@ def no_tasks(monkeypatch):
     """Queue nothing: a session's real worker (test_worker.py) must not answer tests that play the worker."""
     import apps.uploads.services as services
 
-    monkeypatch.setattr(services, "predictions_enqueue", lambda **kwargs: None)
+    monkeypatch.setattr(services, "prediction_chunks_create", lambda **kwargs: [])
 
 
 def upload_one(client, **query) -> dict:
@@ -132,21 +133,38 @@ def test_a_failed_prediction_is_reported(client, active_version, no_tasks):
     assert PredictionFailure.objects.count() == 1
 
 
-def test_heatmap_on_demand_is_computed_once(client, active_version, eager_tasks):
+def test_heatmap_on_demand_is_made_once(client, active_version, eager_tasks):
     upload = upload_one(client, wait=5)
     url = f"{URL}{upload['id']}/explanations"
-    first = client.post(url, {"method": "scorecam"}, format="json")
+    first = client.post(f"{url}?wait=5", {"method": "scorecam"}, format="json")  # the (inline) worker answers
     assert first.status_code == 200, first.content
     assert first.json()["method"] == "scorecam" and first.json()["target_label"] == upload["predicted_label"]
     count = Explanation.objects.count()
     again = client.post(url, {"method": "scorecam"}, format="json")
     assert again.json() == first.json() and Explanation.objects.count() == count
-    other = client.post(url, {"method": "gradcam++", "target": "sad"}, format="json").json()
+    other = client.post(f"{url}?wait=5", {"method": "gradcam++", "target": "sad"}, format="json").json()
     assert other["method"] == "gradcam++" and other["target_label"] == "sad"
     # The detail now lists every stored heatmap for the upload.
     methods = {(h["method"], h["target_label"]) for h in client.get(f"{URL}{upload['id']}/").json()["heatmaps"]}
     assert {("gradcam", upload["predicted_label"]), ("scorecam", upload["predicted_label"]),
             ("gradcam++", "sad")} <= methods
+
+
+def test_heatmap_on_demand_is_made_by_a_worker_not_the_request(client, active_version, eager_tasks, monkeypatch):
+    upload = upload_one(client, wait=5)  # predicted, with its gradcam heatmap
+    sent = []  # counted at the send: no worker, inline or real, gets these
+    monkeypatch.setattr(explain_on_demand_task, "apply_async", lambda args, **options: sent.append(tuple(args)))
+    url = f"{URL}{upload['id']}/explanations"
+    count = Explanation.objects.count()
+    first = client.post(url, {"method": "scorecam"}, format="json")
+    assert first.status_code == 202, first.content
+    assert first.json()["status"] == "pending" and first.json()["target_class"] == upload["predicted_label"]
+    assert first.json()["poll"] == f"http://testserver{url}"
+    again = client.post(f"{url}?wait=0.3", {"method": "scorecam"}, format="json")  # waits, then still pending
+    assert again.status_code == 202
+    assert Explanation.objects.count() == count and len(sent) == 1  # nothing computed here; one task sent
+    stored = client.post(url, {"method": "gradcam"}, format="json")  # stored at upload: 200 at once, nothing sent
+    assert stored.status_code == 200 and stored.json()["method"] == "gradcam" and len(sent) == 1
 
 
 def test_heatmap_request_errors(client, active_version, no_tasks):

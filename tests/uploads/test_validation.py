@@ -166,7 +166,7 @@ def test_failure_while_recording_rows_removes_the_files_written(client, media_ro
     def boom(**kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(services, "predictions_enqueue", boom)
+    monkeypatch.setattr(services, "prediction_chunks_create", boom)
     with pytest.raises(RuntimeError):
         post(client, samples.upload_file(samples.face48(), "f.png", "image/png"))
     assert_nothing_stored(media_root)

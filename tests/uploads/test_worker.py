@@ -34,13 +34,14 @@ def test_upload_goes_through_a_real_worker_to_a_stored_result_and_heatmap(
     assert explanation.target_label == prediction.predicted_label and len(explanation.raw_map) == 48 * 48
     assert default_storage.exists(explanation.overlay.name)  # written by the worker, seen here
     assert upload["heatmaps"][0]["url"].endswith(explanation.overlay.name)
-    # The worker recorded the state on the row (the GET only derived it): uploads.record_status ran after the chunk.
+    # The worker recorded the state on the row (the GET only derived it) when the chunk ended; the chunk is a row too.
     row = Upload.objects.get(pk=upload["id"])
     deadline = time.monotonic() + 30
     while row.status != "done" and time.monotonic() < deadline:
         time.sleep(0.2)
         row.refresh_from_db()
     assert (row.status, row.model_version_id) == ("done", active_version.pk) and row.finished_at is not None
+    assert (row.chunk.status, row.chunk.attempts, row.chunk.face_ids) == ("done", 1, [row.face_id])
 
 
 @pytest.mark.django_db

@@ -11,11 +11,9 @@ from __future__ import annotations
 import io
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
-from celery import Signature
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -31,7 +29,7 @@ from ml.labels import class_index
 from .. import runtime
 from ..models import Explanation, ModelVersion, Prediction, PredictionFailure, explanation_overlay_path
 from ..selectors import model_version_active
-from ..tasks import explain_task, predict_and_explain_task
+from ..tasks import explain_task
 
 CAM_METHODS: tuple[str, ...] = tuple(ml_explain.METHODS)
 DEFAULT_METHODS: list[str] = [ml_explain.DEFAULT_METHOD]
@@ -83,21 +81,6 @@ def target_label_validate(target: int | str) -> int:
 
 
 # --- predictions and explanations ----------------------------------------------------------------------------------
-
-def predictions_enqueue(*, face_ids: list[int], methods: list[str] | None = None,
-                        then: Callable[[list[int]], Signature] | None = None) -> None:
-    """Queue ``inference.predict_and_explain`` (queue ``gpu``) for ``face_ids`` in chunks of
-    ``INFERENCE_BATCH_SIZE`` once the current transaction commits. ``then(chunk)`` is a task signature run after
-    each chunk has finished, whether it succeeded or finally failed (uploads record their state with it)."""
-    methods = cam_methods_validate(methods)
-    ids = [int(pk) for pk in face_ids]
-    size = settings.INFERENCE_BATCH_SIZE
-    for start in range(0, len(ids), size):
-        chunk = ids[start:start + size]
-        options = {} if then is None else {"link": then(chunk), "link_error": then(chunk)}
-        transaction.on_commit(lambda chunk=chunk, options=options: predict_and_explain_task.apply_async(
-            (chunk, methods), **options))
-
 
 def _overlay_png(overlay: np.ndarray) -> bytes:
     buffer = io.BytesIO()
@@ -185,27 +168,6 @@ def _prediction_row(face: FaceImage, version: ModelVersion, probs: np.ndarray) -
     label = int(np.argmax(probs))
     return Prediction(face=face, model_version=version, probabilities=[round(float(p), 6) for p in probs],
                       predicted_label=label, confidence=float(probs[label]))
-
-
-def explanation_get_or_compute(*, face: FaceImage, version: ModelVersion | None, method: str,
-                               target_label: int | str | None) -> Explanation:
-    """The explanation of ``face`` by ``version`` (None: the active one) for ``target_label`` (None: the predicted
-    class), computed now unless it is stored already. For POSTs that ask for one heatmap; never from a GET."""
-    method = cam_method_validate(method)
-    version = version or model_version_active()
-    if version is None:
-        raise NoActiveModelVersion("no active model version")
-    if target_label is None:
-        predict_and_explain(face_ids=[face.pk], methods=[], version=version)
-        target = Prediction.objects.get(face=face, model_version=version).predicted_label
-    else:
-        target = target_label_validate(target_label)
-    key = {"face": face, "model_version": version, "method": method, "target_label": target}
-    existing = Explanation.objects.filter(**key).first()
-    if existing is not None:
-        return existing
-    explanations_compute(version=version, method=method, pairs=[(face.pk, target)])
-    return Explanation.objects.get(**key)
 
 
 def explanations_compute(*, version: ModelVersion, method: str, pairs: Sequence[tuple[int, int]]) -> int:

@@ -49,7 +49,7 @@ class Command(BaseCommand):
         label = f"{dataset}/{split} {'+'.join(methods) or 'predictions'}"
         with tqdm(total=job.total, unit="img", desc=label, file=self.stderr._out, mininterval=0.5) as bar:
             try:
-                job = inference_job_run(job=job, batch_size=options["batch_size"], progress=bar.update)
+                job = inference_job_run(job_id=job.pk, batch_size=options["batch_size"], progress=bar.update)
             except NoActiveModelVersion as exc:
                 inference_job_fail(job_id=job.pk, error=str(exc))
                 raise CommandError(f"{exc}") from None

@@ -1,0 +1,148 @@
+"""One heatmap asked for on demand (the face pages' "show heatmap", the upload page's CAM switcher, the API).
+
+The web process never runs the model, not for the heatmap and not for the prediction that picks the default class:
+a stored heatmap is returned at once; a missing one is sent to a worker (``inference.explain_on_demand``) and waited
+for, polling the database, for up to ``wait`` seconds; after that the answer is "pending" and the client asks again.
+Identical requests within ``RESEND_AFTER_SECONDS`` send one task between them; one after that sends it again, since a
+message is only a hint (lost with a broker restart, or sent while the broker was down) and the worker skips what is
+stored by then.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+from apps.core.work import PUBLISH_RETRY_POLICY
+from apps.faces.models import FaceImage
+
+from ..models import Explanation, ModelVersion, Prediction
+from ..selectors import model_version_active
+from ..tasks import explain_on_demand_task
+from .predictions import (
+    NoActiveModelVersion,
+    cam_method_validate,
+    explanations_compute,
+    predict_and_explain,
+    target_label_validate,
+)
+
+logger = logging.getLogger(__name__)
+
+RESEND_AFTER_SECONDS = 60
+# Cheap methods land within a second: poll finely then (one or two small queries each), coarsely after.
+POLL_FAST_SECONDS, POLL_FAST_FOR_SECONDS, POLL_SLOW_SECONDS = 0.02, 3.0, 0.2
+DEFAULT_MAX_WAIT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class ExplanationRequest:
+    """What a request for one heatmap found: the stored row, or nothing yet (``pending``: a worker has it)."""
+
+    face: FaceImage
+    version: ModelVersion
+    method: str
+    target_label: int | None  # None: the predicted class, unknown until a worker has predicted the face
+    explanation: Explanation | None
+
+    @property
+    def pending(self) -> bool:
+        return self.explanation is None
+
+
+def explanation_max_wait() -> float:
+    """The longest a request may wait for a heatmap (``INFERENCE_EXPLAIN_MAX_WAIT_SECONDS``, default 30 s)."""
+    return float(getattr(settings, "INFERENCE_EXPLAIN_MAX_WAIT_SECONDS", DEFAULT_MAX_WAIT_SECONDS))
+
+
+def explanation_request(*, face: FaceImage, version: ModelVersion | None, method: str,
+                        target_label: int | str | None, wait: float = 0.0) -> ExplanationRequest:
+    """The heatmap of ``face`` by ``version`` (None: the active one) with ``method`` for ``target_label`` (None: the
+    predicted class): the stored one, else sent to a worker and waited for up to ``wait`` seconds (bounded by
+    ``explanation_max_wait``). ``UnknownCamMethod``/``TargetInvalid`` for bad input, ``NoActiveModelVersion``."""
+    method = cam_method_validate(method)
+    asked = None if target_label is None else target_label_validate(target_label)
+    version = version or model_version_active()
+    if version is None:
+        raise NoActiveModelVersion("no active model version")
+    target, explanation = _stored(face_id=face.pk, version=version, method=method, target_label=asked)
+    if explanation is None:
+        _send(face_id=face.pk, version_id=version.pk, method=method, target_label=target,
+              key=_sent_key(face_id=face.pk, version_id=version.pk, method=method, target_label=asked))
+        target, explanation = _wait(face_id=face.pk, version=version, method=method, target_label=asked,
+                                    seconds=min(max(0.0, float(wait)), explanation_max_wait()))
+    return ExplanationRequest(face=face, version=version, method=method, target_label=target,
+                              explanation=explanation)
+
+
+def explanation_make(*, face_id: int, version_id: int, method: str, target_label: int | None) -> int:
+    """The worker's side of ``explanation_request``: predict the face first when ``target_label`` is None (its
+    predicted class is the target), then store the heatmap unless it is stored already; how many were computed.
+    A face or version deleted meanwhile is nothing to do."""
+    version = ModelVersion.objects.filter(pk=version_id).first()
+    if version is None or not FaceImage.objects.filter(pk=face_id).exists():
+        return 0
+    if target_label is None:
+        predict_and_explain(face_ids=[face_id], methods=[], version=version)  # skipped when already predicted
+        target_label = Prediction.objects.get(face_id=face_id, model_version=version).predicted_label
+    return explanations_compute(version=version, method=method, pairs=[(face_id, target_label)])
+
+
+def _stored(*, face_id: int, version: ModelVersion, method: str,
+            target_label: int | None) -> tuple[int | None, Explanation | None]:
+    """(target, stored explanation or None); the predicted class stands for a None target once it is known."""
+    if target_label is None:
+        target_label = (Prediction.objects.filter(face_id=face_id, model_version=version)
+                        .values_list("predicted_label", flat=True).first())
+        if target_label is None:
+            return None, None
+    explanation = Explanation.objects.filter(face_id=face_id, model_version=version, method=method,
+                                             target_label=target_label).first()
+    return target_label, explanation
+
+
+def _wait(*, face_id: int, version: ModelVersion, method: str, target_label: int | None,
+          seconds: float) -> tuple[int | None, Explanation | None]:
+    started = time.monotonic()
+    deadline = started + seconds
+    if transaction.get_connection().in_atomic_block:
+        deadline = started  # the task is sent when the caller's transaction commits: nothing can land before
+    while True:
+        found = _stored(face_id=face_id, version=version, method=method, target_label=target_label)
+        now = time.monotonic()
+        if found[1] is not None or now >= deadline:
+            return found
+        delay = POLL_FAST_SECONDS if now - started < POLL_FAST_FOR_SECONDS else POLL_SLOW_SECONDS
+        time.sleep(min(delay, deadline - now))
+
+
+def _sent_key(*, face_id: int, version_id: int, method: str, target_label: int | None) -> str:
+    target = "predicted" if target_label is None else target_label
+    return f"explain-on-demand:{version_id}:{face_id}:{method}:{target}"
+
+
+def _send(*, face_id: int, version_id: int, method: str, target_label: int | None, key: str) -> None:
+    """Send the task once the current transaction commits (at once outside one), unless an identical request sent
+    it within ``RESEND_AFTER_SECONDS``. A broker that is down never fails the request: the mark is dropped again,
+    so that the client's next request sends it."""
+    if not cache.add(key, 1, timeout=RESEND_AFTER_SECONDS):
+        return
+    eager = bool(explain_on_demand_task.app.conf.task_always_eager)
+
+    def send() -> None:
+        try:
+            explain_on_demand_task.apply_async((face_id, version_id, method, target_label), retry=True,
+                                               retry_policy=PUBLISH_RETRY_POLICY)
+        except Exception as exc:
+            cache.delete(key)
+            if eager:
+                raise  # inline execution (tests): the task's own error, not the broker's
+            logger.warning("inference.explain_on_demand for face %s not sent (the next request sends it again): "
+                           "%s: %s", face_id, type(exc).__name__, exc)
+
+    transaction.on_commit(send, robust=not eager)

@@ -1,0 +1,137 @@
+"""Units of work (apps/core/work.py) on the real PostgreSQL test database and the real Redis broker: sends happen
+after the commit, claims are exclusive, the sweeper re-sends lost messages and takes back lost workers, and gives up
+after the kind's attempts with the reason."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+
+import pytest
+import redis
+from django.conf import settings as django_settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core.broker import queue_lengths, queue_messages
+from apps.core.work import work_claim, work_heartbeat, work_kind, work_kinds, work_release, work_sweep
+from apps.inference.kinds import PREDICTION_CHUNK, SPLIT_JOB
+from apps.inference.models import InferenceJob, PredictionChunk, PredictionFailure
+from apps.inference.services.chunks import prediction_chunks_create
+from tests.faces.factories import DatasetFactory, FaceImageFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def own_queues(settings):
+    """Route the chunk and split tasks to queues of this test alone (no worker consumes them), emptied around it."""
+    suffix = f"work-test-{os.getpid()}"
+    queues = {"inference.predict_chunk": f"{suffix}-chunks", "inference.predict_split": f"{suffix}-splits"}
+    settings.CELERY_TASK_ROUTES = {**settings.CELERY_TASK_ROUTES,
+                                   **{task: {"queue": queue} for task, queue in queues.items()}}
+    client = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
+    client.delete(*queues.values())
+    yield queues
+    client.delete(*queues.values())
+
+
+def waiting(queue: str) -> list[tuple]:
+    return [m.args for m in queue_messages((queue,))]
+
+
+def test_every_kind_is_registered_with_its_queue_from_the_route_table():
+    kinds = {k.name: k.queue for k in work_kinds()}
+    assert kinds == {"prediction_chunk": "interactive", "split_job": "bulk", "scoring_run": "bulk",
+                     "training_run": "bulk", "faithfulness_run": "bulk"}
+
+
+def test_a_chunk_is_sent_only_after_its_transaction_commits(own_queues):
+    face = FaceImageFactory()
+    with transaction.atomic():
+        (chunk,) = prediction_chunks_create(face_ids=[face.pk])
+        assert waiting(own_queues["inference.predict_chunk"]) == []
+    assert waiting(own_queues["inference.predict_chunk"]) == [(chunk.pk,)]
+    chunk.refresh_from_db()
+    assert chunk.status == "queued" and chunk.last_sent_at is not None and chunk.attempts == 0
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        prediction_chunks_create(face_ids=[face.pk])
+        raise RuntimeError("rolled back")
+    assert PredictionChunk.objects.count() == 1 and queue_lengths((own_queues["inference.predict_chunk"],)) == {
+        own_queues["inference.predict_chunk"]: 1}
+
+
+def test_only_one_delivery_claims_a_row():
+    face = FaceImageFactory()
+    chunk = PredictionChunk.objects.create(face_ids=[face.pk], methods=[])
+    assert work_claim(PREDICTION_CHUNK, chunk.pk) is True
+    assert work_claim(PREDICTION_CHUNK, chunk.pk) is False
+    chunk.refresh_from_db()
+    assert (chunk.status, chunk.attempts) == ("running", 1) and chunk.heartbeat_at is not None
+
+
+def test_the_sweeper_resends_a_row_whose_message_was_lost_and_only_that_one(own_queues, settings):
+    settings.WORK_RESEND_AFTER = 60
+    queue = own_queues["inference.predict_chunk"]
+    face = FaceImageFactory()
+    lost, waiting_row, fresh = (PredictionChunk.objects.create(face_ids=[face.pk]) for _ in range(3))
+    long_ago = timezone.now() - timedelta(minutes=5)
+    PredictionChunk.objects.filter(pk__in=[lost.pk, waiting_row.pk]).update(created_at=long_ago)
+    PredictionChunk.objects.filter(pk=waiting_row.pk).update(last_sent_at=long_ago)
+    from ferplatform.celery import app
+
+    app.tasks["inference.predict_chunk"].apply_async((waiting_row.pk,), queue=queue)  # still in the broker
+
+    report = work_sweep()["prediction_chunk"]
+    assert report == {"resent": [lost.pk], "requeued": [], "failed": []}  # fresh: too young; waiting_row: queued
+    assert sorted(waiting(queue)) == sorted([(waiting_row.pk,), (lost.pk,)])
+    lost.refresh_from_db()
+    assert lost.last_sent_at is not None and lost.status == "queued"
+    assert work_sweep()["prediction_chunk"]["resent"] == []  # now its message waits too
+
+
+def test_a_row_whose_worker_stopped_beating_is_queued_again_then_failed_after_its_attempts(own_queues, settings):
+    settings.WORK_HEARTBEAT_TIMEOUT = 60
+    upload_face = FaceImageFactory()
+    chunk = PredictionChunk.objects.create(face_ids=[upload_face.pk], methods=["gradcam"])
+    assert work_claim(PREDICTION_CHUNK, chunk.pk)
+    assert work_sweep()["prediction_chunk"]["requeued"] == []  # beating recently: a slow job, not a lost one
+
+    later = timezone.now() + timedelta(seconds=61)
+    assert work_sweep(now=later)["prediction_chunk"]["requeued"] == [chunk.pk]
+    chunk.refresh_from_db()
+    assert chunk.status == "queued" and "stopped sending heartbeats" in chunk.error
+    assert waiting(own_queues["inference.predict_chunk"]) == [(chunk.pk,)]  # sent again
+
+    for attempt in (2, 3):
+        assert work_claim(PREDICTION_CHUNK, chunk.pk)
+        later = timezone.now() + timedelta(seconds=61)
+        outcome = work_sweep(now=later)["prediction_chunk"]
+        assert outcome[("requeued" if attempt < 3 else "failed")] == [chunk.pk]
+    chunk.refresh_from_db()
+    assert (chunk.status, chunk.attempts) == ("failed", 3) and "gave up after 3 attempt(s)" in chunk.error
+    # The kind's hook told the faces: pages that wait on them show the failure.
+    assert PredictionFailure.objects.get(face=upload_face).error.startswith("gave up after 3 attempt(s)")
+
+
+def test_a_transient_error_releases_the_row_for_another_attempt(own_queues):
+    job = InferenceJob.objects.create(dataset=DatasetFactory(), split="PublicTest", methods=[])
+    assert work_claim(SPLIT_JOB, job.pk)
+    assert work_release(SPLIT_JOB, job.pk, "OperationalError: server closed the connection") == "queued"
+    job.refresh_from_db()
+    assert job.status == "queued" and "attempt 1 of 3 ended" in job.error
+    assert waiting(own_queues["inference.predict_split"]) == [(job.pk,)]
+    assert work_release(SPLIT_JOB, job.pk, "again") == ""  # not running: nothing to release
+
+
+def test_the_heartbeat_thread_keeps_a_long_job_alive(settings):
+    job = InferenceJob.objects.create(dataset=DatasetFactory(), split="PublicTest", methods=[])
+    assert work_claim(SPLIT_JOB, job.pk)
+    InferenceJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    with work_heartbeat(SPLIT_JOB, job.pk, every=0.2):
+        time.sleep(1.0)
+    job.refresh_from_db()
+    assert timezone.now() - job.heartbeat_at < timedelta(seconds=5)
+    assert work_kind("split_job") is SPLIT_JOB
