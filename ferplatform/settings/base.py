@@ -269,6 +269,8 @@ UPLOADS_MAX_WAIT_SECONDS = env_int("UPLOADS_MAX_WAIT_SECONDS", 30, minimum=0)  #
 
 # Inference: faces per model batch in prediction tasks; the checkpoint `manage.py bootstrap` registers first.
 INFERENCE_BATCH_SIZE = env_int("INFERENCE_BATCH_SIZE", 256, minimum=1)
+# Upper bound for ?wait= on the on-demand heatmap POSTs (a waiting request holds a web thread; the work is a worker's).
+INFERENCE_EXPLAIN_MAX_WAIT_SECONDS = env_int("INFERENCE_EXPLAIN_MAX_WAIT_SECONDS", 30, minimum=0)
 # A newly active version gets its PublicTest predictions and heatmaps queued, and a re-scoring when it replaced one.
 INFERENCE_REFRESH_ON_ACTIVATE = env_bool("INFERENCE_REFRESH_ON_ACTIVATE", True)
 INFERENCE_DEFAULT_CHECKPOINT = env_path("INFERENCE_DEFAULT_CHECKPOINT", BASE_DIR / "ml" / "weights" / "default.pt",

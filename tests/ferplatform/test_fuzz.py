@@ -54,6 +54,8 @@ def _summary(output: str) -> dict[str, int]:
 def test_no_server_errors_and_no_schema_violations_for_any_role(live_server, settings, tmp_path):
     settings.UPLOADS_THROTTLE_RATE = None  # the fuzzer is one client sending many uploads
     settings.INFERENCE_REFRESH_ON_ACTIVATE = False
+    # ?wait= is bounded by these: the fuzzer tries the bounds, and nothing is gained by holding threads for 30 s.
+    settings.UPLOADS_MAX_WAIT_SECONDS = settings.INFERENCE_EXPLAIN_MAX_WAIT_SECONDS = 1
     # An active (tiny) model, so that explanations are really computed rather than refused with 503.
     model_version_register(checkpoint_path=write_tiny_checkpoint(tmp_path / "tiny.pt", seed=5), name="fuzz",
                            activate=True)

@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 RESEND_AFTER_SECONDS = 60
 # Cheap methods land within a second: poll finely then (one or two small queries each), coarsely after.
 POLL_FAST_SECONDS, POLL_FAST_FOR_SECONDS, POLL_SLOW_SECONDS = 0.02, 3.0, 0.2
-DEFAULT_MAX_WAIT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,8 @@ class ExplanationRequest:
 
 
 def explanation_max_wait() -> float:
-    """The longest a request may wait for a heatmap (``INFERENCE_EXPLAIN_MAX_WAIT_SECONDS``, default 30 s)."""
-    return float(getattr(settings, "INFERENCE_EXPLAIN_MAX_WAIT_SECONDS", DEFAULT_MAX_WAIT_SECONDS))
+    """The longest a request may wait for a heatmap (the setting ``INFERENCE_EXPLAIN_MAX_WAIT_SECONDS``)."""
+    return float(settings.INFERENCE_EXPLAIN_MAX_WAIT_SECONDS)
 
 
 def explanation_request(*, face: FaceImage, version: ModelVersion | None, method: str,
