@@ -107,7 +107,13 @@ class FaceExplanationCreateApi(APIView):
 class StatusApi(APIView):
     permission_classes = [IsAdminRole]
 
-    @extend_schema(responses=StatusSerializer)
+    @extend_schema(responses=StatusSerializer, description=(
+        "What the status page shows, for scripts and monitors. `queue_details`: per queue, the messages waiting in "
+        "the broker (null: broker down), the workers consuming it, and the age of its oldest queued job. "
+        "`jobs_by_kind`: per kind of job, queued, running and failed rows, the latest failures, and rows that look "
+        "lost (running with no heartbeat, queued and never sent, or sent with no message left in the broker) with "
+        "what the sweeper will do about them. `alerts` lists every red or amber finding in a sentence; `level` is "
+        "the worst. Each probe answers within about a second: a broker that is down is reported, not raised."))
     def get(self, request: Request) -> Response:
-        """Workers (queues, device), queue lengths, active model, database and broker health (admins)."""
+        """Queues, jobs by kind, workers, active model, database and broker health (admins)."""
         return Response(platform_status())

@@ -8,7 +8,8 @@ from .status import platform_status
 
 
 class StatusView(RoleRequiredMixin, TemplateView):
-    """Admins: workers, queues, active model, database and broker health."""
+    """Admins: queues and jobs by kind (what is stuck, what the sweeper will do), workers, services, the active
+    model. The page carries the status as JSON and ``static/inference/status.js`` draws it, then polls the API."""
 
     required_roles = (Role.ADMIN,)
     template_name = "inference/status.html"
