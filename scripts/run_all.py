@@ -36,12 +36,21 @@ def commands() -> dict[str, list[str]]:
     }
 
 
+def worker_env(env: dict[str, str]) -> dict[str, str]:
+    """Two worker processes share the CPU: each gets half the cores for torch's threads (unless OMP_NUM_THREADS is
+    set), so that an interactive prediction is not slowed by threads fighting a training run over the same cores.
+    On a 2-core machine a loaded upload's p95 went from 2.4x to 1.25x the quiet one with this (README)."""
+    threads = str(max(1, (os.cpu_count() or 2) // 2))
+    return {**env, "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", threads)}
+
+
 def main() -> int:
     env = {**os.environ}
     env.setdefault("DJANGO_SETTINGS_MODULE", "ferplatform.settings.local")
     env.setdefault("GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
     env.setdefault("GUNICORN_WORKERS", "2")
-    children = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in commands().items()}
+    children = {name: subprocess.Popen(cmd, cwd=ROOT, env=worker_env(env) if name.startswith("worker") else env)
+                for name, cmd in commands().items()}
     print(f"ferplatform: web on http://{env['GUNICORN_BIND']}/ (workers for the interactive and bulk queues, and "
           "beat, running); Ctrl-C stops all",
           flush=True)
