@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ml.files import atomic_open
 from ml.labels import CLASSES
 from ml.models import FerModel, Preprocessing, create_model
 
@@ -35,19 +34,10 @@ class LoadedCheckpoint:
 
 
 def save_atomic(obj: dict, path: str | Path) -> None:
-    """Write to a temp file in the same directory, fsync, then ``os.replace``: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write to an unnamed (or temp) file in the same directory, fsync, then rename over ``path``: readers never see
+    half a file, and a full disk leaves no partial file (``ml.files.FileWriteError`` says so)."""
+    with atomic_open(path, what="a checkpoint") as fh:
+        torch.save(obj, fh)
 
 
 def build_checkpoint(model: FerModel, *, recipe: dict, epoch: int, history: list[dict], optimizer=None, scheduler=None,

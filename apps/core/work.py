@@ -91,6 +91,15 @@ def _celery_app():
     return app
 
 
+def _task(name: str):
+    """The registered task ``name``. A web process imports only some ``tasks.py`` modules, so the first lookup of
+    another one imports them all (Celery's autodiscovery)."""
+    app = _celery_app()
+    if name not in app.tasks:
+        app.loader.import_default_modules()
+    return app.tasks[name]
+
+
 def _eager() -> bool:
     return bool(_celery_app().conf.task_always_eager)
 
@@ -98,7 +107,7 @@ def _eager() -> bool:
 def work_send_now(kind: WorkKind | str, pk: int, *, countdown: float = 0) -> bool:
     """Hand row ``pk`` to the broker now; False (logged, row untouched) when the broker refused or is down."""
     kind = work_kind(kind) if isinstance(kind, str) else kind
-    task = _celery_app().tasks[kind.task]
+    task = _task(kind.task)
     options = {"countdown": countdown} if countdown and not _eager() else {}
     try:
         task.apply_async((pk,), queue=kind.queue, retry=True, retry_policy=PUBLISH_RETRY_POLICY, **options)

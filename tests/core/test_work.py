@@ -135,3 +135,28 @@ def test_the_heartbeat_thread_keeps_a_long_job_alive(settings):
     job.refresh_from_db()
     assert timezone.now() - job.heartbeat_at < timedelta(seconds=5)
     assert work_kind("split_job") is SPLIT_JOB
+
+
+def test_a_process_that_never_imported_a_task_module_still_sends_its_rows(own_queues):
+    """A web process imports only some tasks.py modules; sending a training run from one must still work."""
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ferplatform.settings.test", "DATABASE_URL": url,
+           "REDIS_URL": django_settings.CELERY_BROKER_URL}
+    script = ("import django; django.setup()\n"
+              "from ferplatform.celery import app\n"
+              "assert 'training.run' not in app.tasks, 'imported already: the test proves nothing'\n"
+              "from django.conf import settings\n"
+              f"settings.CELERY_TASK_ROUTES['training.run'] = {{'queue': {own_queues['inference.predict_split']!r}}}\n"
+              "from apps.core.work import work_send_now\n"
+              "print(work_send_now('training_run', 987654))\n")
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+                            cwd=django_settings.BASE_DIR)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "True"
+    assert waiting(own_queues["inference.predict_split"]) == [(987654,)]

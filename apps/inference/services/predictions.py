@@ -9,17 +9,18 @@ target]) and what already exists is never computed again.
 from __future__ import annotations
 
 import io
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from PIL import Image
 
 from apps.core.errors import InvalidInput, Unavailable
+from apps.core.files import storage_save_atomic
 from apps.faces.models import FaceImage
 from apps.faces.selectors import face_pixels
 from ml import explain as ml_explain
@@ -34,6 +35,8 @@ from ..tasks import explain_task
 CAM_METHODS: tuple[str, ...] = tuple(ml_explain.METHODS)
 DEFAULT_METHODS: list[str] = [ml_explain.DEFAULT_METHOD]
 OVERLAY_SIZE = 192
+OVERLAY_NAMESPACE = uuid.UUID("5d0c8a52-4b0e-4d8e-9a37-6f2f3c1e8b11")  # of the overlay names (uuid5)
+logger = logging.getLogger(__name__)
 
 
 class UnknownCamMethod(InvalidInput):
@@ -88,38 +91,58 @@ def _overlay_png(overlay: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _overlay_name(row: Explanation) -> str:
+    """The overlay's storage name, derived from the row's unique key (face, version, method, target): a batch redone
+    after a killed worker writes the same files again instead of leaving the first attempt's behind."""
+    key = uuid.uuid5(OVERLAY_NAMESPACE, f"{row.face_id}/{row.model_version_id}/{row.method}/{row.target_label}")
+    return explanation_overlay_path(row, f"{key.hex}.png")
+
+
 def _explanations_compute(*, version: ModelVersion, faces: Sequence[FaceImage], arrays: np.ndarray,
                           targets: Sequence[int], method: str) -> list[Explanation]:
-    """Run ``method`` for each (face, target), store the overlay PNGs and return the unsaved rows."""
+    """Run ``method`` for each (face, target), store the overlay PNGs and return the unsaved rows. A failed write (a
+    full disk) raises ``FileWriteError`` and removes the overlays this call stored that no row references."""
     model = runtime.loaded(version).model
     with runtime.cam_lock:
         result = ml_explain.explain(model, arrays, method=method, targets=[int(t) for t in targets],
                                     overlay_size=OVERLAY_SIZE)
     rows = []
-    for face, target, cam, overlay in zip(faces, targets, result.maps, result.overlays, strict=True):
-        row = Explanation(face=face, model_version=version, method=method, target_label=int(target),
-                          raw_map=ml_explain.map_to_uint8(cam).tobytes())
-        name = explanation_overlay_path(row, f"{uuid.uuid4().hex}.png")
-        row.overlay.name = default_storage.save(name, ContentFile(_overlay_png(overlay)))
-        rows.append(row)
+    try:
+        for face, target, cam, overlay in zip(faces, targets, result.maps, result.overlays, strict=True):
+            row = Explanation(face=face, model_version=version, method=method, target_label=int(target),
+                              raw_map=ml_explain.map_to_uint8(cam).tobytes())
+            row.overlay.name = storage_save_atomic(_overlay_name(row), _overlay_png(overlay), what="heatmaps")
+            rows.append(row)
+    except BaseException:
+        _overlays_discard_unreferenced([row.overlay.name for row in rows])
+        raise
     return rows
 
 
+def _overlays_discard_unreferenced(names: list[str]) -> None:
+    """Delete the stored overlays among ``names`` that no row references (names are per key, so another worker's row
+    may hold one). Best effort: with the database unreachable, an orphan is better than a row without its file."""
+    if not names:
+        return
+    try:
+        kept = set(Explanation.objects.filter(overlay__in=names).values_list("overlay", flat=True))
+    except DatabaseError:
+        logger.warning("could not check %d overlay file(s) against the database; left in place", len(names))
+        return
+    for name in set(names) - kept:
+        default_storage.delete(name)
+
+
 def _explanations_record(rows: list[Explanation]) -> None:
-    """Insert ``rows`` in one transaction; a row another worker stored first wins, and our file is removed."""
+    """Insert ``rows`` in one transaction; a row another worker stored first wins, and a file of ours that no row
+    references is removed."""
     if not rows:
         return
-    names = [row.overlay.name for row in rows]
     try:
         with transaction.atomic():
             Explanation.objects.bulk_create(rows, ignore_conflicts=True)
-    except BaseException:
-        for name in names:
-            default_storage.delete(name)
-        raise
-    kept = set(Explanation.objects.filter(overlay__in=names).values_list("overlay", flat=True))
-    for name in set(names) - kept:
-        default_storage.delete(name)
+    finally:
+        _overlays_discard_unreferenced([row.overlay.name for row in rows])
 
 
 def predict_and_explain(*, face_ids: list[int], methods: list[str], version: ModelVersion | None = None) -> None:

@@ -14,13 +14,13 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.core.errors import InvalidInput, NotFound
+from apps.core.files import storage_save_atomic
 from apps.faces.models import Dataset, FaceImage, Split
 from apps.review.scoring import scoring_run_enqueue
 from ml.checkpoint import CheckpointError, load_checkpoint
@@ -91,7 +91,7 @@ def model_version_register(*, checkpoint_path: Path | str, name: str, created_by
     stored = ""
     try:
         with open(path, "rb") as fh:
-            stored = default_storage.save(f"models/{uuid.uuid4().hex}.pt", File(fh))
+            stored = storage_save_atomic(f"models/{uuid.uuid4().hex}.pt", fh, what="a model checkpoint")
         with transaction.atomic():
             version = ModelVersion.objects.create(
                 name=name,
