@@ -7,19 +7,26 @@ every 4xx that DRF raises itself (validation, authentication, permission, not fo
 
     {"code": "not_found", "detail": "no review item 12", "errors": [{"field": "choice", "code": "...", ...}]}
 
-Views never build error responses by hand. Anything else that escapes a view is a bug and stays a 500.
+Views never build error responses by hand. Anything else that escapes a view is a bug and stays a 500, with one
+exception: a database that does not answer (down, restarting, refusing connections) is the platform's state, not a bug,
+and answers ``503 {"code": "database_unavailable", ...}`` with ``Retry-After`` (``database_unavailable``), here for the
+API and in ``apps.core.middleware`` for pages.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
 
 
 class ApplicationError(Exception):
@@ -58,6 +65,54 @@ class Unavailable(ApplicationError):
     """The platform cannot do this right now (no active model version, a worker not ready)."""
 
     status, code = status.HTTP_503_SERVICE_UNAVAILABLE, "unavailable"
+    retry_after: int | None = None  # seconds, sent as Retry-After when set
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database does not answer: every request that needs it gets this until it is back."""
+
+    code = "database_unavailable"
+    retry_after = 5
+
+
+# PostgreSQL SQLSTATEs that mean "no usable connection": class 08 (connection exception), the server shutting down
+# (admin or crash) or still starting up, and too many connections. Anything else (a deadlock, a timeout of one
+# statement, a missing table) is about the query, not the database being away, and stays a 500.
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P01", "57P02", "57P03", "53300")
+_NO_SQLSTATE = object()
+
+
+def database_unavailable(exc: BaseException) -> DatabaseUnavailable | None:
+    """The 503 that ``exc`` stands for when it is a failed connection to the database, else None.
+
+    Django's ``OperationalError`` / ``InterfaceError`` wrap the driver's error (``__cause__``). psycopg's errors
+    carry a ``sqlstate``: None for client-side failures (connection refused, timed out, closed by the server),
+    else the server's code. Drivers without one (SQLite, local runs only) are not mapped: their errors stay 500s.
+    """
+    if isinstance(exc, InterfaceError):  # Django raises it for a connection that is already closed
+        return DatabaseUnavailable("the database is not answering; try again shortly")
+    if not isinstance(exc, OperationalError):
+        return None
+    sqlstate = getattr(exc.__cause__, "sqlstate", _NO_SQLSTATE)
+    if sqlstate is _NO_SQLSTATE:
+        return None
+    if sqlstate is not None and not str(sqlstate).startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
+        return None
+    return DatabaseUnavailable("the database is not answering; try again shortly")
+
+
+def database_unavailable_log(where: str, exc: BaseException) -> None:
+    """One warning line per refused request (not a traceback: the outage is not a bug of that request)."""
+    logger.warning("database unavailable, %s answers 503: %s: %s", where, type(exc).__name__,
+                   " ".join(str(exc).split()))
+
+
+def error_response(exc: ApplicationError) -> Response:
+    """The API's answer for an application error (its body, status and, for a 503 that knows, Retry-After)."""
+    response = Response(exc.as_body(), status=exc.status)
+    if getattr(exc, "retry_after", None):
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def error_body(*, code: str, detail: str, errors: Sequence[Mapping[str, object]] | None = None) -> dict[str, object]:
@@ -103,9 +158,15 @@ def _drf_body(exc: drf_exceptions.APIException) -> dict[str, object]:
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
-    """DRF's ``EXCEPTION_HANDLER``: every application error and every DRF 4xx in the one shape."""
+    """DRF's ``EXCEPTION_HANDLER``: every application error, every DRF 4xx and a database that is down (503) in the
+    one shape."""
     if isinstance(exc, ApplicationError):
-        return Response(exc.as_body(), status=exc.status)
+        return error_response(exc)
+    unavailable = database_unavailable(exc)
+    if unavailable is not None:
+        request = context.get("request")
+        database_unavailable_log(request.path if request is not None else "the API", exc)
+        return error_response(unavailable)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound(str(exc) or "not found")
     elif isinstance(exc, DjangoPermissionDenied):

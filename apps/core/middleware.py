@@ -2,14 +2,33 @@
 
 DRF views handle their own exceptions (``apps.core.errors.api_exception_handler``) before this is reached; this is
 for server-rendered pages and downloads that call the same services and parameter parsers.
+
+A database that does not answer is a 503 here too (``apps.core.errors.database_unavailable``), rendered without the
+request's context: the context processors and ``base.html`` read the session, the user and the messages, each a query
+that would fail again. So that page is ``error.html`` with a plain context (no user, no traceback, DEBUG or not), and
+a non-DRF view under ``/api/`` answers the API's JSON body.
 """
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 
-from .errors import ApplicationError
+from .errors import ApplicationError, Unavailable, database_unavailable, database_unavailable_log
+
+
+def unavailable_response(request: HttpRequest, error: Unavailable) -> HttpResponse:
+    """The 503 of a page (or a plain Django view under ``/api/``) that needs a database which is away; touches
+    nothing that needs the database."""
+    if request.path.startswith("/api/"):
+        response: HttpResponse = JsonResponse(error.as_body(), status=error.status)
+    else:
+        response = HttpResponse(render_to_string("error.html", {"error": error}), status=error.status)
+    if error.retry_after:
+        response["Retry-After"] = str(error.retry_after)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 class ApplicationErrorMiddleware:
@@ -20,6 +39,10 @@ class ApplicationErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, ApplicationError):
-            return None
-        return render(request, "error.html", {"error": exception}, status=exception.status)
+        if isinstance(exception, ApplicationError):
+            return render(request, "error.html", {"error": exception}, status=exception.status)
+        unavailable = database_unavailable(exception)
+        if unavailable is not None:
+            database_unavailable_log(request.path, exception)
+            return unavailable_response(request, unavailable)
+        return None

@@ -66,8 +66,7 @@ class WorkKind:
     @property
     def queue(self) -> str:
         """The queue the route table in the settings sends this task to (one place says where each task runs)."""
-        route = settings.CELERY_TASK_ROUTES.get(self.task) or {}
-        return route.get("queue", settings.CELERY_TASK_DEFAULT_QUEUE)
+        return task_queue(self.task)
 
 
 _KINDS: dict[str, WorkKind] = {}
@@ -104,13 +103,42 @@ def _eager() -> bool:
     return bool(_celery_app().conf.task_always_eager)
 
 
+def task_queue(name: str) -> str:
+    """The queue the route table in the settings sends task ``name`` to, read at send time."""
+    route = settings.CELERY_TASK_ROUTES.get(name) or {}
+    return route.get("queue", settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+def task_send(name: str, args: tuple, *, countdown: float = 0) -> None:
+    """Publish task ``name`` to its queue. Raises what the broker raised; a quick retry only.
+
+    ``ignore_result``: nothing reads these results (the rows say it all), and asking for one makes Celery subscribe
+    to the Redis result backend first, which blocks a request for ~20 s while Redis is down.
+    """
+    options = {"countdown": countdown} if countdown and not _eager() else {}
+    _task(name).apply_async(args, queue=task_queue(name), retry=True, retry_policy=PUBLISH_RETRY_POLICY,
+                            ignore_result=True, **options)
+
+
+def task_send_after_commit(name: str, args: tuple) -> None:
+    """``task_send`` once the current transaction commits, for tasks that are hints rather than rows (review
+    overlays): a broker that is down is logged, never raised into the request."""
+    def send() -> None:
+        try:
+            task_send(name, args)
+        except Exception as exc:
+            if _eager():
+                raise
+            logger.warning("%s not sent: %s: %s", name, type(exc).__name__, exc)
+
+    transaction.on_commit(send, robust=not _eager())
+
+
 def work_send_now(kind: WorkKind | str, pk: int, *, countdown: float = 0) -> bool:
     """Hand row ``pk`` to the broker now; False (logged, row untouched) when the broker refused or is down."""
     kind = work_kind(kind) if isinstance(kind, str) else kind
-    task = _task(kind.task)
-    options = {"countdown": countdown} if countdown and not _eager() else {}
     try:
-        task.apply_async((pk,), queue=kind.queue, retry=True, retry_policy=PUBLISH_RETRY_POLICY, **options)
+        task_send(kind.task, (pk,), countdown=countdown)
     except Exception as exc:
         if _eager():
             raise  # inline execution (tests): the task's own error, not the broker's
@@ -159,8 +187,9 @@ def work_heartbeat(kind: WorkKind | str, pk: int, *, every: float | None = None)
             while not stop.wait(every):
                 try:
                     kind.rows.filter(pk=pk, status=kind.running).update(heartbeat_at=timezone.now())
-                except DatabaseError as exc:  # the database blinked: the next beat tries again
+                except DatabaseError as exc:  # the database blinked: a fresh connection at the next beat
                     logger.warning("%s %s: heartbeat not recorded: %s", kind.name, pk, exc)
+                    connection.close()
         finally:
             connection.close()
 
@@ -183,11 +212,19 @@ def _waiting_ids() -> set[tuple[str, int]] | None:
     return {(m.task, m.args[0]) for m in messages if len(m.args) == 1 and isinstance(m.args[0], int)}
 
 
+def _connection_recover() -> None:
+    """After a database error outside a transaction, drop the broken connection so the next query opens a fresh
+    one (Django health-checks connections per request, not inside a task)."""
+    if not connection.in_atomic_block and connection.errors_occurred and not connection.is_usable():
+        connection.close()
+
+
 def work_fail(kind: WorkKind | str, pk: int, reason: str, *, from_statuses: tuple[str, ...] | None = None,
               **match) -> bool:
     """Record ``reason`` and mark the row failed (from running, unless ``from_statuses``); then the kind's
     ``on_failed`` hook. True if this call changed the row."""
     kind = work_kind(kind) if isinstance(kind, str) else kind
+    _connection_recover()
     changed = kind.rows.filter(pk=pk, status__in=from_statuses or (kind.running,), **match).update(
         status=kind.failed, finished_at=timezone.now(), **{kind.error_field: reason[:5000]})
     if changed and kind.on_failed:
@@ -199,6 +236,7 @@ def work_release(kind: WorkKind | str, pk: int, reason: str, *, countdown: float
     """A running row whose attempt ended early (transient error, lost worker): back to queued and sent again while
     claims are left (``"queued"``), else failed with the reason (``"failed"``); ``""`` if it was not running."""
     kind = work_kind(kind) if isinstance(kind, str) else kind
+    _connection_recover()
     row = kind.rows.filter(pk=pk, status=kind.running, **match).values("attempts").first()
     if row is None:
         return ""

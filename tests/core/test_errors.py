@@ -92,3 +92,94 @@ def test_the_schema_declares_the_error_body_on_every_4xx(admin_user):
                 if ref != "#/components/schemas/Error":
                     missing.append((method, path, code))
     assert operations > 30 and missing == []
+
+
+# --- a database that does not answer: 503, for the API in its error shape and for pages as the plain error page ------
+
+@pytest.fixture
+def database_away(transactional_db):
+    """Point this process's connection at a port where nothing listens: every query from then on fails to connect,
+    the way it does while PostgreSQL is down (a real connection failure, not a mock). Yields a function that does it
+    (objects the test needs are created first)."""
+    from django.db import connection
+
+    from tests.faults.stack import free_port
+
+    saved = connection.settings_dict["PORT"]
+
+    def go_away() -> None:
+        connection.close()
+        connection.settings_dict["PORT"] = str(free_port())
+
+    try:
+        yield go_away
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = saved
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_api_answers_a_503_in_the_error_shape_while_the_database_is_away(database_away, reviewer):
+    from apps.accounts.services import api_token_create
+
+    secret = api_token_create(user=reviewer)[1]
+    database_away()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
+    response = client.get("/api/uploads/")
+    assert response.status_code == 503
+    assert error_body(response) == {"code": "database_unavailable",
+                                    "detail": "the database is not answering; try again shortly"}
+    assert response["Retry-After"] == "5"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_answers_the_plain_error_page_while_the_database_is_away(database_away, reviewer, settings):
+    from django.test import Client
+
+    settings.DEBUG = True  # still no traceback
+    client = Client()
+    client.force_login(reviewer)
+    database_away()
+    response = client.get("/")
+    assert response.status_code == 503 and response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    assert 'data-code="database_unavailable"' in page and "the database is not answering" in page
+    assert "Traceback" not in page and "OperationalError" not in page and reviewer.username not in page
+    assert response["Retry-After"] == "5"
+
+
+def test_only_connection_failures_are_503s():
+    import sqlite3
+
+    import psycopg
+    from django.db import InterfaceError, OperationalError
+
+    from apps.core.errors import database_unavailable
+
+    def wrapped(cause: Exception, cls=OperationalError) -> Exception:
+        exc = cls(str(cause))
+        exc.__cause__ = cause
+        return exc
+
+    refused = psycopg.OperationalError("connection failed: Connection refused")  # client-side: no SQLSTATE
+    shutting_down = psycopg.errors.lookup("57P01")("terminating connection due to administrator command")
+    starting_up = psycopg.errors.lookup("57P03")("the database system is starting up")
+    for cause in (refused, shutting_down, starting_up):
+        assert database_unavailable(wrapped(cause)).status == 503, cause
+    assert database_unavailable(wrapped(psycopg.InterfaceError("closed"), InterfaceError)) is not None
+    # About the query, not the database being away: a bug or a conflict, still a 500.
+    assert database_unavailable(wrapped(psycopg.errors.lookup("40P01")("deadlock detected"))) is None
+    assert database_unavailable(wrapped(psycopg.errors.lookup("57014")("canceling statement"))) is None
+    assert database_unavailable(wrapped(sqlite3.OperationalError("no such table: x"))) is None
+    assert database_unavailable(ValueError("x")) is None
+
+
+def test_a_plain_view_under_the_api_answers_json_when_the_database_is_away(rf):
+    from apps.core.errors import DatabaseUnavailable
+    from apps.core.middleware import unavailable_response
+
+    error = DatabaseUnavailable("the database is not answering; try again shortly")
+    response = unavailable_response(rf.get("/api/anything"), error)
+    assert response.status_code == 503 and response["Content-Type"] == "application/json"
+    assert response["Retry-After"] == "5"

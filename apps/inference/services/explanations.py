@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from apps.core.work import PUBLISH_RETRY_POLICY
+from apps.core.work import task_send
 from apps.faces.models import FaceImage
 
 from ..models import Explanation, ModelVersion, Prediction
@@ -135,8 +135,7 @@ def _send(*, face_id: int, version_id: int, method: str, target_label: int | Non
 
     def send() -> None:
         try:
-            explain_on_demand_task.apply_async((face_id, version_id, method, target_label), retry=True,
-                                               retry_policy=PUBLISH_RETRY_POLICY)
+            task_send(explain_on_demand_task.name, (face_id, version_id, method, target_label))
         except Exception as exc:
             cache.delete(key)
             if eager:

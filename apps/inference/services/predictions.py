@@ -21,6 +21,7 @@ from PIL import Image
 
 from apps.core.errors import InvalidInput, Unavailable
 from apps.core.files import storage_save_atomic
+from apps.core.work import task_send_after_commit
 from apps.faces.models import FaceImage
 from apps.faces.selectors import face_pixels
 from ml import explain as ml_explain
@@ -217,7 +218,7 @@ def explanations_enqueue(*, version: ModelVersion, method: str, pairs: Sequence[
     method = cam_method_validate(method)
     wanted = [[int(f), target_label_validate(t)] for f, t in pairs]
     if wanted:
-        transaction.on_commit(lambda: explain_task.delay(version.pk, method, wanted))
+        task_send_after_commit(explain_task.name, (version.pk, method, wanted))
 
 
 def prediction_failures_record(*, face_ids: list[int], error: str, version: ModelVersion | None = None) -> None:
