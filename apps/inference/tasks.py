@@ -25,24 +25,30 @@ def _retry_or_raise(task, exc: Exception, **kwargs) -> None:
         raise task.retry(exc=exc, countdown=2 ** task.request.retries, **kwargs)
 
 
-@shared_task(name="inference.predict_chunk")
-def predict_chunk_task(chunk_id: int) -> dict[str, object]:
-    """Predict and explain one chunk of uploaded faces (queue ``interactive``); its row is the truth. A transient
-    error puts it back to queued (sent again after a pause) while attempts are left."""
+def _run_row(kind: str, pk: int, run, fail, *, countdown: float) -> dict[str, object]:
+    """Run a unit of work; a transient error puts the row back to queued (sent again after ``countdown`` s) while
+    attempts are left, any other error fails it with the reason and is re-raised."""
     from apps.core.work import work_release
 
-    from .services.chunks import prediction_chunk_fail, prediction_chunk_run
-
     try:
-        chunk = prediction_chunk_run(chunk_id=chunk_id)
+        row = run(pk)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        if _transient(exc) and work_release("prediction_chunk", chunk_id, error, countdown=2) == "queued":
-            return {"chunk": chunk_id, "status": "released"}
-        logger.exception("prediction chunk %s failed", chunk_id)
-        prediction_chunk_fail(chunk_id=chunk_id, error=error)
+        if _transient(exc) and work_release(kind, pk, error, countdown=countdown) == "queued":
+            return {kind: pk, "status": "released"}
+        logger.exception("%s %s failed", kind, pk)
+        fail(pk, error)
         raise
-    return {"chunk": chunk_id, "status": chunk.status if chunk else "not claimed"}
+    return {kind: pk, "status": row.status if row else "not claimed"}
+
+
+@shared_task(name="inference.predict_chunk")
+def predict_chunk_task(chunk_id: int) -> dict[str, object]:
+    """Predict and explain one chunk of uploaded faces (queue ``interactive``); its row is the truth."""
+    from .services.chunks import prediction_chunk_fail, prediction_chunk_run
+
+    return _run_row("prediction_chunk", chunk_id, lambda pk: prediction_chunk_run(chunk_id=pk),
+                    lambda pk, error: prediction_chunk_fail(chunk_id=pk, error=error), countdown=2)
 
 
 @shared_task(name="inference.explain", bind=True, max_retries=MAX_RETRIES)
@@ -65,22 +71,12 @@ def explain_task(self, version_id: int, method: str, pairs: list[list[int]]) -> 
 
 @shared_task(name="inference.predict_split")
 def predict_split_task(job_id: int) -> dict[str, object]:
-    """Predict and explain a whole split (queue ``bulk``). A transient error, or a worker lost on the way, puts the
-    job back to queued; it then resumes after its finished batches."""
-    from apps.core.work import work_release
-
+    """Predict and explain a whole split (queue ``bulk``); a job put back after a transient error or a lost worker
+    resumes after its finished batches."""
     from .services.jobs import inference_job_fail, inference_job_run
 
-    try:
-        job = inference_job_run(job_id=job_id)
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        if _transient(exc) and work_release("split_job", job_id, error, countdown=5) == "queued":
-            return {"job": job_id, "status": "released"}
-        logger.exception("split job %s failed", job_id)
-        inference_job_fail(job_id=job_id, error=error)
-        raise
-    return {"job": job_id, "status": job.status if job else "not claimed"}
+    return _run_row("split_job", job_id, lambda pk: inference_job_run(job_id=pk),
+                    lambda pk, error: inference_job_fail(job_id=pk, error=error), countdown=5)
 
 
 @shared_task(name="inference.explain_on_demand", bind=True, max_retries=MAX_RETRIES)

@@ -167,8 +167,8 @@ def test_a_chunk_that_fails_records_its_error_on_the_row_and_on_its_faces(active
 def test_the_task_called_directly_predicts_once_and_a_second_delivery_does_nothing(active_version):
     face = FaceImageFactory()
     (chunk,) = prediction_chunks_create(face_ids=[face.pk], methods=["gradcam"])
-    assert predict_chunk_task(chunk.pk) == {"chunk": chunk.pk, "status": "done"}
-    assert predict_chunk_task(chunk.pk) == {"chunk": chunk.pk, "status": "not claimed"}
+    assert predict_chunk_task(chunk.pk) == {"prediction_chunk": chunk.pk, "status": "done"}
+    assert predict_chunk_task(chunk.pk) == {"prediction_chunk": chunk.pk, "status": "not claimed"}
     chunk.refresh_from_db()
     assert chunk.attempts == 1 and chunk.finished_at
     assert prediction_for(face=face) is not None and Prediction.objects.filter(face=face).count() == 1
