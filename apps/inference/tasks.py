@@ -1,5 +1,5 @@
-"""Celery tasks (queue ``gpu``): thin wrappers that take ids, call a service, retry transient errors and record a
-final failure. Services import these at module level; these import services inside the function."""
+"""Celery tasks (queues ``interactive`` and ``bulk``, see CELERY_TASK_ROUTES): thin wrappers that take ids, call a
+service, put a row back on transient errors and record a final failure. They import services inside the function."""
 
 from __future__ import annotations
 

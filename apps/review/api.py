@@ -190,7 +190,7 @@ class ScoringRunsApi(APIView):
 
     @extend_schema(operation_id="review_scoring_runs_start", request=serializers.ScoringRunInputSerializer,
                    responses={202: serializers.ScoringRunSerializer},
-                   description="Queue a scoring run (task review.score_labels on the gpu queue).")
+                   description="Queue a scoring run (task review.score_labels on the bulk queue).")
     def post(self, request: Request) -> Response:
         body = serializers.ScoringRunInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -42,7 +42,7 @@ class TrainingRunsApi(APIView):
 
     @extend_schema(operation_id="training_runs_start", request=TrainingRunInputSerializer,
                    responses={202: TrainingRunSerializer, 400: ERROR, 409: ERROR},
-                   description="Queue a training run (task training.run on the gpu queue). Refused with 409 while "
+                   description="Queue a training run (task training.run on the bulk queue). Refused with 409 while "
                                "another run is queued or running: only one run trains at a time.")
     def post(self, request: Request) -> Response:
         body = TrainingRunInputSerializer(data=request.data)

@@ -115,7 +115,7 @@ def training_run_create(*, trigger: str, created_by=None, recipe_name: str = "de
 
 
 def training_run_start(**kwargs) -> TrainingRun:
-    """``training_run_create``, then queue ``training.run`` (queue ``gpu``) once the row is committed."""
+    """``training_run_create``, then send ``training.run`` (queue ``bulk``) once the row is committed."""
     with transaction.atomic():
         run = training_run_create(**kwargs)
         _enqueue(run.pk)

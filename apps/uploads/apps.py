@@ -11,7 +11,7 @@ class UploadsConfig(AppConfig):
     def ready(self) -> None:
         from apps.inference.signals import prediction_chunk_finished
 
-        prediction_chunk_finished.connect(_chunk_finished, dispatch_uid="uploads.record_status")
+        prediction_chunk_finished.connect(_chunk_finished, dispatch_uid="uploads.chunk_finished")
 
 
 def _chunk_finished(sender, face_ids, **kwargs) -> None:

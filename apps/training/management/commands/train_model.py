@@ -27,7 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--soft-label-mode", default="majority", choices=SOFT_LABEL_MODES)
         parser.add_argument("--recipe-overrides", default="", help='JSON, e.g. {"batch_size": 32}')
-        parser.add_argument("--queue", action="store_true", help="Send it to a worker (queue gpu) instead.")
+        parser.add_argument("--queue", action="store_true", help="Send it to a worker (queue bulk) instead.")
         parser.add_argument("--resume", type=int, metavar="RUN_ID", help="Execute a failed run again, here.")
 
     def handle(self, *args, **options) -> None:
