@@ -56,7 +56,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     summary = fit(train, val if len(val) else None, recipe, args.out, epochs=args.epochs, seed=args.seed,
                   resume=args.resume, device=args.device, progress=progress, show_progress=sys.stderr.isatty(),
-                  half=args.half, arch_overrides=arch_kwargs, extra={"csv": str(args.csv)})
+                  half=args.half, arch_overrides=arch_kwargs, extra={"csv": str(args.csv)}, init_from=args.init_from)
     summary["wall_seconds"] = time.perf_counter() - start
     summary["pretrained"] = bool(args.pretrained) if recipe.arch == "vgg19_transfer" else None
     print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "best_recipe")}))
@@ -205,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bf16", action="store_true", help="train in float32 even where bf16 is supported")
     p.add_argument("--half", action="store_true", help="store the best model's weights as float16 (small file)")
     p.add_argument("--resume", action="store_true", help="continue from <out>.state if it exists")
+    p.add_argument("--init-from", help="checkpoint to start from (recipes with warm_start, e.g. finetune)")
     p.add_argument("--out", required=True, help="checkpoint path for the best model")
     p.set_defaults(func=_cmd_train)
 

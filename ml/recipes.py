@@ -46,6 +46,9 @@ class Recipe:
     amp_bf16: bool = True  # bf16 autocast where the CPU/GPU supports it
     tta: str = "flip"  # none | flip | tencrop, used when reporting
     soft_label_mode: str = "majority"  # majority | probability | crossentropy (vote distributions)
+    # Start from existing weights (``fit(init_from=...)``: the platform passes the active version's checkpoint)
+    # instead of a random initialisation; the arch is then the checkpoint's.
+    warm_start: bool = False
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -241,6 +244,14 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            weight_decay=5e-4, scheduler="onecycle", label_smoothing=0.1,
            augment=_DEFAULT_AUG, ema_decay=0.998, progressive_resize=(32, 48), progressive_until=0.75,
            eval_every=4, tta="flip"),
+    # Warm-start retraining after label corrections: minutes instead of the default's 93 (or hours on slower CPUs).
+    # A low one-cycle peak (a tenth of the default's) keeps what the weights know; the EMA smooths the few epochs.
+    Recipe("finetune", 1, "Warm start from the active version's weights: 6 epochs on the current labels, SGD Nesterov "
+           "one-cycle peaking at 0.01 (a tenth of the default's), the default's augmentation and label smoothing, EMA "
+           "of the weights, validation every epoch, flip TTA.",
+           arch="fer_vgg_m", epochs=6, batch_size=64, optimizer="sgd", lr=0.01, momentum=0.9, nesterov=True,
+           weight_decay=5e-4, scheduler="onecycle", label_smoothing=0.1,
+           augment=_DEFAULT_AUG, ema_decay=0.998, eval_every=1, tta="flip", warm_start=True),
     Recipe("scoring", 1, "Cross-fitting for label scoring: the default recipe's training on the small fer_vgg with a "
            "shorter schedule, so that k folds fit in well under an hour on a 2-core CPU.",
            arch="fer_vgg", epochs=12, batch_size=64, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,

@@ -159,7 +159,8 @@ def _targets(idx: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None,
 
 
 def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None = None,
-                    progress: Progress | None = None, show_progress: bool = False, size: int | None = None) -> dict:
+                    progress: Progress | None = None, show_progress: bool = False, size: int | None = None,
+                    epochs: int | None = None) -> dict:
     model, recipe, gen, device = state.model, state.recipe, state.generator, state.device
     model.train()
     order = _epoch_order(labels, recipe, gen)
@@ -202,7 +203,7 @@ def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tenso
         seen += len(idx)
         if progress is not None and (step % 20 == 0 or step == steps - 1):
             progress({"kind": "batch", "epoch": state.epoch + 1, "step": step + 1, "steps": steps,
-                      "loss": total_loss / seen})
+                      "loss": total_loss / seen, **({"epochs": epochs} if epochs else {})})
     seconds = time.perf_counter() - start
     return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1),
             "seconds": seconds, "images_per_s": seen / seconds if seconds else 0.0,
@@ -210,10 +211,13 @@ def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tenso
 
 
 def build_state(recipe: Recipe, train_labels: np.ndarray, *, steps_per_epoch: int, epochs: int, seed: int,
-                device: torch.device | None = None, arch_overrides: dict | None = None) -> TrainState:
+                device: torch.device | None = None, arch_overrides: dict | None = None,
+                init_from: str | Path | None = None) -> TrainState:
     device = device or pick_device()
     gen = seed_everything(seed)
     model = create_model(recipe.arch, **{**recipe.arch_kwargs, **(arch_overrides or {})})
+    if init_from is not None:  # before the EMA copies the model, so that the average starts from these weights
+        _load_initial_weights(model, recipe, init_from)
     model.to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(recipe, model)
     scheduler, per_step = make_scheduler(recipe, optimizer, steps_per_epoch, epochs)
@@ -229,6 +233,21 @@ def build_state(recipe: Recipe, train_labels: np.ndarray, *, steps_per_epoch: in
     return TrainState(model, optimizer, scheduler, per_step, device, recipe, weights, gen, amp, ema)
 
 
+def _load_initial_weights(model: FerModel, recipe: Recipe, path: str | Path) -> None:
+    """Warm start: the weights and preprocessing of a checkpoint of the same architecture."""
+    from ml.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        loaded = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise TrainingError(f"cannot start from {path}: {exc}") from None
+    if loaded.data["arch"] != recipe.arch:
+        raise TrainingError(f"cannot start from {path}: it is a {loaded.data['arch']} checkpoint and the recipe trains "
+                            f"{recipe.arch}")
+    model.load_state_dict(loaded.model.state_dict())
+    model.preprocessing = loaded.model.preprocessing
+
+
 def _state_path(out: Path) -> Path:
     return out.with_name(out.name + ".state")
 
@@ -236,21 +255,26 @@ def _state_path(out: Path) -> Path:
 def fit(train: FaceArrays, val: FaceArrays | None, recipe: Recipe, out: str | Path, *, epochs: int | None = None,
         seed: int = 0, resume: bool = False, device: torch.device | str | None = None,
         progress: Progress | None = None, show_progress: bool = False, half: bool = False,
-        arch_overrides: dict | None = None, extra: dict | None = None) -> dict:
+        arch_overrides: dict | None = None, extra: dict | None = None, init_from: str | Path | None = None) -> dict:
     """Train, checkpoint every epoch (``<out>.state``, resumable), and write the best-on-``val`` model to ``out``.
 
-    ``extra`` (a run's ids, say) is added to the run record that both checkpoints carry. Returns the final summary:
+    ``extra`` (a run's ids, say) is added to the run record that both checkpoints carry. ``init_from`` is the
+    checkpoint a ``warm_start`` recipe starts from (required there, refused elsewhere). Returns the final summary:
     history, best epoch and the best model's validation metrics.
     """
     if len(train) == 0:
         raise TrainingError("no training images")
+    if recipe.warm_start and init_from is None:
+        raise TrainingError(f"recipe {recipe.name!r} starts from existing weights: give the checkpoint to start from")
+    if init_from is not None and not recipe.warm_start:
+        raise TrainingError(f"recipe {recipe.name!r} trains from scratch; it does not take starting weights")
     out = Path(out)
     epochs = epochs or recipe.epochs
     device = pick_device(device if isinstance(device, str) else None) if not isinstance(device, torch.device) \
         else device
     steps = max(len(train) // recipe.batch_size, 1)
     state = build_state(recipe, train.labels, steps_per_epoch=steps, epochs=epochs, seed=seed, device=device,
-                        arch_overrides=arch_overrides)
+                        arch_overrides=arch_overrides, init_from=init_from)
     if resume and _state_path(out).is_file():
         saved = read_checkpoint(_state_path(out))
         if saved["recipe"].get("epochs") != epochs:
@@ -261,11 +285,12 @@ def fit(train: FaceArrays, val: FaceArrays | None, recipe: Recipe, out: str | Pa
     labels = torch.from_numpy(train.labels.astype(np.int64))
     soft = None if train.soft_labels is None else torch.from_numpy(np.asarray(train.soft_labels, dtype=np.float32))
     record = {"recipe": recipe.as_dict(), "epochs": epochs, "seed": seed, "n_train": len(train),
-              "n_val": len(val) if val is not None else 0, "device": str(device), "bf16": state.amp, **(extra or {})}
+              "n_val": len(val) if val is not None else 0, "device": str(device), "bf16": state.amp,
+              **({"init_from": str(init_from)} if init_from is not None else {}), **(extra or {})}
     has_val = val is not None and len(val) > 0
     while state.epoch < epochs:
         size = train_size(recipe, state.epoch, epochs)
-        stats = train_one_epoch(state, images, labels, soft, progress, show_progress, size=size)
+        stats = train_one_epoch(state, images, labels, soft, progress, show_progress, size=size, epochs=epochs)
         state.epoch += 1
         entry = {"epoch": state.epoch, **stats}
         score = None
