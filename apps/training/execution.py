@@ -12,7 +12,8 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,10 @@ class TrainingCancelled(Exception):  # noqa: N818 - a signal, not an error
 
 class TrainingAborted(Exception):  # noqa: N818
     """The run is no longer ours (swept as stale, or failed by someone else)."""
+
+
+class TrainingRunStartError(Exception):
+    """A run that cannot start (its starting weights are gone); the message says why."""
 
 
 def run_dir(run: TrainingRun) -> Path:
@@ -164,7 +169,7 @@ def training_run_execute(*, run_id: int, echo: Echo | None = None, device: str |
 
     if not training_run_claim(run_id=run_id):
         return TrainingRun.objects.get(pk=run_id)
-    run = TrainingRun.objects.get(pk=run_id)
+    run = TrainingRun.objects.select_related("init_version").get(pk=run_id)
     recorder = ProgressRecorder(run, echo)
     status, error = TrainingRun.Status.FAILED, ""
     try:
@@ -185,7 +190,7 @@ def training_run_execute(*, run_id: int, echo: Echo | None = None, device: str |
     except TrainingAborted as exc:
         logger.warning("training run %s stopped: %s", run_id, exc)
         return TrainingRun.objects.get(pk=run_id)
-    except TrainingError as exc:
+    except (TrainingError, TrainingRunStartError) as exc:
         error = f"training failed: {exc}"
     except MemoryError:
         error = "out of memory"
@@ -228,8 +233,10 @@ def _train_and_register(run: TrainingRun, recorder: ProgressRecorder, device: st
 
         recorder.progress = [epoch_entry(h) for h in read_checkpoint(state).get("history", [])]
         recorder.note(f"resuming after epoch {len(recorder.progress)} from its checkpoint")
-    fit(train, val, recipe, out, epochs=run.epochs, seed=run.seed, resume=True, progress=recorder,
-        device=device, extra={"training_run": run.pk, "label_fingerprint": snapshot.fingerprint})
+    with _initial_weights(run, recipe, recorder) as init_from:
+        fit(train, val, recipe, out, epochs=run.epochs, seed=run.seed, resume=True, progress=recorder,
+            device=device, extra={"training_run": run.pk, "label_fingerprint": snapshot.fingerprint},
+            init_from=init_from)
 
     candidate, previous = None, None
     active = model_version_active()
@@ -262,6 +269,19 @@ def _train_and_register(run: TrainingRun, recorder: ProgressRecorder, device: st
             status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), model_version=version, metrics=summary,
             log=recorder.log[-50_000:], heartbeat_at=timezone.now())
     return version
+
+
+@contextmanager
+def _initial_weights(run: TrainingRun, recipe, recorder: ProgressRecorder) -> Iterator[Path | None]:
+    """The checkpoint a warm-start run starts from (its ``init_version``); None for runs from scratch."""
+    if not recipe.warm_start:
+        yield None
+        return
+    if run.init_version is None:
+        raise TrainingRunStartError("the version this run was to start from no longer exists; start a new run")
+    recorder.note(f"warm start from version #{run.init_version.pk} ({run.init_version.name})")
+    with runtime.local_checkpoint(run.init_version.checkpoint.name) as path:
+        yield path
 
 
 def _gate(run_id: int, version: ModelVersion, recorder: ProgressRecorder) -> None:

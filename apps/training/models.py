@@ -44,6 +44,9 @@ class TrainingRun(WorkRow):
     epochs = models.PositiveSmallIntegerField()
     seed = models.IntegerField(default=0)
     soft_label_mode = models.CharField(max_length=16, choices=SoftLabelMode.choices, default=SoftLabelMode.MAJORITY)
+    init_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                     help_text="Warm-start recipes (finetune): the version whose weights it starts "
+                                               "from, the active one when the run was created.")
     # Label snapshot (taken when the run starts training).
     snapshot_count = models.PositiveIntegerField(null=True, blank=True, help_text="Training faces trained on.")
     snapshot_fingerprint = models.CharField(max_length=64, blank=True,
@@ -98,7 +101,8 @@ class TrainingSettings(models.Model):
         null=True, blank=True, help_text="Labels changed since the active version before the periodic check starts a "
                                          "run; empty: TRAINING_AUTO_MIN_CHANGED (200).")
     auto_enabled = models.BooleanField(default=True, help_text="Let the periodic check start runs.")
-    auto_recipe = models.CharField(max_length=64, default="default")
+    auto_recipe = models.CharField(max_length=64, default="finetune", help_text="finetune: minutes, from the active "
+                                   "version's weights; default: a full retrain from scratch (hours on a CPU).")
     auto_epochs = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Empty: the recipe's.")
     auto_soft_label_mode = models.CharField(max_length=16, choices=TrainingRun.SoftLabelMode.choices,
                                             default=TrainingRun.SoftLabelMode.MAJORITY)

@@ -20,7 +20,8 @@ def training_overview() -> dict:
     active = model_version_active()
     config = TrainingSettings.objects.filter(pk=1).first() or TrainingSettings()
     return {"active_version": active, "labels_changed": labels_changed_since(active),
-            "auto_min_changed": config.min_changed, "auto_enabled": config.auto_enabled}
+            "auto_min_changed": config.min_changed, "auto_enabled": config.auto_enabled,
+            "auto_recipe": config.auto_recipe}
 
 
 def model_versions_compared() -> list[dict]:

@@ -108,10 +108,25 @@ def training_run_create(*, trigger: str, created_by=None, recipe_name: str = "de
         busy = _busy_run()
         if busy is not None:
             raise TrainingRunBusy(_busy_message(busy))
+        init_version = None
+        if recipe.warm_start:
+            init_version, recipe = _warm_start_from_active(recipe)
         return TrainingRun.objects.create(
             trigger=trigger, created_by=created_by, recipe_name=recipe_name, recipe=recipe.as_dict(),
             arch=recipe.arch, epochs=recipe.epochs, seed=seed, soft_label_mode=soft_label_mode,
+            init_version=init_version,
         )
+
+
+def _warm_start_from_active(recipe):
+    """A warm-start recipe trains the active version's architecture, from its weights."""
+    active = model_version_active()
+    if active is None:
+        raise TrainingRunInvalid(f"recipe {recipe.name!r} starts from the active model version's weights, and no "
+                                 "version is active; train from scratch (recipe 'default') or activate one")
+    arch_kwargs = (active.config or {}).get("arch_kwargs") or {}
+    arch_kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in arch_kwargs.items() if k != "pretrained_path"}
+    return active, recipe.with_overrides(arch=active.arch, arch_kwargs=arch_kwargs)
 
 
 def training_run_start(**kwargs) -> TrainingRun:
@@ -218,7 +233,7 @@ def training_periodic_check() -> dict:
     try:
         run = training_run_start(trigger=TrainingRun.Trigger.SCHEDULE, recipe_name=config.auto_recipe,
                                  epochs=config.auto_epochs, soft_label_mode=config.auto_soft_label_mode)
-    except TrainingRunBusy as exc:
+    except (TrainingRunBusy, TrainingRunInvalid) as exc:  # busy, or finetune with no active version
         return {**result, "skipped": str(exc)}
     return {**result, "started": run.pk}
 

@@ -18,6 +18,9 @@ class TrainingView(RoleRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["overview"] = training_overview()
-        context["recipes"] = [(name, RECIPES[name].description, RECIPES[name].epochs) for name in sorted(RECIPES)]
+        context["recipes"] = [(name, RECIPES[name].description, RECIPES[name].epochs, RECIPES[name].warm_start)
+                              for name in sorted(RECIPES)]
+        # Warm start is the quick choice once a version is active; a full retrain from scratch stays one click away.
+        context["recipe_selected"] = "finetune" if context["overview"]["active_version"] is not None else "default"
         context["soft_label_modes"] = TrainingRun.SoftLabelMode.choices
         return context

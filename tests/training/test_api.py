@@ -139,10 +139,13 @@ def test_manual_promote_and_rollback(admin_user, faces, settings, django_capture
     assert model_version_active() == bad.model_version
     good.model_version.refresh_from_db()
     assert good.model_version.status == ModelVersion.Status.ARCHIVED
-    # Promotion queued PublicTest predictions and a label-scoring run (sent after commit).
+    # Promotion queued PublicTest predictions and a re-ranking of the queue: in-sample with the new version, then
+    # out-of-fold (all sent after commit).
     assert InferenceJob.objects.filter(split="PublicTest", created_by=admin_user).count() == 1
-    assert ScoringRun.objects.filter(created_by=admin_user, status="queued").count() == 1
-    assert len(callbacks) == 2
+    queued = ScoringRun.objects.filter(created_by=admin_user, status="queued").order_by("pk")
+    assert [(r.method, r.model_version_id) for r in queued] == [("in_sample", bad.model_version.pk),
+                                                                ("out_of_fold", None)]
+    assert len(callbacks) == 3
 
     response = api.post("/api/models/rollback")
     assert response.status_code == 200 and response.json()["id"] == good.model_version.pk
