@@ -31,6 +31,7 @@ from apps.accounts.roles import Role, user_has_role
 from apps.faces.models import FaceImage, Split
 from apps.faces.selectors import face_splits_visible_to, training_faces_labelled
 from apps.inference.models import MAP_SIZE, Explanation, ModelVersion, Prediction
+from apps.review.ferplus import ferplus_majority_accuracy
 from apps.review.models import LabelHistory, LabelScore, ReviewItem, Vote
 from apps.review.selectors import BlindReview, blind_review_for
 from ml.cam_stats import MapAverager
@@ -243,6 +244,7 @@ class EvaluationReport:
     final_metrics: dict[str, float]
     faithfulness: list[FaithfulnessScore]
     published: tuple[dict, ...] = PUBLISHED_FIGURES
+    ferplus: dict | None = None  # PublicTest accuracy against the FER+ majority; None: no FER+ votes imported
 
 
 def model_evaluation_report(*, version: ModelVersion, user) -> EvaluationReport:
@@ -255,6 +257,7 @@ def model_evaluation_report(*, version: ModelVersion, user) -> EvaluationReport:
         history=training_history(version=version),
         final_metrics=final_metrics(version=version),
         faithfulness=faithfulness_for(version=version, splits=splits),
+        ferplus=ferplus_majority_accuracy(version=version, split=Split.PUBLIC_TEST),
     )
 
 

@@ -193,6 +193,12 @@ class EvaluationSerializer(serializers.Serializer):
     faithfulness = FaithfulnessSerializer(many=True)
     published = serializers.SerializerMethodField(
         help_text="The seeds' published figures: not measured on this platform.")
+    ferplus = serializers.DictField(
+        allow_null=True,
+        help_text="PublicTest accuracy of the stored predictions against the FER+ majority emotion: split, accuracy "
+                  "(null when n is 0), n (faces scored), left_out (predicted faces with votes but no majority "
+                  "emotion: tied, or contempt, unknown or not-a-face on top), faces (PublicTest faces with votes). "
+                  "Null when no FER+ votes are imported (manage.py import_ferplus).")
 
     def get_published(self, report) -> list[dict]:
         return [{**figure, "measured_here": False} for figure in report.published]

@@ -1,7 +1,8 @@
-"""CSV exports of the corrected labels: Kaggle's layout (``emotion,pixels,Usage``) and the per-image history.
+"""CSV exports of the corrected labels: Kaggle's layout (``emotion,pixels,Usage``), FER+'s vote layout
+(``fer2013new.csv``) and the per-image history.
 
-Both stream row by row, so a full FER-2013 export runs in constant memory. The views pass in what the caller may
-see (the splits, or the faces, of ``apps.faces.selectors``), and the history comes blind (``selectors.BlindReview``).
+All stream row by row, so a full FER-2013 export runs in constant memory. The views pass in what the caller may
+see (the splits, or the faces, of ``apps.faces.selectors``), and votes come blind (``selectors.BlindReview``).
 """
 
 from __future__ import annotations
@@ -9,10 +10,14 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator, Sequence
 
+from django.db.models import QuerySet
+
+from apps.faces.labels import FERPLUS_COLUMNS
 from apps.faces.models import FaceImage, Split
 from apps.faces.selectors import face_pixels
 
-from .selectors import HistoryEntry
+from .ferplus import ferplus_counts, ferplus_not_a_face, reviewer_votes_as_ferplus
+from .selectors import BlindReview, HistoryEntry
 
 KAGGLE_SPLITS = (Split.TRAINING, Split.PUBLIC_TEST, Split.PRIVATE_TEST)
 
@@ -35,21 +40,62 @@ class _Echo:
 CHUNK = 2000  # faces decoded at a time: constant memory, whatever the dataset's size
 
 
+def exported_faces(*, dataset: str, splits: Sequence[str]) -> QuerySet[FaceImage]:
+    """The faces both layouts export, in their order: the caller's ``splits`` of ``dataset`` in source order, "not a
+    face" (excluded) and unlabelled rows dropped. One query for both, so that the two files line up row for row."""
+    splits = [s for s in KAGGLE_SPLITS if s in splits]
+    return (FaceImage.objects.filter(dataset__name=dataset, split__in=splits, excluded=False,
+                                     current_label__isnull=False)
+            .order_by("source_row", "pk"))
+
+
 def kaggle_csv_rows(*, dataset: str = "fer2013", splits: Sequence[str]) -> Iterator[str]:
     """Current labels of ``splits`` (those the caller may see), in source order; "not a face" (excluded) and
     unlabelled rows are dropped."""
     writer = csv.writer(_Echo(), lineterminator="\n")
     yield writer.writerow(["emotion", "pixels", "Usage"])
-    splits = [s for s in KAGGLE_SPLITS if s in splits]
-    faces = (FaceImage.objects.filter(dataset__name=dataset, split__in=splits, excluded=False,
-                                      current_label__isnull=False)
-             .order_by("source_row", "pk").values_list("pk", "current_label", "split"))
+    faces = exported_faces(dataset=dataset, splits=splits).values_list("pk", "current_label", "split")
     rows = faces.iterator(chunk_size=CHUNK)
     while chunk := [row for _, row in zip(range(CHUNK), rows, strict=False)]:
         pixels = face_pixels([pk for pk, _, _ in chunk])
         for (_, label, split), image in zip(chunk, pixels, strict=True):
             # Usage is one of KAGGLE_SPLITS, never user text; escaped anyway, as the one text column (a no-op).
             yield writer.writerow([label, " ".join(map(str, image.tobytes())), text_cell(split)])
+
+
+FERPLUS_HEADER = ["Usage", "Image name", *FERPLUS_COLUMNS]
+
+
+def ferplus_csv_rows(*, dataset: str = "fer2013", splits: Sequence[str], blind: BlindReview) -> Iterator[str]:
+    """FER+'s ``fer2013new.csv`` layout for the rows of ``kaggle_csv_rows`` (same dataset, same splits), row for row.
+
+    FER+ files have no key: row N of fer2013new.csv belongs to row N of fer2013.csv, and ``import_ferplus`` matches
+    by row order. So this export keeps exactly the Kaggle export's rows (``exported_faces``): the pair is a corrected
+    fer2013.csv with its fer2013new.csv, and imports back into a fresh dataset (``import_fer2013`` on the Kaggle
+    file, then ``import_ferplus`` on this one). Faces the caller may not see are in neither file, so nothing hidden
+    needs a placeholder row; "not a face" faces are dropped from both, as the Kaggle export does.
+
+    Per row: the imported FER+ counts (zeros when the face has none), plus each vote of the face's review item's
+    current round that ``blind`` shows the caller (admins: all; others: rounds they voted in), an emotion in its
+    column and "not a face" in NF ("unsure" adds nothing). ``Image name`` follows FER+: rows FER+ takes for "not a
+    face" have an empty name and the others are numbered in order (``fer0000000.png``, ...) skipping the unnamed
+    ones, so a name is not the row index; here a row is unnamed when NF holds at least half its votes
+    (``ferplus.ferplus_not_a_face``).
+    """
+    writer = csv.writer(_Echo(), lineterminator="\n")
+    yield writer.writerow(FERPLUS_HEADER)
+    faces = exported_faces(dataset=dataset, splits=splits)
+    reviewer_votes = reviewer_votes_as_ferplus(faces=faces, blind=blind)
+    named = 0
+    for pk, split, raw in faces.values_list("pk", "split", "ferplus_votes").iterator(chunk_size=CHUNK):
+        counts = ferplus_counts(raw) or [0] * len(FERPLUS_COLUMNS)
+        for column, n in enumerate(reviewer_votes.get(pk, ())):
+            counts[column] += n
+        name = ""
+        if not ferplus_not_a_face(counts):
+            name, named = f"fer{named:07d}.png", named + 1
+        # Usage is one of KAGGLE_SPLITS and the name is ours, never user text; escaped as in kaggle_csv_rows.
+        yield writer.writerow([text_cell(split), name, *counts])
 
 
 HISTORY_COLUMNS = ["face_id", "dataset", "source_row", "split", "original_label", "kind", "old_label", "new_label",

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
+from apps.faces.labels import FERPLUS_COLUMNS
 from apps.faces.models import FaceImage, Split
 from apps.inference.models import Prediction
 
@@ -164,3 +165,51 @@ def test_without_history_the_final_figures_are_shown(researcher_client, gallery_
     _forget_history(gallery_data.version)
     html = researcher_client.get(f"/gallery/models/{gallery_data.version.pk}/").content.decode()
     assert 'id="no-history"' in html and "val_accuracy 0.2600" in html  # the tiny checkpoint's recorded figure
+
+
+# --- against the FER+ majority --------------------------------------------------------------------------------------
+
+FERPLUS_NAME = {0: "anger", 1: "disgust", 2: "fear", 3: "happiness", 4: "sadness", 5: "surprise", 6: "neutral"}
+
+
+def _ferplus(**counts: int) -> list[int]:
+    return [counts.get(name, 0) for name in FERPLUS_COLUMNS]
+
+
+def test_accuracy_against_the_ferplus_majority(researcher_client, gallery_data, second_version):
+    public = [f for f in gallery_data.faces if f.split == Split.PUBLIC_TEST]
+    predicted = {f.pk: gallery_data.predictions[f.pk].predicted_label for f in public}
+    rows = {}
+    for face in public[:4]:  # the crowd's majority is the prediction: right
+        rows[face.pk] = _ferplus(**{FERPLUS_NAME[predicted[face.pk]]: 7, "contempt": 3})
+    for face in public[4:6]:  # another emotion: wrong
+        rows[face.pk] = _ferplus(**{FERPLUS_NAME[(predicted[face.pk] + 1) % 7]: 8, "NF": 2})
+    rows[public[6].pk] = _ferplus(neutral=4, happiness=4, fear=2)  # tied
+    rows[public[7].pk] = _ferplus(contempt=6, neutral=4)  # no FER-2013 class on top
+    rows[public[8].pk] = _ferplus(NF=9, neutral=1)  # not a face on top; public[9] has no votes
+    training = next(f for f in gallery_data.faces if f.split == Split.TRAINING)
+    rows[training.pk] = _ferplus(**{FERPLUS_NAME[(gallery_data.predictions[training.pk].predicted_label + 1) % 7]: 9})
+    for pk, votes in rows.items():
+        FaceImage.objects.filter(pk=pk).update(ferplus_votes=votes)
+
+    body = researcher_client.get(f"/api/gallery/models/{gallery_data.version.pk}/evaluation").json()
+    assert body["ferplus"] == {"split": "PublicTest", "accuracy": pytest.approx(4 / 6), "n": 6, "left_out": 3,
+                               "faces": 9}
+    html = researcher_client.get(f"/gallery/models/{gallery_data.version.pk}/").content.decode()
+    assert ("accuracy against the FER+ majority: <strong>0.6667</strong> on 6 PublicTest faces "
+            "(3 left out: no majority emotion)") in html
+    assert 'id="no-ferplus"' not in html
+
+    # A version with no stored predictions: votes exist, nothing is measured.
+    html = researcher_client.get(f"/gallery/models/{second_version.pk}/").content.decode()
+    assert 'id="ferplus-unmeasured"' in html and "9 PublicTest faces have FER+ votes" in html
+    body = researcher_client.get(f"/api/gallery/models/{second_version.pk}/evaluation").json()
+    assert body["ferplus"]["n"] == 0 and body["ferplus"]["accuracy"] is None
+
+
+def test_without_ferplus_votes_the_page_says_how_to_import_them(researcher_client, gallery_data):
+    html = researcher_client.get(f"/gallery/models/{gallery_data.version.pk}/").content.decode()
+    assert 'id="no-ferplus"' in html and "No FER+ votes are imported" in html
+    assert "manage.py import_ferplus" in html and "accuracy against the FER+ majority" not in html
+    body = researcher_client.get(f"/api/gallery/models/{gallery_data.version.pk}/evaluation").json()
+    assert "ferplus" in body and body["ferplus"] is None
