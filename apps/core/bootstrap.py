@@ -17,9 +17,12 @@ from apps.accounts.roles import Role
 from apps.accounts.services import password_generate, user_create
 from apps.faces.importers.fer2013 import fer2013_import
 from apps.faces.models import Dataset, FaceImage, Split
+from apps.faces.selectors import training_faces_labelled
 from apps.inference.models import InferenceJob, ModelVersion, Prediction
 from apps.inference.services.jobs import inference_job_enqueue
 from apps.inference.services.registry import REFRESH_METHODS, ModelVersionInvalid, model_version_register
+from apps.review.models import ScoringRun
+from apps.review.scoring import scoring_queue_refresh
 
 Say = Callable[[str], None]
 
@@ -103,8 +106,22 @@ def queue_public_test_predictions(say: Say) -> None:
         _say_queued(say, job, active)
 
 
+def queue_first_scoring(say: Say) -> None:
+    """Fill the review queue on the first start with data: the active version's in-sample ranking within minutes,
+    then an out-of-fold run that refines it in the background (``scoring_queue_refresh``). Once, while no scoring
+    run exists."""
+    if ScoringRun.objects.exists() or not training_faces_labelled().exists():
+        return
+    runs = scoring_queue_refresh()
+    for run in runs:
+        what = ("in-sample with the active model, provisional: fills the queue in minutes"
+                if run.method == ScoringRun.Method.IN_SAMPLE else
+                f"out-of-fold, {run.folds} folds: refines the queue in the background (about an hour on 2 CPU cores)")
+        say(f"review queue: queued scoring run #{run.pk} ({what})")
+
+
 STEPS: list[Callable[[Say], None]] = [ensure_admin, import_fer2013_from_env, register_default_model,
-                                      queue_public_test_predictions]
+                                      queue_public_test_predictions, queue_first_scoring]
 
 
 def bootstrap_run(say: Say) -> None:

@@ -14,14 +14,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.roles import IsAdminRole, IsResearcher, IsReviewer, Role, user_has_role
+from apps.core.errors import NotFound
 from apps.core.schema import ERROR
 from apps.faces.selectors import face_splits_visible_to, faces_visible_to
 
 from . import selectors, serializers, services
-from .exports import history_csv_rows, kaggle_csv_rows
+from .exports import ferplus_csv_rows, history_csv_rows, kaggle_csv_rows
 from .models import ScoringRun
 from .overlays import review_item_model_view, review_item_overlays_enqueue
-from .scoring import scoring_run_enqueue
+from .scoring import scoring_run_cancel, scoring_run_enqueue, scoring_run_resume
 
 
 def _item_context(request: Request) -> dict:
@@ -183,18 +184,54 @@ class GoldApi(APIView):
 class ScoringRunsApi(APIView):
     permission_classes = [IsAdminRole]
 
-    @extend_schema(operation_id="review_scoring_runs_list", responses=serializers.ScoringRunSerializer(many=True))
+    @extend_schema(operation_id="review_scoring_runs_list", responses=serializers.ScoringRunSerializer(many=True),
+                   description="The latest 50 scoring runs, newest first, with their live progress.")
     def get(self, request: Request) -> Response:
-        runs = ScoringRun.objects.order_by("-created_at")[:50]
+        runs = ScoringRun.objects.select_related("model_version").order_by("-created_at", "-id")[:50]
         return Response(serializers.ScoringRunSerializer(runs, many=True).data)
 
     @extend_schema(operation_id="review_scoring_runs_start", request=serializers.ScoringRunInputSerializer,
                    responses={202: serializers.ScoringRunSerializer},
-                   description="Queue a scoring run (task review.score_labels on the bulk queue).")
+                   description="Queue a scoring run (task review.score_labels on the bulk queue). An in-sample run "
+                               "needs an active model version.")
     def post(self, request: Request) -> Response:
         body = serializers.ScoringRunInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         run = scoring_run_enqueue(created_by=request.user, **body.validated_data)
+        return Response(serializers.ScoringRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ScoringRunDetailApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(operation_id="review_scoring_runs_detail", responses={200: serializers.ScoringRunSerializer,
+                                                                         404: ERROR})
+    def get(self, request: Request, run_id: int) -> Response:
+        run = ScoringRun.objects.select_related("model_version").filter(pk=run_id).first()
+        if run is None:
+            raise NotFound(f"no scoring run {run_id}")
+        return Response(serializers.ScoringRunSerializer(run).data)
+
+
+class ScoringRunCancelApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(operation_id="review_scoring_runs_cancel", request=None,
+                   responses={200: serializers.ScoringRunSerializer, 404: ERROR, 409: ERROR},
+                   description="A queued run is cancelled at once, a running one within a batch or two "
+                               "(`cancel_requested` until then). Finished folds are kept for resuming.")
+    def post(self, request: Request, run_id: int) -> Response:
+        return Response(serializers.ScoringRunSerializer(scoring_run_cancel(run_id=run_id)).data)
+
+
+class ScoringRunResumeApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(operation_id="review_scoring_runs_resume", request=None,
+                   responses={202: serializers.ScoringRunSerializer, 404: ERROR, 409: ERROR},
+                   description="Queue a cancelled or failed run again: it resumes from its finished folds.")
+    def post(self, request: Request, run_id: int) -> Response:
+        run = scoring_run_resume(run_id=run_id)
         return Response(serializers.ScoringRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -230,6 +267,26 @@ class KaggleExportApi(APIView):
         dataset = query.validated_data["dataset"]
         rows = kaggle_csv_rows(dataset=dataset, splits=face_splits_visible_to(request.user))
         return _csv_response(rows, f"{dataset}-corrected.csv")
+
+
+class FerplusExportApi(APIView):
+    permission_classes = [IsResearcher]
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    @extend_schema(operation_id="review_export_ferplus", parameters=[serializers.KaggleExportQuerySerializer],
+                   responses={(200, "text/csv"): OpenApiTypes.STR},
+                   description="FER+ layout (fer2013new.csv columns) for the same rows, in the same order, as the "
+                               "Kaggle export: each face's FER+ vote counts (zeros without them) plus the reviewers' "
+                               "votes of its current round that you may see (blind review; admins: all), an emotion "
+                               "in its column, not a face in NF. The pair imports back with import_fer2013 and "
+                               "import_ferplus.")
+    def get(self, request: Request) -> StreamingHttpResponse:
+        query = serializers.KaggleExportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        dataset = query.validated_data["dataset"]
+        rows = ferplus_csv_rows(dataset=dataset, splits=face_splits_visible_to(request.user),
+                                blind=selectors.blind_review_for(user=request.user))
+        return _csv_response(rows, f"{dataset}-ferplus.csv")
 
 
 class HistoryExportApi(APIView):

@@ -17,6 +17,10 @@ urlpatterns = [
     path("agreement", api.AgreementApi.as_view(), name="review-api-agreement"),
     path("gold", api.GoldApi.as_view(), name="review-api-gold"),
     path("scoring-runs", api.ScoringRunsApi.as_view(), name="review-api-scoring-runs"),
+    path("scoring-runs/<int:run_id>", api.ScoringRunDetailApi.as_view(), name="review-api-scoring-run"),
+    path("scoring-runs/<int:run_id>/cancel", api.ScoringRunCancelApi.as_view(), name="review-api-scoring-run-cancel"),
+    path("scoring-runs/<int:run_id>/resume", api.ScoringRunResumeApi.as_view(), name="review-api-scoring-run-resume"),
     path("export/kaggle.csv", api.KaggleExportApi.as_view(), name="review-api-export-kaggle"),
+    path("export/ferplus.csv", api.FerplusExportApi.as_view(), name="review-api-export-ferplus"),
     path("export/history.csv", api.HistoryExportApi.as_view(), name="review-api-export-history"),
 ]

@@ -18,10 +18,12 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from apps.core.errors import InvalidInput
+from apps.core.errors import Conflict, InvalidInput, NotFound
 from apps.core.work import work_claim, work_fail, work_heartbeat, work_release, work_send
 from apps.faces.selectors import face_pixels, training_faces_labelled
+from apps.inference.selectors import model_version_active
 
+from .ferplus import scoring_ferplus_report
 from .kinds import SCORING_RUN
 from .models import LabelScore, ReviewItem, ScoringRun
 
@@ -38,29 +40,51 @@ class ScoringRunError(InvalidInput):
     code = "scoring_run_invalid"
 
 
-def scoring_run_create(*, folds: int = 4, epochs: int | None = None, ranking: str = "self_confidence",
-                       filter_by: str = "prune_by_noise_rate", seed: int = 0, recipe_overrides: dict | None = None,
-                       created_by=None) -> ScoringRun:
+class ScoringRunStateError(Conflict):
+    """The run is not in a state that allows this (cancel a finished run, resume a running one)."""
+
+    code = "scoring_run_state"
+
+
+def scoring_run_create(*, method: str = ScoringRun.Method.OUT_OF_FOLD, folds: int = 4, epochs: int | None = None,
+                       ranking: str = "self_confidence", filter_by: str = "prune_by_noise_rate", seed: int = 0,
+                       recipe_overrides: dict | None = None, created_by=None) -> ScoringRun:
+    """A queued run. ``in_sample`` ranks with the active version's own probabilities (folds, epochs and recipe
+    overrides do not apply); ``out_of_fold`` cross-fits ``folds`` models of the scoring recipe."""
     from ml.scoring import FILTER_METHODS, RANKING_METHODS
 
-    if folds < 2:
-        raise ScoringRunError("folds must be at least 2")
-    if epochs is not None and not 1 <= epochs <= EPOCHS_MAX:
-        raise ScoringRunError(f"epochs must be 1-{EPOCHS_MAX}")
-    if not 0 <= seed <= SEED_MAX:
-        raise ScoringRunError(f"seed must be 0-{SEED_MAX}")
+    if method not in ScoringRun.Method.values:
+        raise ScoringRunError(f"unknown method {method!r}; available: {', '.join(ScoringRun.Method.values)}")
     if ranking not in RANKING_METHODS:
         raise ScoringRunError(f"unknown ranking {ranking!r}; available: {', '.join(RANKING_METHODS)}")
     if filter_by not in FILTER_METHODS:
         raise ScoringRunError(f"unknown filter {filter_by!r}; available: {', '.join(FILTER_METHODS)}")
-    if recipe_overrides is not None:
-        from ml.recipes import apply_overrides, get_recipe
+    if not 0 <= seed <= SEED_MAX:
+        raise ScoringRunError(f"seed must be 0-{SEED_MAX}")
+    version = None
+    if method == ScoringRun.Method.IN_SAMPLE:
+        version = model_version_active()
+        if version is None:
+            raise ScoringRunError("in-sample scoring uses the active model version's probabilities, and no version "
+                                  "is active; activate one or score out-of-fold")
+        if epochs is not None or recipe_overrides:
+            raise ScoringRunError("epochs and recipe_overrides apply to out-of-fold runs only: an in-sample run "
+                                  "trains nothing")
+        folds = 0
+    else:
+        if folds < 2:
+            raise ScoringRunError("folds must be at least 2")
+        if epochs is not None and not 1 <= epochs <= EPOCHS_MAX:
+            raise ScoringRunError(f"epochs must be 1-{EPOCHS_MAX}")
+        if recipe_overrides is not None:
+            from ml.recipes import apply_overrides, get_recipe
 
-        try:
-            apply_overrides(get_recipe("scoring"), recipe_overrides)
-        except ValueError as exc:
-            raise ScoringRunError(f"recipe_overrides: {exc}") from None
-    return ScoringRun.objects.create(folds=folds, epochs=epochs, ranking=ranking, filter_by=filter_by, seed=seed,
+            try:
+                apply_overrides(get_recipe("scoring"), recipe_overrides)
+            except ValueError as exc:
+                raise ScoringRunError(f"recipe_overrides: {exc}") from None
+    return ScoringRun.objects.create(method=method, model_version=version, folds=folds, epochs=epochs,
+                                     ranking=ranking, filter_by=filter_by, seed=seed,
                                      recipe_overrides=recipe_overrides or {}, created_by=created_by)
 
 
@@ -70,6 +94,18 @@ def scoring_run_enqueue(**kwargs) -> ScoringRun:
         run = scoring_run_create(**kwargs)
         work_send(SCORING_RUN, run.pk)
     return run
+
+
+def scoring_queue_refresh(*, created_by=None) -> list[ScoringRun]:
+    """Re-rank the queue in two steps on the bulk queue: an in-sample run of the active version first (minutes), so
+    reviewers have a queue soon, then an out-of-fold run that replaces its ranking when it finishes. Used on the
+    first start with data and whenever a newly activated version replaces another."""
+    with transaction.atomic():
+        runs = []
+        if model_version_active() is not None:
+            runs.append(scoring_run_enqueue(method=ScoringRun.Method.IN_SAMPLE, created_by=created_by))
+        runs.append(scoring_run_enqueue(method=ScoringRun.Method.OUT_OF_FOLD, created_by=created_by))
+    return runs
 
 
 def training_faces() -> tuple[list[int], np.ndarray, np.ndarray]:
@@ -83,20 +119,72 @@ def scoring_run_fail(*, run_id: int, error: str) -> bool:
     return work_fail(SCORING_RUN, run_id, error, from_statuses=(ScoringRun.Status.QUEUED, ScoringRun.Status.RUNNING))
 
 
-def _progress_recorder(run_id: int, echo: ProgressCallback | None) -> ProgressCallback:
-    last = [0.0]
+class ScoringCancelled(Exception):  # noqa: N818 - a signal, not an error
+    """An admin cancelled the run; raised from the progress callback to stop ml between batches."""
 
-    def record(event: dict) -> None:
-        if echo:
-            echo(event)
+
+class ScoringAborted(Exception):  # noqa: N818
+    """The run is no longer ours (the sweeper took it back, or it failed elsewhere)."""
+
+
+class ProgressRecorder:
+    """The ``progress`` callback of a run: the last event with the share done and an ETA (row updates at most every
+    2 s, plus every epoch and fold), one history entry per finished epoch and fold, and cancellation."""
+
+    def __init__(self, run: ScoringRun, echo: ProgressCallback | None = None) -> None:
+        self.run_id, self.method, self.folds = run.pk, run.method, max(run.folds, 1)
+        self.history = list(run.history or [])
+        self.echo = echo
+        self.last = 0.0
+        self.started = time.monotonic()
+        self.start_fraction: float | None = None  # resumed runs start part-way: the ETA counts this process only
+
+    def fraction(self, event: dict) -> float | None:
+        if event.get("kind") == "predict":
+            return event["done"] / max(event["total"], 1)
+        fold, folds = event.get("fold"), event.get("folds") or self.folds
+        if not fold:
+            return None
+        if event.get("kind") == "fold":
+            within = 1.0
+        elif event.get("kind") == "epoch":
+            within = event["epoch"] / max(event.get("epochs") or 1, 1)
+        elif event.get("kind") == "batch" and event.get("epochs"):
+            within = (event["epoch"] - 1 + event["step"] / max(event["steps"], 1)) / event["epochs"]
+        else:
+            return None
+        return min(1.0, (fold - 1 + within) / folds)
+
+    def __call__(self, event: dict) -> None:
+        if self.echo:
+            self.echo(event)
+        clean = {k: (float(v) if isinstance(v, np.floating) else v) for k, v in event.items()
+                 if isinstance(v, (int, float, str, bool, np.floating))}
+        done = self.fraction(event)
         now = time.monotonic()
-        if event.get("kind") == "fold" or now - last[0] > 2:  # at most one row update per 2 s, plus every fold
-            last[0] = now
-            clean = {k: (float(v) if isinstance(v, np.floating) else v) for k, v in event.items()
-                     if isinstance(v, (int, float, str, bool, np.floating))}
-            ScoringRun.objects.filter(pk=run_id).update(progress=clean)
-
-    return record
+        if done is not None:
+            if self.start_fraction is None:
+                self.start_fraction, self.started = done, now
+            clean["fraction"] = round(done, 4)
+            rate = (done - self.start_fraction) / max(now - self.started, 1e-6)
+            clean["eta_seconds"] = round((1 - done) / rate) if rate > 0 and now - self.started > 5 else None
+        kind = event.get("kind")
+        if kind == "epoch":
+            self.history.append({k: clean.get(k) for k in ("fold", "folds", "epoch", "epochs", "train_loss",
+                                                           "seconds", "images_per_s")})
+        elif kind == "fold":
+            self.history.append({"fold": clean.get("fold"), "folds": clean.get("folds"), "fold_done": True,
+                                 "reused": bool(clean.get("reused"))})
+        if kind not in ("epoch", "fold") and now - self.last < 2:
+            return
+        self.last = now
+        updated = ScoringRun.objects.filter(pk=self.run_id, status=ScoringRun.Status.RUNNING,
+                                            cancel_requested=False).update(progress=clean, history=self.history)
+        if not updated:
+            status, cancel = ScoringRun.objects.filter(pk=self.run_id).values_list("status", "cancel_requested").get()
+            if cancel:
+                raise ScoringCancelled("cancelled by an admin")
+            raise ScoringAborted(f"scoring run {self.run_id} is {status} now")
 
 
 class ScoringRunNotClaimed(ScoringRunError):
@@ -107,24 +195,39 @@ def scoring_run_execute(run_id: int, *, progress: ProgressCallback | None = None
                         from_statuses: tuple[str, ...] = (ScoringRun.Status.QUEUED, ScoringRun.Status.FAILED),
                         release_transient: bool = False) -> ScoringRun:
     """Run a queued (or failed) scoring run to the end, resuming from its finished folds. Failures are recorded on
-    the run and re-raised; with ``release_transient`` (the task) a database error puts it back to queued instead."""
+    the run and re-raised; with ``release_transient`` (the task) a database error puts it back to queued instead. A
+    cancelled run keeps its finished folds (and the current fold's last epoch) for ``scoring_run_resume``."""
     # Conditional update: of two deliveries of the same run, one gets it.
     if not work_claim(SCORING_RUN, run_id, from_statuses=from_statuses, started_at=timezone.now(),
                       finished_at=None):
         run = ScoringRun.objects.get(pk=run_id)
         raise ScoringRunNotClaimed(f"scoring run {run_id} is {run.status}; only "
                                    f"{' or '.join(from_statuses)} runs execute")
-    run = ScoringRun.objects.get(pk=run_id)
+    run = ScoringRun.objects.select_related("model_version").get(pk=run_id)
     work_dir = Path(settings.REVIEW_SCORING_DIR) / f"run-{run.pk}"
     try:
+        if run.cancel_requested:  # cancelled while running, then its worker was lost and the sweeper queued it
+            raise ScoringCancelled("cancelled by an admin")
         with work_heartbeat(SCORING_RUN, run.pk):
-            scores = _score(run, work_dir, _progress_recorder(run.pk, progress))
+            scores = _score(run, work_dir, ProgressRecorder(run, progress))
         with transaction.atomic():
-            created, updated = _record(run, scores)
+            created, updated, retired = _record(run, scores)
+            ferplus = scoring_ferplus_report(run=run)  # None unless FER+ votes were imported
             ScoringRun.objects.filter(pk=run.pk).update(
+                ferplus=ferplus,
                 status=ScoringRun.Status.SUCCEEDED, finished_at=timezone.now(), error="", scored_count=len(scores.rows),
                 issue_count=int(scores.is_issue.sum()), items_created=created, items_updated=updated,
+                items_retired=retired,
             )
+    except ScoringCancelled:
+        ScoringRun.objects.filter(pk=run.pk, status=ScoringRun.Status.RUNNING).update(
+            status=ScoringRun.Status.CANCELLED, finished_at=timezone.now(), error="cancelled by an admin")
+        run.refresh_from_db()
+        return run
+    except ScoringAborted as exc:
+        logger.warning("scoring run %s stopped: %s", run.pk, exc)
+        run.refresh_from_db()
+        return run
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         if release_transient and isinstance(exc, (OperationalError, InterfaceError)) and \
@@ -138,12 +241,60 @@ def scoring_run_execute(run_id: int, *, progress: ProgressCallback | None = None
     return run
 
 
+def scoring_run_cancel(*, run_id: int) -> ScoringRun:
+    """A queued run is cancelled at once; a running one at its next progress event (within a batch or two)."""
+    run = ScoringRun.objects.filter(pk=run_id).first()
+    if run is None:
+        raise NotFound(f"no scoring run {run_id}")
+    if run.is_finished:
+        raise ScoringRunStateError(f"scoring run #{run.pk} has {run.status} already")
+    if not ScoringRun.objects.filter(pk=run_id, status=ScoringRun.Status.QUEUED).update(
+            status=ScoringRun.Status.CANCELLED, cancel_requested=True, finished_at=timezone.now(),
+            error="cancelled by an admin"):
+        ScoringRun.objects.filter(pk=run_id, status=ScoringRun.Status.RUNNING).update(cancel_requested=True)
+    run.refresh_from_db()
+    return run
+
+
+def scoring_run_requeue(*, run_id: int) -> ScoringRun:
+    """A cancelled or failed run back to queued (the state change of ``scoring_run_resume``, without sending it)."""
+    with transaction.atomic():
+        run = ScoringRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None:
+            raise NotFound(f"no scoring run {run_id}")
+        if run.status not in (ScoringRun.Status.CANCELLED, ScoringRun.Status.FAILED):
+            raise ScoringRunStateError(f"scoring run #{run.pk} is {run.status}; only cancelled or failed runs resume")
+        if run.method == ScoringRun.Method.IN_SAMPLE and run.model_version_id is None:
+            raise ScoringRunStateError(f"scoring run #{run.pk} ranked with a model version that no longer exists; "
+                                       "start a new run")
+        ScoringRun.objects.filter(pk=run.pk).update(status=ScoringRun.Status.QUEUED, cancel_requested=False,
+                                                    finished_at=None, error="", attempts=0)
+    run.refresh_from_db()
+    return run
+
+
+def scoring_run_resume(*, run_id: int) -> ScoringRun:
+    """Queue a cancelled or failed run again and send it to a worker; it resumes from its finished folds and its
+    current fold's last epoch."""
+    with transaction.atomic():
+        run = scoring_run_requeue(run_id=run_id)
+        work_send(SCORING_RUN, run.pk)
+    return run
+
+
 def _score(run: ScoringRun, work_dir: Path, progress: ProgressCallback):
     from ml.data import FaceArrays
-    from ml.recipes import apply_overrides, get_recipe
-    from ml.scoring import score_labels
+    from ml.scoring import score_from_probabilities, score_labels
 
     face_ids, images, labels = training_faces()
+    if run.method == ScoringRun.Method.IN_SAMPLE:
+        if not face_ids:
+            raise ScoringRunError("no labelled Training faces to score")
+        probs = _in_sample_probabilities(run, images, progress)
+        return score_from_probabilities(labels, probs, np.asarray(face_ids, dtype=np.int64), ranking=run.ranking,
+                                        filter_by=run.filter_by)
+    from ml.recipes import apply_overrides, get_recipe
+
     if len(face_ids) < 2 * run.folds:
         raise ScoringRunError(f"{len(face_ids)} labelled Training faces: too few for {run.folds} folds")
     data = FaceArrays.from_arrays(images, labels)
@@ -153,11 +304,29 @@ def _score(run: ScoringRun, work_dir: Path, progress: ProgressCallback):
                         ranking=run.ranking, filter_by=run.filter_by, progress=progress)
 
 
-def _record(run: ScoringRun, scores) -> tuple[int, int]:
-    """Store every score; create items for newly flagged faces; refresh the score of faces that have an item.
+IN_SAMPLE_CHUNK = 1024  # faces per progress event
 
-    Items are keyed by face, so a re-run never duplicates them, and votes hang off the item, so none are lost.
-    """
+
+def _in_sample_probabilities(run: ScoringRun, images: np.ndarray, progress: ProgressCallback) -> np.ndarray:
+    """The run's model version on every face, with flip TTA as the out-of-fold runs use."""
+    from apps.inference import runtime
+    from ml.evaluate import predict_proba
+
+    if run.model_version is None:
+        raise ScoringRunError("the model version this run was to use no longer exists; start a new run")
+    model = runtime.loaded(run.model_version).model
+    out = []
+    for start in range(0, len(images), IN_SAMPLE_CHUNK):
+        out.append(predict_proba(model, images[start:start + IN_SAMPLE_CHUNK], tta="flip"))
+        progress({"kind": "predict", "done": min(start + IN_SAMPLE_CHUNK, len(images)), "total": len(images)})
+    return np.concatenate(out)
+
+
+def _record(run: ScoringRun, scores) -> tuple[int, int, int]:
+    """Store every score, then make the queue this run's: refresh the score of faces that have an item, create items
+    for newly flagged faces, and retire open items this run no longer flags that nobody has touched (no vote, skip or
+    history in any round, not gold, not leased). Items are keyed by face, so nothing is duplicated, and items that
+    carry votes stay with them. Returns (created, updated, retired)."""
     LabelScore.objects.bulk_create([
         LabelScore(run=run, face_id=int(scores.rows[i]), given_label=int(scores.given[i]),
                    quality=float(scores.quality[i]), is_issue=bool(scores.is_issue[i]),
@@ -168,9 +337,16 @@ def _record(run: ScoringRun, scores) -> tuple[int, int]:
     ], batch_size=2000)
     by_face = dict(LabelScore.objects.filter(run=run).values_list("face_id", "pk"))
     index = {int(face): i for i, face in enumerate(scores.rows)}
+    flagged = {int(scores.rows[i]) for i in np.flatnonzero(scores.is_issue)}
+    now = timezone.now()
+    untouched = (ReviewItem.objects.filter(status=ReviewItem.Status.OPEN, is_gold=False, round=1)
+                 .exclude(face_id__in=flagged)
+                 .exclude(lease_expires_at__gt=now)
+                 .filter(votes__isnull=True, skips__isnull=True, history__isnull=True))
+    _, deleted = ReviewItem.objects.filter(pk__in=list(untouched.values_list("pk", flat=True))).delete()
+    retired = deleted.get(ReviewItem._meta.label, 0)
     existing = {item.face_id: item for item in ReviewItem.objects.select_for_update().filter(face_id__in=index)}
     to_update, to_create = [], []
-    now = timezone.now()
     for face_id, item in existing.items():
         i = index[face_id]
         item.score_id = by_face[face_id]
@@ -179,14 +355,12 @@ def _record(run: ScoringRun, scores) -> tuple[int, int]:
         item.suggested_probability = float(scores.suggested_probability[i])
         item.updated_at = now  # bulk_update skips auto_now
         to_update.append(item)
-    for i in np.flatnonzero(scores.is_issue):
-        face_id = int(scores.rows[i])
-        if face_id in existing:
-            continue
+    for face_id in sorted(flagged - set(existing)):
+        i = index[face_id]
         to_create.append(ReviewItem(face_id=face_id, score_id=by_face[face_id], priority=float(scores.quality[i]),
                                     suggested_label=int(scores.suggested[i]),
                                     suggested_probability=float(scores.suggested_probability[i])))
     ReviewItem.objects.bulk_update(to_update, ["score", "priority", "suggested_label", "suggested_probability",
                                                "updated_at"], batch_size=2000)
     ReviewItem.objects.bulk_create(to_create, batch_size=2000, ignore_conflicts=True)
-    return len(to_create), len(to_update)
+    return len(to_create), len(to_update), retired

@@ -51,11 +51,36 @@ def review_queue_stats(*, user) -> dict:
         "label_changes": LabelHistory.objects.filter(kind__in=[LabelHistory.Kind.QUORUM, LabelHistory.Kind.ADMIN])
         .exclude(old_label=F("new_label"), old_excluded=F("new_excluded")).count(),
         "last_scoring_run": None if last_run is None else {
-            "id": last_run.pk, "status": last_run.status, "progress": last_run.progress,
+            "id": last_run.pk, "status": last_run.status, "method": last_run.method, "progress": last_run.progress,
             "scored": last_run.scored_count, "issues": last_run.issue_count,
             "finished_at": last_run.finished_at,
         },
+        **review_queue_source(),
     }
+
+
+def _run_summary(run: ScoringRun | None) -> dict | None:
+    if run is None:
+        return None
+    return {"id": run.pk, "status": run.status, "method": run.method, "method_label": run.get_method_display(),
+            "in_sample": run.method == ScoringRun.Method.IN_SAMPLE, "ranking": run.ranking,
+            "filter_by": run.filter_by, "flagged": run.issue_count, "scored": run.scored_count,
+            "model_version": run.model_version.name if run.model_version else None,
+            "fraction": (run.progress or {}).get("fraction"), "eta_seconds": (run.progress or {}).get("eta_seconds"),
+            "finished_at": run.finished_at}
+
+
+def review_queue_source() -> dict:
+    """Which scoring run filled the queue (the latest that succeeded: its ranking, in-sample or out-of-fold, how many
+    faces it flagged), and a newer run that is still working on replacing it."""
+    runs = ScoringRun.objects.select_related("model_version")
+    filled = (runs.filter(status=ScoringRun.Status.SUCCEEDED)
+              .order_by(F("finished_at").desc(nulls_last=True), "-pk").first())
+    pending = runs.filter(status__in=[ScoringRun.Status.QUEUED, ScoringRun.Status.RUNNING])
+    if filled is not None:
+        pending = pending.filter(created_at__gte=filled.created_at).exclude(pk=filled.pk)
+    return {"queue_run": _run_summary(filled), "refining_run": _run_summary(pending.order_by("created_at", "pk")
+                                                                             .first())}
 
 
 def review_progress_for(*, user) -> dict:

@@ -24,9 +24,12 @@ class NextQuerySerializer(serializers.Serializer):
 
 
 class ScoringRunInputSerializer(serializers.Serializer):
-    folds = serializers.IntegerField(min_value=2, max_value=20, default=4)
+    method = serializers.ChoiceField(choices=ScoringRun.Method.choices, default=ScoringRun.Method.OUT_OF_FOLD,
+                                     help_text="out_of_fold: k-fold cross-fitting (the reference, slow); in_sample: "
+                                               "the active version's own probabilities (minutes, provisional).")
+    folds = serializers.IntegerField(min_value=2, max_value=20, default=4, help_text="Out-of-fold runs only.")
     epochs = serializers.IntegerField(min_value=1, max_value=EPOCHS_MAX, required=False, allow_null=True, default=None,
-                                      help_text=f"Per fold, 1-{EPOCHS_MAX}; empty: the recipe's.")
+                                      help_text=f"Per fold, 1-{EPOCHS_MAX}; empty: the recipe's. Out-of-fold only.")
     ranking = serializers.CharField(default="self_confidence", max_length=40)
     filter_by = serializers.CharField(default="prune_by_noise_rate", max_length=40)
     seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, default=0, help_text=f"0-{SEED_MAX}.")
@@ -167,6 +170,9 @@ class QueueStatsSerializer(serializers.Serializer):
     votes_today = serializers.IntegerField()
     label_changes = serializers.IntegerField()
     last_scoring_run = serializers.DictField(allow_null=True)
+    queue_run = serializers.DictField(allow_null=True, help_text="The scoring run that filled the queue: id, method, "
+                                                                 "in_sample, ranking, filter_by, flagged.")
+    refining_run = serializers.DictField(allow_null=True, help_text="A newer run still working on replacing it.")
     progress = ProgressSerializer()
 
 
@@ -210,8 +216,25 @@ class ModelViewSerializer(serializers.Serializer):
 
 
 class ScoringRunSerializer(serializers.ModelSerializer):
+    """A run with its live progress: ``progress`` is the last event (``fraction`` done, ``eta_seconds``, the fold,
+    epoch and batch it is in), ``history`` one entry per finished epoch and fold."""
+
+    model_version_name = serializers.CharField(source="model_version.name", allow_null=True, default=None)
+    epochs_per_fold = serializers.SerializerMethodField()
+
     class Meta:
         model = ScoringRun
-        fields = ["id", "status", "folds", "epochs", "ranking", "filter_by", "seed", "progress", "scored_count",
-                  "issue_count", "items_created", "items_updated", "error", "created_at", "started_at",
-                  "finished_at"]
+        fields = ["id", "status", "method", "model_version", "model_version_name", "cancel_requested", "folds",
+                  "epochs", "epochs_per_fold", "ranking", "filter_by", "seed", "progress", "history", "scored_count",
+                  "issue_count", "items_created", "items_updated", "items_retired", "ferplus", "error", "attempts",
+                  "created_at", "started_at", "finished_at"]
+
+    def get_epochs_per_fold(self, run: ScoringRun) -> int | None:
+        """The epochs each fold trains (the recipe's when ``epochs`` is empty); null for in-sample runs."""
+        if run.method == ScoringRun.Method.IN_SAMPLE:
+            return None
+        if run.epochs:
+            return run.epochs
+        from ml.recipes import apply_overrides, get_recipe
+
+        return apply_overrides(get_recipe("scoring"), run.recipe_overrides or {}).epochs

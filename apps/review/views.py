@@ -6,9 +6,11 @@ from django.conf import settings
 from django.views.generic import TemplateView
 
 from apps.accounts.roles import Role, RoleRequiredMixin, user_has_role
+from apps.inference.selectors import model_version_active
 
 from .choices import Choice
-from .selectors import review_agreement, review_progress_for, review_queue_stats
+from .models import ScoringRun
+from .selectors import review_agreement, review_progress_for, review_queue_source, review_queue_stats
 
 
 class ReviewView(RoleRequiredMixin, TemplateView):
@@ -20,7 +22,27 @@ class ReviewView(RoleRequiredMixin, TemplateView):
         context["choices"] = [(c.value, c.label) for c in Choice]
         context["progress"] = review_progress_for(user=self.request.user)
         context["prefetch"] = settings.REVIEW_PREFETCH
-        context["last_scoring_run"] = review_queue_stats(user=self.request.user)["last_scoring_run"]
+        stats = review_queue_stats(user=self.request.user)
+        context["last_scoring_run"] = stats["last_scoring_run"]
+        context["queue_run"], context["refining_run"] = stats["queue_run"], stats["refining_run"]
+        context["is_admin"] = user_has_role(self.request.user, Role.ADMIN)
+        return context
+
+
+class ScoringView(RoleRequiredMixin, TemplateView):
+    """Admins: start, watch (per fold and epoch, with an ETA), cancel and resume scoring runs (polling the API)."""
+
+    required_roles = (Role.ADMIN,)
+    template_name = "review/scoring.html"
+
+    def get_context_data(self, **kwargs):
+        from ml.scoring import FILTER_METHODS, RANKING_METHODS
+
+        context = super().get_context_data(**kwargs)
+        context["methods"] = ScoringRun.Method.choices
+        context["rankings"], context["filters"] = RANKING_METHODS, FILTER_METHODS
+        context["active_version"] = model_version_active()
+        context["source"] = review_queue_source()
         return context
 
 

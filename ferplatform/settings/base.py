@@ -193,6 +193,9 @@ SPECTACULAR_SETTINGS = {
         "EmotionEnum": "apps.faces.labels.Emotion",
         "ReviewChoiceEnum": "apps.review.choices.Choice",
         "ModelVersionStatusEnum": "apps.inference.models.ModelVersion.Status",
+        "ScoringRunStatusEnum": "apps.review.models.ScoringRun.Status",
+        "ScoringMethodEnum": "apps.review.models.ScoringRun.Method",
+        "CamMethodEnum": "apps.inference.services.predictions.CAM_METHODS",
     },
 }
 

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
 EXCLUDED = [
-    "training_runs_start", "training_runs_retry", "review_scoring_runs_start", "gallery_models_faithfulness_create",
+    "training_runs_start", "training_runs_retry", "review_scoring_runs_start", "review_scoring_runs_resume",
+    "gallery_models_faithfulness_create",
     "models_activate_create", "models_promote", "models_rollback",
     "auth_token_obtain", "auth_tokens_revoke_all", "user_tokens_revoke_all", "auth_token_revoke",
 ]

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from apps.accounts.roles import Role
 from apps.faces.models import Split
 from apps.inference.models import Explanation, ModelVersion
-from apps.review.models import ReviewItem
+from apps.review.models import ReviewItem, ScoringRun
 from apps.uploads.models import Upload
 from tests.accounts.factories import UserFactory
 from tests.faces.factories import FaceImageFactory
@@ -49,8 +49,9 @@ AUDIENCE: dict[str, frozenset[str] | str] = {
     "review-api-vote": REVIEWERS, "review-api-skip": REVIEWERS, "review-api-reopen": ADMINS,
     "review-api-settle": ADMINS, "review-api-model": REVIEWERS, "review-api-undo": REVIEWERS,
     "review-api-stats": REVIEWERS, "review-api-agreement": REVIEWERS, "review-api-gold": ADMINS,
-    "review-api-scoring-runs": ADMINS, "review-api-export-kaggle": RESEARCHERS,
-    "review-api-export-history": RESEARCHERS,
+    "review-api-scoring-runs": ADMINS, "review-api-scoring-run": ADMINS, "review-api-scoring-run-cancel": ADMINS,
+    "review-api-scoring-run-resume": ADMINS, "review-scoring": ADMINS, "review-api-export-kaggle": RESEARCHERS,
+    "review-api-export-ferplus": RESEARCHERS, "review-api-export-history": RESEARCHERS,
     "training": ADMINS, "api-training-runs": ADMINS, "api-training-run": ADMINS, "api-training-run-cancel": ADMINS,
     "api-training-run-retry": ADMINS, "api-model-promote": ADMINS, "api-model-rollback": ADMINS,
     "api-model-comparison": ADMINS,
@@ -115,7 +116,7 @@ def world(settings, tmp_path):
              "leased face PNG": leased.pixels.png.url, "Training heatmap": default_storage.url(overlay),
              "checkpoint": version.checkpoint.url, "anything else": "/media/README.txt"}
     ids = {"pk": training.pk, "item_id": item.pk, "upload_id": str(upload.pk), "uidb64": "MQ", "token": "x-y",
-           "key": "0" * 15, "user_id": users["owner"].pk}
+           "key": "0" * 15, "user_id": users["owner"].pk, "run_id": ScoringRun.objects.create().pk}
     return {"users": users, "media": media, "ids": ids, "version": version}
 
 
@@ -150,7 +151,7 @@ def test_every_url_and_operation_has_an_entry(world):
     names = {name for _, name in url_patterns()}
     assert names - set(AUDIENCE) == set(), "URL patterns without an entry in AUDIENCE"
     assert set(AUDIENCE) - names == set(), "AUDIENCE entries whose URL is gone"
-    placeholders = {k: "{" + k + "}" for k in ("pk", "item_id", "upload_id", "key", "user_id")}
+    placeholders = {k: "{" + k + "}" for k in ("pk", "item_id", "upload_id", "key", "user_id", "run_id")}
     api_routes = {concrete(route, placeholders) for route, name in url_patterns() if route.startswith("api/")}
     declared = {re.sub(r"\{[^}]+\}", "{x}", p) for p in schema_operations(world)}
     routes = {re.sub(r"\{[^}]+\}", "{x}", r) for r in api_routes}

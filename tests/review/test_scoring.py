@@ -38,9 +38,15 @@ def test_scoring_run_fills_the_queue_and_a_rerun_keeps_items_and_votes(reviewers
     voted = items[0]
     review_vote_cast(user=reviewers[0], item_id=leased_to(voted, reviewers[0]).pk, choice=2)
     rerun = scoring_run_execute(scoring_run_create(**{**RUN, "seed": 1}).pk)
-    assert rerun.items_updated == len(items)
-    assert ReviewItem.objects.count() == len(items) + rerun.items_created  # no duplicates
-    assert ReviewItem.objects.values("face").distinct().count() == ReviewItem.objects.count()
+    flagged_again = set(LabelScore.objects.filter(run=rerun, is_issue=True).values_list("face_id", flat=True))
+    first = {i.face_id for i in items}
+    # The queue is the new run's: faces it flags again are updated, untouched items it no longer flags retire, and the
+    # voted item stays whatever the new run thinks of it.
+    assert rerun.items_retired == len(first - flagged_again - {voted.face_id}) > 0
+    assert rerun.items_updated == len(items) - rerun.items_retired
+    assert rerun.items_created == len(flagged_again - first)
+    assert set(ReviewItem.objects.values_list("face_id", flat=True)) == flagged_again | {voted.face_id}
+    assert ReviewItem.objects.values("face").distinct().count() == ReviewItem.objects.count()  # no duplicates
     voted.refresh_from_db()
     assert voted.score.run_id == rerun.pk  # the score moved to the new run ...
     assert list(Vote.objects.filter(item=voted).values_list("choice", flat=True)) == [2]  # ... the vote stayed

@@ -22,7 +22,7 @@ from django.utils import timezone
 from apps.core.errors import InvalidInput, NotFound
 from apps.core.files import storage_save_atomic
 from apps.faces.models import Dataset, FaceImage, Split
-from apps.review.scoring import scoring_run_enqueue
+from apps.review.scoring import scoring_queue_refresh
 from ml.checkpoint import CheckpointError, load_checkpoint
 from ml.labels import CLASSES
 
@@ -117,7 +117,8 @@ def model_version_register(*, checkpoint_path: Path | str, name: str, created_by
 def model_version_activate(*, version: ModelVersion, actor=None) -> ModelVersion:
     """Make ``version`` the one active version (the previously active one becomes archived), then, once this
     commits and only if the active version changed: queue its PublicTest predictions and heatmaps, and, when it
-    replaced another version, a label-scoring run (both unless ``INFERENCE_REFRESH_ON_ACTIVATE`` is off)."""
+    replaced another version, a re-ranking of the review queue (in-sample, then out-of-fold; both unless
+    ``INFERENCE_REFRESH_ON_ACTIVATE`` is off)."""
     with transaction.atomic():
         # Lock the current active row and the target so that two activations run one after the other.
         rows = ModelVersion.objects.select_for_update().filter(Q(status=ModelVersion.Status.ACTIVE) | Q(pk=version.pk))
@@ -153,7 +154,7 @@ def _refresh_after_activation(*, version: ModelVersion, replaced: ModelVersion |
             inference_job_enqueue(dataset=dataset, split=Split.PUBLIC_TEST, methods=REFRESH_METHODS,
                                   version=version, created_by=actor)
     if replaced is not None:
-        scoring_run_enqueue(created_by=actor)
+        scoring_queue_refresh(created_by=actor)
 
 
 def model_version_rollback(*, actor=None) -> ModelVersion:

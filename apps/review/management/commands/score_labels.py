@@ -4,40 +4,55 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.review.scoring import ScoringRunError, scoring_run_create, scoring_run_execute
+from apps.core.errors import ApplicationError
+from apps.review.models import ScoringRun
+from apps.review.scoring import scoring_run_create, scoring_run_execute, scoring_run_requeue
 
 
 class Command(BaseCommand):
-    help = ("Score the labels of every Training face (k-fold cross-fitting + cleanlab) and put the flagged ones in "
-            "the review queue. Runs here, not on a worker; `--resume RUN_ID` continues a failed run.")
+    help = ("Score the labels of every Training face (k-fold cross-fitting, or the active model in-sample, + "
+            "cleanlab) and put the flagged ones in the review queue. Runs here, not on a worker; `--resume RUN_ID` "
+            "continues a failed or cancelled run.")
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--method", choices=ScoringRun.Method.values, default=ScoringRun.Method.OUT_OF_FOLD,
+                            help="out_of_fold (default; k-fold cross-fitting) or in_sample (the active version's own "
+                                 "probabilities: minutes, provisional)")
         parser.add_argument("--folds", type=int, default=4)
         parser.add_argument("--epochs", type=int, default=None, help="Epochs per fold (default: the recipe's).")
         parser.add_argument("--ranking", default="self_confidence")
         parser.add_argument("--filter-by", default="prune_by_noise_rate")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--resume", type=int, metavar="RUN_ID", help="Execute a failed run again.")
+        parser.add_argument("--resume", type=int, metavar="RUN_ID",
+                            help="Continue a failed or cancelled run from its finished folds.")
 
     def handle(self, *args, **options) -> None:
         started = time.monotonic()
         try:
             if options["resume"]:
-                run_id = options["resume"]
+                run_id = scoring_run_requeue(run_id=options["resume"]).pk
             else:
-                run_id = scoring_run_create(folds=options["folds"], epochs=options["epochs"],
-                                            ranking=options["ranking"], filter_by=options["filter_by"],
-                                            seed=options["seed"]).pk
+                in_sample = options["method"] == ScoringRun.Method.IN_SAMPLE
+                run_id = scoring_run_create(method=options["method"], folds=options["folds"],
+                                            epochs=options["epochs"], ranking=options["ranking"],
+                                            filter_by=options["filter_by"], seed=options["seed"]).pk
+                if in_sample and options["folds"] != 4:
+                    self.stderr.write("note: --folds does not apply to an in-sample run")
             self.stdout.write(f"scoring run {run_id}")
-            run = scoring_run_execute(run_id, progress=self._progress)
-        except ScoringRunError as exc:
+            run = scoring_run_execute(run_id, progress=self._progress, from_statuses=(ScoringRun.Status.QUEUED,))
+        except ApplicationError as exc:
             raise CommandError(str(exc)) from None
+        if run.status != ScoringRun.Status.SUCCEEDED:
+            raise CommandError(f"scoring run {run.pk} is {run.status}: {run.error or 'stopped'} "
+                               f"(continue it with --resume {run.pk})")
         self.stdout.write(self.style.SUCCESS(
             f"scored {run.scored_count} faces, {run.issue_count} flagged; review items: {run.items_created} new, "
             f"{run.items_updated} updated ({time.monotonic() - started:.0f} s)"))
 
     def _progress(self, event: dict) -> None:
-        if event.get("kind") == "fold":
+        if event.get("kind") == "predict" and (event["done"] == event["total"] or event["done"] % 8192 < 1024):
+            self.stdout.write(f"predicted {event['done']}/{event['total']} faces")
+        elif event.get("kind") == "fold":
             note = " (reused)" if event.get("reused") else ""
             self.stdout.write(f"fold {event['fold']}/{event['folds']} done{note}")
         elif event.get("kind") == "epoch":

@@ -1,0 +1,201 @@
+"""Scoring runs from the web: in-sample and out-of-fold methods, progress with an ETA, cancel and resume, the queue
+handed from one run to the next, the API, the first-start bootstrap step, and a real worker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rest_framework.test import APIClient
+
+from apps.core.bootstrap import queue_first_scoring
+from apps.inference import runtime
+from apps.inference.services.registry import model_version_register
+from apps.review.models import LabelScore, ReviewItem, ScoringRun
+from apps.review.scoring import (
+    ProgressRecorder,
+    ScoringRunError,
+    scoring_run_cancel,
+    scoring_run_create,
+    scoring_run_execute,
+    scoring_run_resume,
+)
+from apps.review.services import review_vote_cast
+from apps.review.tasks import score_labels_task
+from tests.inference.conftest import write_tiny_checkpoint
+
+from .factories import leased_to
+from .scoring_data import TINY_RECIPE, synthetic_faces
+
+pytestmark = pytest.mark.django_db
+
+OOF = {"folds": 2, "epochs": 2, "filter_by": "predicted_neq_given", "recipe_overrides": TINY_RECIPE}
+
+
+@pytest.fixture
+def active(settings, tmp_path):
+    settings.INFERENCE_REFRESH_ON_ACTIVATE = False
+    runtime.clear()
+    version = model_version_register(checkpoint_path=write_tiny_checkpoint(tmp_path / "v.pt", seed=3), name="tiny",
+                                     activate=True)
+    yield version
+    runtime.clear()
+
+
+def api_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_in_sample_run_ranks_with_the_active_model_in_one_pass(active):
+    synthetic_faces()
+    events: list[dict] = []
+    run = scoring_run_execute(scoring_run_create(method="in_sample", filter_by="predicted_neq_given").pk,
+                              progress=events.append)
+    assert run.status == ScoringRun.Status.SUCCEEDED and run.model_version == active and run.folds == 0
+    assert run.scored_count == 56 and run.issue_count == run.items_created > 0
+    assert [e["kind"] for e in events] == ["predict"] and events[-1]["done"] == events[-1]["total"] == 56
+    assert run.progress["fraction"] == 1.0
+    # The scores are the active model's own flip-TTA probabilities on these faces.
+    from apps.review.scoring import training_faces
+    from ml.evaluate import predict_proba
+
+    ids, images, _ = training_faces()
+    expected = predict_proba(runtime.loaded(active).model, images, tta="flip")
+    stored = dict(LabelScore.objects.filter(run=run).values_list("face_id", "probabilities"))
+    assert np.allclose([stored[i] for i in ids], expected, atol=1e-4)
+
+
+def test_in_sample_needs_an_active_version_and_trains_nothing(active):
+    active.status = "archived"
+    active.save()
+    with pytest.raises(ScoringRunError, match="no version is active"):
+        scoring_run_create(method="in_sample")
+    active.status = "active"
+    active.save()
+    with pytest.raises(ScoringRunError, match="out-of-fold runs only"):
+        scoring_run_create(method="in_sample", epochs=3)
+    with pytest.raises(ScoringRunError, match="unknown method"):
+        scoring_run_create(method="bagging")
+
+
+def test_the_refined_run_replaces_the_provisional_queue_without_duplicates_or_lost_votes(active, reviewers):
+    synthetic_faces()
+    provisional = scoring_run_execute(scoring_run_create(method="in_sample", filter_by="predicted_neq_given").pk)
+    items = list(ReviewItem.objects.order_by("priority", "id"))
+    assert len(items) == provisional.issue_count > 3
+    voted, leased = items[0], items[1]
+    review_vote_cast(user=reviewers[0], item_id=leased_to(voted, reviewers[0]).pk, choice=3)
+    leased_to(leased, reviewers[1])
+
+    refined = scoring_run_execute(scoring_run_create(**OOF).pk)
+    flagged = set(LabelScore.objects.filter(run=refined, is_issue=True).values_list("face_id", flat=True))
+    kept = flagged | {voted.face_id, leased.face_id}  # touched items stay whatever the new run thinks
+    assert set(ReviewItem.objects.values_list("face_id", flat=True)) == kept
+    assert ReviewItem.objects.values("face").distinct().count() == ReviewItem.objects.count()
+    assert refined.items_retired == len({i.face_id for i in items} - kept)
+    voted.refresh_from_db()
+    assert voted.votes.get().choice == 3 and voted.score.run == refined
+    assert ReviewItem.objects.filter(score__run=provisional).count() == 0  # every item now carries the new scores
+
+
+def test_progress_has_the_share_done_and_an_eta_per_fold_and_epoch():
+    run = ScoringRun.objects.create(folds=4, status=ScoringRun.Status.RUNNING)
+    recorder = ProgressRecorder(run)
+    assert recorder.fraction({"kind": "batch", "fold": 2, "folds": 4, "epoch": 3, "epochs": 4, "step": 5,
+                              "steps": 10}) == pytest.approx((1 + (2 + 0.5) / 4) / 4)
+    assert recorder.fraction({"kind": "epoch", "fold": 1, "folds": 4, "epoch": 2, "epochs": 4}) == 0.125
+    assert recorder.fraction({"kind": "fold", "fold": 3, "folds": 4}) == 0.75
+    assert recorder.fraction({"kind": "predict", "done": 30, "total": 120}) == 0.25
+    recorder({"kind": "epoch", "fold": 1, "folds": 4, "epoch": 1, "epochs": 4, "train_loss": 1.5, "seconds": 3.0})
+    run.refresh_from_db()
+    assert run.progress["fraction"] == 0.0625 and run.progress["eta_seconds"] is None  # too early to tell
+    assert run.history == [{"fold": 1, "folds": 4, "epoch": 1, "epochs": 4, "train_loss": 1.5, "seconds": 3.0,
+                            "images_per_s": None}]
+    recorder.started -= 60  # a minute later, a quarter done: three more minutes
+    recorder({"kind": "fold", "fold": 1, "folds": 4, "reused": False})
+    run.refresh_from_db()
+    assert run.progress["fraction"] == 0.25
+    assert 60 * 0.75 / (0.25 - 0.0625) == pytest.approx(run.progress["eta_seconds"], abs=2)
+    assert run.history[-1] == {"fold": 1, "folds": 4, "fold_done": True, "reused": False}
+
+
+def test_cancel_stops_a_running_run_and_resume_finishes_it_from_its_folds():
+    synthetic_faces()
+    run = scoring_run_create(**OOF)
+
+    def cancel_in_fold_two(event: dict) -> None:
+        if event.get("kind") == "batch" and event.get("fold") == 2:
+            scoring_run_cancel(run_id=run.pk)
+
+    stopped = scoring_run_execute(run.pk, progress=cancel_in_fold_two)
+    assert stopped.status == ScoringRun.Status.CANCELLED and "cancelled" in stopped.error
+    assert not ReviewItem.objects.exists() and not LabelScore.objects.exists()
+    assert any(h.get("fold_done") for h in stopped.history)
+
+    with pytest.raises(Exception, match="cancelled already"):
+        scoring_run_cancel(run_id=run.pk)
+    resumed = scoring_run_resume(run_id=run.pk)
+    assert resumed.status == ScoringRun.Status.QUEUED and not resumed.cancel_requested
+    events: list[dict] = []
+    done = scoring_run_execute(run.pk, progress=events.append, from_statuses=(ScoringRun.Status.QUEUED,))
+    assert done.status == ScoringRun.Status.SUCCEEDED and done.scored_count == 56
+    assert [(e["fold"], e["reused"]) for e in events if e.get("kind") == "fold"] == [(1, True), (2, False)]
+    with pytest.raises(Exception, match="only cancelled or failed runs resume"):
+        scoring_run_resume(run_id=run.pk)
+
+
+def test_a_queued_run_is_cancelled_at_once_and_its_message_does_nothing():
+    run = scoring_run_create(**OOF)
+    assert scoring_run_cancel(run_id=run.pk).status == ScoringRun.Status.CANCELLED
+    assert score_labels_task(run.pk) == {"run": run.pk, "status": "not claimed"}
+
+
+def test_api_starts_watches_cancels_and_resumes(admin_user, reviewer, active):
+    api = api_for(admin_user)
+    response = api.post("/api/review/scoring-runs", {"method": "in_sample"}, format="json")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["method"] == "in_sample" and body["model_version_name"] == "tiny" and body["epochs_per_fold"] is None
+    run_id = body["id"]
+    assert api.get(f"/api/review/scoring-runs/{run_id}").json()["status"] == "queued"
+    assert api.post(f"/api/review/scoring-runs/{run_id}/cancel").json()["status"] == "cancelled"
+    conflict = api.post(f"/api/review/scoring-runs/{run_id}/cancel")
+    assert conflict.status_code == 409 and conflict.json()["code"] == "scoring_run_state"
+    assert api.post(f"/api/review/scoring-runs/{run_id}/resume").status_code == 202
+    assert api.get("/api/review/scoring-runs/999999").status_code == 404
+    oof = api.post("/api/review/scoring-runs", {"folds": 3}, format="json").json()
+    assert oof["method"] == "out_of_fold" and oof["epochs_per_fold"] == 12  # the scoring recipe's
+    bad = api.post("/api/review/scoring-runs", {"method": "magic"}, format="json")
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "method"
+    assert api_for(reviewer).post(f"/api/review/scoring-runs/{run_id}/cancel").status_code == 403
+
+
+def test_first_start_queues_an_in_sample_run_then_an_out_of_fold_one_once(active, django_capture_on_commit_callbacks):
+    said: list[str] = []
+    queue_first_scoring(said.append)
+    assert not ScoringRun.objects.exists()  # no faces yet: nothing to score
+    synthetic_faces()
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        queue_first_scoring(said.append)
+    runs = list(ScoringRun.objects.order_by("pk"))
+    assert [(r.method, r.status) for r in runs] == [("in_sample", "queued"), ("out_of_fold", "queued")]
+    assert len(sent) == 2 and "in-sample" in said[0] and "out-of-fold" in said[1]
+    queue_first_scoring(said.append)
+    assert ScoringRun.objects.count() == 2
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_in_sample_run_through_a_real_worker(review_worker, settings, tmp_path):
+    queue, media_root = review_worker
+    settings.MEDIA_ROOT = media_root  # the worker reads the PNGs and the checkpoint this test writes
+    settings.INFERENCE_REFRESH_ON_ACTIVATE = False
+    model_version_register(checkpoint_path=write_tiny_checkpoint(tmp_path / "w.pt", seed=5), name="w", activate=True)
+    synthetic_faces()
+    run = scoring_run_create(method="in_sample", filter_by="predicted_neq_given")
+    result = score_labels_task.apply_async((run.pk,), queue=queue).get(timeout=300)
+    assert result["status"] == "succeeded" and result["scored"] == 56
+    run.refresh_from_db()
+    assert run.progress["kind"] == "predict" and run.progress["fraction"] == 1.0
+    assert ReviewItem.objects.count() == run.items_created > 0
