@@ -22,7 +22,8 @@ from apps.inference.models import InferenceJob, ModelVersion, Prediction
 from apps.inference.services.jobs import inference_job_enqueue
 from apps.inference.services.registry import REFRESH_METHODS, ModelVersionInvalid, model_version_register
 from apps.review.models import ScoringRun
-from apps.review.scoring import scoring_queue_refresh
+from apps.inference.selectors import model_version_active
+from apps.review.scoring import scoring_run_enqueue
 
 Say = Callable[[str], None]
 
@@ -71,7 +72,8 @@ def register_default_model(say: Say) -> None:
         say(f"model: {path} is missing, no default model registered")
         return
     try:
-        version = model_version_register(checkpoint_path=path, name="default", activate=True)
+        # Its follow-up work is queued by the steps below, so that the review queue comes first.
+        version = model_version_register(checkpoint_path=path, name="default", activate=True, refresh=False)
     except ModelVersionInvalid as exc:
         say(f"model: {exc}")
         return
@@ -107,21 +109,31 @@ def queue_public_test_predictions(say: Say) -> None:
 
 
 def queue_first_scoring(say: Say) -> None:
-    """Fill the review queue on the first start with data: the active version's in-sample ranking within minutes,
-    then an out-of-fold run that refines it in the background (``scoring_queue_refresh``). Once, while no scoring
-    run exists."""
+    """Fill the review queue on the first start with data: an in-sample run of the active version, which fills it
+    within minutes (queued first: the bulk worker takes jobs in order), and after the PublicTest predictions an
+    out-of-fold run that refines it in the background (``queue_refined_scoring``). Once, while no scoring run
+    exists."""
     if ScoringRun.objects.exists() or not training_faces_labelled().exists():
         return
-    runs = scoring_queue_refresh()
-    for run in runs:
-        what = ("in-sample with the active model, provisional: fills the queue in minutes"
-                if run.method == ScoringRun.Method.IN_SAMPLE else
-                f"out-of-fold, {run.folds} folds: refines the queue in the background (about an hour on 2 CPU cores)")
-        say(f"review queue: queued scoring run #{run.pk} ({what})")
+    if model_version_active() is None:
+        return  # nothing to rank in-sample with; queue_refined_scoring queues the out-of-fold run
+    run = scoring_run_enqueue(method=ScoringRun.Method.IN_SAMPLE)
+    say(f"review queue: queued scoring run #{run.pk} (in-sample with the active model, provisional: fills the queue "
+        "in minutes)")
+
+
+def queue_refined_scoring(say: Say) -> None:
+    """The out-of-fold run that replaces the first start's provisional ranking (once: while no such run exists)."""
+    if ScoringRun.objects.filter(method=ScoringRun.Method.OUT_OF_FOLD).exists() or \
+            not training_faces_labelled().exists():
+        return
+    run = scoring_run_enqueue(method=ScoringRun.Method.OUT_OF_FOLD)
+    say(f"review queue: queued scoring run #{run.pk} (out-of-fold, {run.folds} folds: refines the queue in the "
+        "background, about an hour on 2 CPU cores)")
 
 
 STEPS: list[Callable[[Say], None]] = [ensure_admin, import_fer2013_from_env, register_default_model,
-                                      queue_public_test_predictions, queue_first_scoring]
+                                      queue_first_scoring, queue_public_test_predictions, queue_refined_scoring]
 
 
 def bootstrap_run(say: Say) -> None:

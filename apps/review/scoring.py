@@ -175,7 +175,7 @@ class ProgressRecorder:
         elif kind == "fold":
             self.history.append({"fold": clean.get("fold"), "folds": clean.get("folds"), "fold_done": True,
                                  "reused": bool(clean.get("reused"))})
-        if kind not in ("epoch", "fold") and now - self.last < 2:
+        if kind not in ("epoch", "fold") and done != 1.0 and now - self.last < 2:
             return
         self.last = now
         updated = ScoringRun.objects.filter(pk=self.run_id, status=ScoringRun.Status.RUNNING,

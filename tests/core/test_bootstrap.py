@@ -57,3 +57,25 @@ def test_queues_public_test_predictions_for_the_active_version_once(tmp_path, mo
     assert (job.split, job.total, job.methods, job.status) == ("PublicTest", 4, ["gradcam"], "queued")
     assert f"queued job #{job.pk} for 4" in out
     assert "queued job" not in bootstrap() and InferenceJob.objects.count() == 1
+
+
+def test_first_start_fills_the_review_queue_first_then_predicts_then_refines(tmp_path, monkeypatch,
+                                                                             django_capture_on_commit_callbacks):
+    """The bulk worker takes jobs in the order they were sent: the in-sample scoring run (the queue within minutes),
+    the PublicTest predictions (the galleries), then the out-of-fold run (an hour), each once."""
+    from apps.inference.models import InferenceJob
+    from apps.review.models import ScoringRun
+
+    monkeypatch.setenv("FERPLATFORM_ADMIN_PASSWORD", "from-the-env-123")
+    rows = [fer_row(i) for i in range(3)] + [fer_row(10 + i, usage="PublicTest") for i in range(4)]
+    monkeypatch.setenv("FER2013_CSV", str(write_fer(tmp_path / "fer.csv", rows)))
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        out = bootstrap()
+    in_sample, oof = ScoringRun.objects.order_by("pk")
+    job = InferenceJob.objects.get()
+    assert (in_sample.method, oof.method) == ("in_sample", "out_of_fold") and in_sample.model_version.name == "default"
+    assert in_sample.created_at < job.created_at < oof.created_at  # each sent when created, in this order
+    assert len(sent) == 3
+    assert out.index(f"scoring run #{in_sample.pk} (in-sample") < out.index(f"queued job #{job.pk}") < \
+        out.index(f"scoring run #{oof.pk} (out-of-fold")
+    assert "scoring run" not in bootstrap() and ScoringRun.objects.count() == 2

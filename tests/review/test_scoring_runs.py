@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
-from apps.core.bootstrap import queue_first_scoring
 from apps.inference import runtime
 from apps.inference.services.registry import model_version_register
 from apps.review.models import LabelScore, ReviewItem, ScoringRun
@@ -171,18 +170,12 @@ def test_api_starts_watches_cancels_and_resumes(admin_user, reviewer, active):
     assert api_for(reviewer).post(f"/api/review/scoring-runs/{run_id}/cancel").status_code == 403
 
 
-def test_first_start_queues_an_in_sample_run_then_an_out_of_fold_one_once(active, django_capture_on_commit_callbacks):
-    said: list[str] = []
-    queue_first_scoring(said.append)
-    assert not ScoringRun.objects.exists()  # no faces yet: nothing to score
-    synthetic_faces()
-    with django_capture_on_commit_callbacks(execute=False) as sent:
-        queue_first_scoring(said.append)
+def test_an_activation_that_replaces_a_version_re_ranks_in_sample_then_out_of_fold(active, settings, tmp_path):
+    settings.INFERENCE_REFRESH_ON_ACTIVATE = True
+    newer = model_version_register(checkpoint_path=write_tiny_checkpoint(tmp_path / "n.pt", seed=4), name="newer",
+                                   activate=True)
     runs = list(ScoringRun.objects.order_by("pk"))
-    assert [(r.method, r.status) for r in runs] == [("in_sample", "queued"), ("out_of_fold", "queued")]
-    assert len(sent) == 2 and "in-sample" in said[0] and "out-of-fold" in said[1]
-    queue_first_scoring(said.append)
-    assert ScoringRun.objects.count() == 2
+    assert [(r.method, r.model_version) for r in runs] == [("in_sample", newer), ("out_of_fold", None)]
 
 
 @pytest.mark.worker

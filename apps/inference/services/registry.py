@@ -82,8 +82,9 @@ def model_version_checkpoint_read(path: Path | str) -> dict:
 
 
 def model_version_register(*, checkpoint_path: Path | str, name: str, created_by=None,
-                           activate: bool = False) -> ModelVersion:
-    """Validate a checkpoint by loading it, copy it into storage and record a version (active if ``activate``)."""
+                           activate: bool = False, refresh: bool = True) -> ModelVersion:
+    """Validate a checkpoint by loading it, copy it into storage and record a version (active if ``activate``;
+    ``refresh`` as for ``model_version_activate``)."""
     path = Path(checkpoint_path)
     data = model_version_checkpoint_read(path)
     recipe = data.get("recipe") if isinstance(data.get("recipe"), dict) else {}
@@ -106,7 +107,7 @@ def model_version_register(*, checkpoint_path: Path | str, name: str, created_by
                 created_by=created_by,
             )
             if activate:
-                version = model_version_activate(version=version, actor=created_by)
+                version = model_version_activate(version=version, actor=created_by, refresh=refresh)
     except BaseException:
         if stored:
             default_storage.delete(stored)
@@ -114,11 +115,12 @@ def model_version_register(*, checkpoint_path: Path | str, name: str, created_by
     return version
 
 
-def model_version_activate(*, version: ModelVersion, actor=None) -> ModelVersion:
+def model_version_activate(*, version: ModelVersion, actor=None, refresh: bool = True) -> ModelVersion:
     """Make ``version`` the one active version (the previously active one becomes archived), then, once this
     commits and only if the active version changed: queue its PublicTest predictions and heatmaps, and, when it
     replaced another version, a re-ranking of the review queue (in-sample, then out-of-fold; both unless
-    ``INFERENCE_REFRESH_ON_ACTIVATE`` is off)."""
+    ``INFERENCE_REFRESH_ON_ACTIVATE`` is off, or ``refresh`` is false: the first start queues them itself, in the
+    order it wants them done)."""
     with transaction.atomic():
         # Lock the current active row and the target so that two activations run one after the other.
         rows = ModelVersion.objects.select_for_update().filter(Q(status=ModelVersion.Status.ACTIVE) | Q(pk=version.pk))
@@ -136,7 +138,7 @@ def model_version_activate(*, version: ModelVersion, actor=None) -> ModelVersion
             target.status = ModelVersion.Status.ACTIVE
             target.activated_at = timezone.now()
             target.save(update_fields=["status", "activated_at"])
-            if settings.INFERENCE_REFRESH_ON_ACTIVATE:
+            if settings.INFERENCE_REFRESH_ON_ACTIVATE and refresh:
                 _refresh_after_activation(version=target, replaced=previous, actor=actor)
     version.status, version.activated_at = target.status, target.activated_at
     return target
