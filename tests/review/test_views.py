@@ -20,6 +20,7 @@ def test_empty_queue_says_how_it_gets_filled(client, reviewer, admin_user):
     ScoringRun.objects.create(status=ScoringRun.Status.RUNNING)
     page = client.get("/review/").content.decode()
     assert 'id="no-scoring-run"' not in page and "is running" in page
+    assert "its flagged faces fill the queue when it finishes" in page
 
 
 def test_the_queue_names_the_run_that_filled_it_and_the_one_refining_it(client, reviewer):
