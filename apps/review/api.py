@@ -246,6 +246,13 @@ class CSVRenderer(BaseRenderer):
         return data if isinstance(data, (str, bytes)) else json.dumps(data)  # error bodies
 
 
+def _export_dataset(request: Request) -> str:
+    """The ``dataset`` query parameter of the dataset exports (a slug: it goes into the file name)."""
+    query = serializers.KaggleExportQuerySerializer(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return query.validated_data["dataset"]
+
+
 def _csv_response(rows, filename: str) -> StreamingHttpResponse:
     response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -262,9 +269,7 @@ class KaggleExportApi(APIView):
                                "you may see: Training and PublicTest; PrivateTest for admins when "
                                "GALLERY_SHOW_PRIVATE_TEST is on.")
     def get(self, request: Request) -> StreamingHttpResponse:
-        query = serializers.KaggleExportQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        dataset = query.validated_data["dataset"]
+        dataset = _export_dataset(request)
         rows = kaggle_csv_rows(dataset=dataset, splits=face_splits_visible_to(request.user))
         return _csv_response(rows, f"{dataset}-corrected.csv")
 
@@ -281,9 +286,7 @@ class FerplusExportApi(APIView):
                                "in its column, not a face in NF. The pair imports back with import_fer2013 and "
                                "import_ferplus.")
     def get(self, request: Request) -> StreamingHttpResponse:
-        query = serializers.KaggleExportQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        dataset = query.validated_data["dataset"]
+        dataset = _export_dataset(request)
         rows = ferplus_csv_rows(dataset=dataset, splits=face_splits_visible_to(request.user),
                                 blind=selectors.blind_review_for(user=request.user))
         return _csv_response(rows, f"{dataset}-ferplus.csv")

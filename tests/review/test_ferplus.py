@@ -326,3 +326,24 @@ def test_ferplus_export_of_another_dataset_is_its_own(reviewers):
     Dataset.objects.create(name="other")
     assert list(ferplus_csv_rows(dataset="other", splits=SPLITS, blind=ADMIN)) == [
         "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"]
+
+
+@pytest.mark.django_db
+def test_ferplus_export_through_the_api(reviewers, researcher, reviewer):
+    from rest_framework.test import APIClient
+
+    faces = _dataset()
+    _review_votes(faces, reviewers)
+    api = APIClient()
+    api.force_authenticate(researcher)
+    response = api.get("/api/review/export/ferplus.csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"] == 'attachment; filename="fer2013-ferplus.csv"'
+    rows = _rows(chunk.decode() for chunk in response.streaming_content)
+    assert [r["Usage"] for r in rows] == ["Training", "PublicTest", "Training", "Training"]  # no PrivateTest, no NF
+    # A researcher who voted in no round gets the FER+ counts alone (blind review).
+    assert _counts(rows[0]) == votes(anger=6, neutral=2, sadness=2)
+    bad = api.get("/api/review/export/ferplus.csv?dataset=a%0Ab")
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "dataset"
+    api.force_authenticate(reviewer)
+    assert api.get("/api/review/export/ferplus.csv").status_code == 403
