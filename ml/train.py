@@ -21,7 +21,7 @@ from torch.optim.swa_utils import AveragedModel
 from ml.augment import augment_batch
 from ml.checkpoint import build_checkpoint, read_checkpoint, save_atomic
 from ml.data import FaceArrays, balanced_class_weights
-from ml.evaluate import evaluate, pick_device
+from ml.evaluate import bf16_supported, evaluate, pick_device
 from ml.labels import NUM_CLASSES
 from ml.models import FerModel, create_model
 from ml.recipes import Recipe
@@ -38,15 +38,6 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
-
-
-def bf16_supported(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:  # oneDNN uses AMX/AVX512-BF16 where present; elsewhere bf16 is slower than fp32
-        return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def ema_multi_avg_fn(decay: float):

@@ -308,7 +308,8 @@ IN_SAMPLE_CHUNK = 1024  # faces per progress event
 
 
 def _in_sample_probabilities(run: ScoringRun, images: np.ndarray, progress: ProgressCallback) -> np.ndarray:
-    """The run's model version on every face, with flip TTA as the out-of-fold runs use."""
+    """The run's model version on every face, with flip TTA as the out-of-fold runs use, in bf16 where the CPU has it
+    (a ranking does not need fp32's last digits, and the first start's queue comes sooner)."""
     from apps.inference import runtime
     from ml.evaluate import predict_proba
 
@@ -317,7 +318,7 @@ def _in_sample_probabilities(run: ScoringRun, images: np.ndarray, progress: Prog
     model = runtime.loaded(run.model_version).model
     out = []
     for start in range(0, len(images), IN_SAMPLE_CHUNK):
-        out.append(predict_proba(model, images[start:start + IN_SAMPLE_CHUNK], tta="flip"))
+        out.append(predict_proba(model, images[start:start + IN_SAMPLE_CHUNK], tta="flip", amp_bf16=True))
         progress({"kind": "predict", "done": min(start + IN_SAMPLE_CHUNK, len(images)), "total": len(images)})
     return np.concatenate(out)
 

@@ -60,9 +60,9 @@ def test_in_sample_run_ranks_with_the_active_model_in_one_pass(active):
     from ml.evaluate import predict_proba
 
     ids, images, _ = training_faces()
-    expected = predict_proba(runtime.loaded(active).model, images, tta="flip")
+    expected = predict_proba(runtime.loaded(active).model, images, tta="flip", amp_bf16=True)
     stored = dict(LabelScore.objects.filter(run=run).values_list("face_id", "probabilities"))
-    assert np.allclose([stored[i] for i in ids], expected, atol=1e-4)
+    assert np.allclose([stored[i] for i in ids], expected, atol=5e-3)
 
 
 def test_in_sample_needs_an_active_version_and_trains_nothing(active):
