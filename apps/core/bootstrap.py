@@ -19,10 +19,10 @@ from apps.faces.importers.fer2013 import fer2013_import
 from apps.faces.models import Dataset, FaceImage, Split
 from apps.faces.selectors import training_faces_labelled
 from apps.inference.models import InferenceJob, ModelVersion, Prediction
+from apps.inference.selectors import model_version_active
 from apps.inference.services.jobs import inference_job_enqueue
 from apps.inference.services.registry import REFRESH_METHODS, ModelVersionInvalid, model_version_register
 from apps.review.models import ScoringRun
-from apps.inference.selectors import model_version_active
 from apps.review.scoring import scoring_run_enqueue
 
 Say = Callable[[str], None]
