@@ -32,9 +32,11 @@ def api(user) -> APIClient:
     return client
 
 
-def follow_up(version: ModelVersion) -> tuple[list[tuple], int]:
+def follow_up(version: ModelVersion) -> tuple[list[tuple], list[tuple]]:
     jobs = [(j.split, j.total, j.methods, j.status) for j in InferenceJob.objects.filter(model_version=version)]
-    return jobs, ScoringRun.objects.filter(status=ScoringRun.Status.QUEUED).count()
+    runs = [(r.method, r.model_version_id) for r in ScoringRun.objects.filter(status=ScoringRun.Status.QUEUED)
+            .order_by("pk")]
+    return jobs, runs
 
 
 def activate_by_api(user, version):
@@ -65,15 +67,17 @@ def test_every_entry_point_queues_the_same_follow_up(entry, two_versions, admin_
         entry(admin_user, second)
     second.refresh_from_db()
     assert second.status == ModelVersion.Status.ACTIVE
-    # The gallery and the evaluation page of the new version get filled; the labels are scored again.
-    assert follow_up(second) == ([(Split.PUBLIC_TEST, 3, ["gradcam"], "queued")], 1)
-    assert len(sent) == 2  # one predict_split, one score_labels, sent after commit
+    # The gallery and the evaluation page of the new version get filled; the labels are scored again: in-sample with
+    # the new version first (minutes), then out-of-fold.
+    assert follow_up(second) == ([(Split.PUBLIC_TEST, 3, ["gradcam"], "queued")],
+                                 [("in_sample", second.pk), ("out_of_fold", None)])
+    assert len(sent) == 3  # one predict_split, two score_labels, sent after commit
 
 
 def test_activating_the_active_version_again_queues_nothing(two_versions, admin_user):
     first, _ = two_versions
     activate_by_api(admin_user, first)
-    assert follow_up(first) == ([], 0)
+    assert follow_up(first) == ([], [])
 
 
 def test_rollback_goes_through_the_same_service(two_versions, admin_user):
@@ -81,10 +85,12 @@ def test_rollback_goes_through_the_same_service(two_versions, admin_user):
     activate_by_api(admin_user, second)
     response = api(admin_user).post("/api/models/rollback")
     assert response.status_code == 200 and response.json()["id"] == first.pk
-    assert follow_up(first) == ([(Split.PUBLIC_TEST, 3, ["gradcam"], "queued")], 2)
+    assert follow_up(first) == ([(Split.PUBLIC_TEST, 3, ["gradcam"], "queued")],
+                                [("in_sample", second.pk), ("out_of_fold", None),  # from activating second
+                                 ("in_sample", first.pk), ("out_of_fold", None)])
 
 
 def test_the_first_activation_queues_predictions_but_no_scoring(tiny_checkpoint):
     FaceImageFactory.create_batch(2, split=Split.PUBLIC_TEST)
     version = model_version_register(checkpoint_path=tiny_checkpoint, name="first", activate=True)
-    assert follow_up(version) == ([(Split.PUBLIC_TEST, 2, ["gradcam"], "queued")], 0)
+    assert follow_up(version) == ([(Split.PUBLIC_TEST, 2, ["gradcam"], "queued")], [])
