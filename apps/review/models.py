@@ -39,8 +39,10 @@ class ScoringRun(WorkRow):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     method = models.CharField(max_length=16, choices=Method.choices, default=Method.OUT_OF_FOLD)
     model_version = models.ForeignKey("inference.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
-                                      related_name="+", help_text="In-sample runs: the version whose probabilities "
-                                                                  "ranked the faces.")
+                                      related_name="+", help_text="In-sample and blended runs: the version whose "
+                                                                  "own probabilities ranked the faces.")
+    blend_active = models.BooleanField(default=False, help_text="Out-of-fold runs: average the held-out probabilities "
+                                                                "with model_version's in-sample ones.")
     cancel_requested = models.BooleanField(default=False)
     folds = models.PositiveSmallIntegerField(default=4, help_text="0 for in-sample runs.")
     epochs = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Per fold; empty: the recipe's.")

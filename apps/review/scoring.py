@@ -48,9 +48,11 @@ class ScoringRunStateError(Conflict):
 
 def scoring_run_create(*, method: str = ScoringRun.Method.OUT_OF_FOLD, folds: int = 4, epochs: int | None = None,
                        ranking: str = "self_confidence", filter_by: str = "prune_by_noise_rate", seed: int = 0,
-                       recipe_overrides: dict | None = None, created_by=None) -> ScoringRun:
+                       recipe_overrides: dict | None = None, blend_active: bool = False,
+                       created_by=None) -> ScoringRun:
     """A queued run. ``in_sample`` ranks with the active version's own probabilities (folds, epochs and recipe
-    overrides do not apply); ``out_of_fold`` cross-fits ``folds`` models of the scoring recipe."""
+    overrides do not apply); ``out_of_fold`` cross-fits ``folds`` models of the scoring recipe and, with
+    ``blend_active``, averages their held-out probabilities with the active version's in-sample ones."""
     from ml.scoring import FILTER_METHODS, RANKING_METHODS
 
     if method not in ScoringRun.Method.values:
@@ -62,11 +64,16 @@ def scoring_run_create(*, method: str = ScoringRun.Method.OUT_OF_FOLD, folds: in
     if not 0 <= seed <= SEED_MAX:
         raise ScoringRunError(f"seed must be 0-{SEED_MAX}")
     version = None
-    if method == ScoringRun.Method.IN_SAMPLE:
+    if method == ScoringRun.Method.IN_SAMPLE or blend_active:
         version = model_version_active()
         if version is None:
-            raise ScoringRunError("in-sample scoring uses the active model version's probabilities, and no version "
-                                  "is active; activate one or score out-of-fold")
+            raise ScoringRunError(f"{'in-sample scoring' if method == ScoringRun.Method.IN_SAMPLE else 'blending'} "
+                                  "uses the active model version's probabilities, and no version is active; "
+                                  "activate one or score out-of-fold alone")
+    if method == ScoringRun.Method.IN_SAMPLE:
+        if blend_active:
+            raise ScoringRunError("blend_active applies to out-of-fold runs (an in-sample run is the active model's "
+                                  "probabilities already)")
         if epochs is not None or recipe_overrides:
             raise ScoringRunError("epochs and recipe_overrides apply to out-of-fold runs only: an in-sample run "
                                   "trains nothing")
@@ -83,8 +90,8 @@ def scoring_run_create(*, method: str = ScoringRun.Method.OUT_OF_FOLD, folds: in
                 apply_overrides(get_recipe("scoring"), recipe_overrides)
             except ValueError as exc:
                 raise ScoringRunError(f"recipe_overrides: {exc}") from None
-    return ScoringRun.objects.create(method=method, model_version=version, folds=folds, epochs=epochs,
-                                     ranking=ranking, filter_by=filter_by, seed=seed,
+    return ScoringRun.objects.create(method=method, model_version=version, blend_active=blend_active, folds=folds,
+                                     epochs=epochs, ranking=ranking, filter_by=filter_by, seed=seed,
                                      recipe_overrides=recipe_overrides or {}, created_by=created_by)
 
 
@@ -127,12 +134,15 @@ class ScoringAborted(Exception):  # noqa: N818
     """The run is no longer ours (the sweeper took it back, or it failed elsewhere)."""
 
 
+BLEND_UNITS = 0.2  # a blended run's in-sample pass, in folds of work
+
+
 class ProgressRecorder:
     """The ``progress`` callback of a run: the last event with the share done and an ETA (row updates at most every
     2 s, plus every epoch and fold), one history entry per finished epoch and fold, and cancellation."""
 
     def __init__(self, run: ScoringRun, echo: ProgressCallback | None = None) -> None:
-        self.run_id, self.method, self.folds = run.pk, run.method, max(run.folds, 1)
+        self.run_id, self.method, self.folds, self.blend = run.pk, run.method, max(run.folds, 1), run.blend_active
         self.history = list(run.history or [])
         self.echo = echo
         self.last = 0.0
@@ -140,9 +150,15 @@ class ProgressRecorder:
         self.start_fraction: float | None = None  # resumed runs start part-way: the ETA counts this process only
 
     def fraction(self, event: dict) -> float | None:
-        if event.get("kind") == "predict":
-            return event["done"] / max(event["total"], 1)
-        fold, folds = event.get("fold"), event.get("folds") or self.folds
+        """Share of the run done. A blended run's in-sample pass after its folds counts as a fifth of a fold (about
+        what it costs)."""
+        predicted = event["done"] / max(event["total"], 1) if event.get("kind") == "predict" else None
+        if self.method == ScoringRun.Method.IN_SAMPLE:
+            return predicted
+        units = self.folds + (BLEND_UNITS if self.blend else 0)
+        if predicted is not None:
+            return min(1.0, (self.folds + BLEND_UNITS * predicted) / units)
+        fold = event.get("fold")
         if not fold:
             return None
         if event.get("kind") == "fold":
@@ -153,7 +169,7 @@ class ProgressRecorder:
             within = (event["epoch"] - 1 + event["step"] / max(event["steps"], 1)) / event["epochs"]
         else:
             return None
-        return min(1.0, (fold - 1 + within) / folds)
+        return min(1.0, (fold - 1 + within) / units)
 
     def __call__(self, event: dict) -> None:
         if self.echo:
@@ -284,7 +300,7 @@ def scoring_run_resume(*, run_id: int) -> ScoringRun:
 
 def _score(run: ScoringRun, work_dir: Path, progress: ProgressCallback):
     from ml.data import FaceArrays
-    from ml.scoring import score_from_probabilities, score_labels
+    from ml.scoring import cross_fit_probabilities, score_from_probabilities
 
     face_ids, images, labels = training_faces()
     if run.method == ScoringRun.Method.IN_SAMPLE:
@@ -298,10 +314,13 @@ def _score(run: ScoringRun, work_dir: Path, progress: ProgressCallback):
     if len(face_ids) < 2 * run.folds:
         raise ScoringRunError(f"{len(face_ids)} labelled Training faces: too few for {run.folds} folds")
     data = FaceArrays.from_arrays(images, labels)
-    data.rows = np.asarray(face_ids, dtype=np.int64)  # scores come back keyed by face id
     recipe = apply_overrides(get_recipe("scoring"), run.recipe_overrides or {})
-    return score_labels(data, folds=run.folds, recipe=recipe, epochs=run.epochs, seed=run.seed, work_dir=work_dir,
-                        ranking=run.ranking, filter_by=run.filter_by, progress=progress)
+    probs = cross_fit_probabilities(data, folds=run.folds, recipe=recipe, epochs=run.epochs, seed=run.seed,
+                                    work_dir=work_dir, progress=progress)
+    if run.blend_active:
+        probs = (probs + _in_sample_probabilities(run, images, progress)) / 2
+    return score_from_probabilities(labels, probs, np.asarray(face_ids, dtype=np.int64), ranking=run.ranking,
+                                    filter_by=run.filter_by)
 
 
 IN_SAMPLE_CHUNK = 1024  # faces per progress event

@@ -33,6 +33,9 @@ class ScoringRunInputSerializer(serializers.Serializer):
     ranking = serializers.CharField(default="self_confidence", max_length=40)
     filter_by = serializers.CharField(default="prune_by_noise_rate", max_length=40)
     seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, default=0, help_text=f"0-{SEED_MAX}.")
+    blend_active = serializers.BooleanField(default=False, help_text="Out-of-fold runs: average the held-out "
+                                                                     "probabilities with the active version's "
+                                                                     "in-sample ones.")
 
 
 class KaggleExportQuerySerializer(serializers.Serializer):
@@ -224,8 +227,9 @@ class ScoringRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ScoringRun
-        fields = ["id", "status", "method", "model_version", "model_version_name", "cancel_requested", "folds",
-                  "epochs", "epochs_per_fold", "ranking", "filter_by", "seed", "progress", "history", "scored_count",
+        fields = ["id", "status", "method", "blend_active", "model_version", "model_version_name", "cancel_requested",
+                  "folds", "epochs", "epochs_per_fold", "ranking", "filter_by", "seed", "progress", "history",
+                  "scored_count",
                   "issue_count", "items_created", "items_updated", "items_retired", "ferplus", "error", "attempts",
                   "created_at", "started_at", "finished_at"]
 

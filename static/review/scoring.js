@@ -87,7 +87,8 @@
     const card = el("div", {class: "srun", "data-run-id": run.id, "data-status": run.status});
     const what = run.method === "in_sample"
       ? `in-sample with ${run.model_version_name || "a deleted version"}`
-      : `out-of-fold, ${run.folds} folds x ${run.epochs_per_fold} epochs`;
+      : `out-of-fold, ${run.folds} folds x ${run.epochs_per_fold} epochs` +
+        (run.blend_active ? `, averaged with ${run.model_version_name || "a deleted version"} in-sample` : "");
     card.append(el("h3", {}, [`Run #${run.id} `, el("span", {class: `status ${run.status}`, text: run.status}),
       ` ${what}, ${run.ranking}, ${run.filter_by}`]));
     if (ACTIVE.has(run.status)) {
@@ -147,6 +148,7 @@
     const inSample = $("#method").value === "in_sample";
     $("#folds").disabled = inSample;
     $("#epochs").disabled = inSample;
+    $("#blend-active").disabled = inSample;
   });
 
   $("#scoring-form").addEventListener("submit", async (event) => {
@@ -156,6 +158,7 @@
     if (body.method === "out_of_fold") {
       body.folds = Number($("#folds").value);
       if ($("#epochs").value) body.epochs = Number($("#epochs").value);
+      body.blend_active = $("#blend-active").checked;
     }
     status.className = "";
     status.textContent = "starting…";

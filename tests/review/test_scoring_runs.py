@@ -105,7 +105,8 @@ def test_progress_has_the_share_done_and_an_eta_per_fold_and_epoch():
                               "steps": 10}) == pytest.approx((1 + (2 + 0.5) / 4) / 4)
     assert recorder.fraction({"kind": "epoch", "fold": 1, "folds": 4, "epoch": 2, "epochs": 4}) == 0.125
     assert recorder.fraction({"kind": "fold", "fold": 3, "folds": 4}) == 0.75
-    assert recorder.fraction({"kind": "predict", "done": 30, "total": 120}) == 0.25
+    in_sample = ProgressRecorder(ScoringRun.objects.create(method="in_sample", folds=0))
+    assert in_sample.fraction({"kind": "predict", "done": 30, "total": 120}) == 0.25
     recorder({"kind": "epoch", "fold": 1, "folds": 4, "epoch": 1, "epochs": 4, "train_loss": 1.5, "seconds": 3.0})
     run.refresh_from_db()
     assert run.progress["fraction"] == 0.0625 and run.progress["eta_seconds"] is None  # too early to tell
@@ -192,3 +193,23 @@ def test_in_sample_run_through_a_real_worker(review_worker, settings, tmp_path):
     run.refresh_from_db()
     assert run.progress["kind"] == "predict" and run.progress["fraction"] == 1.0
     assert ReviewItem.objects.count() == run.items_created > 0
+
+
+def test_a_blended_run_averages_the_held_out_and_the_active_models_probabilities(active):
+    synthetic_faces()
+    oof = scoring_run_execute(scoring_run_create(**OOF).pk)
+    in_sample = scoring_run_execute(scoring_run_create(method="in_sample").pk)
+    events: list[dict] = []
+    blended = scoring_run_execute(scoring_run_create(**OOF, blend_active=True).pk, progress=events.append)
+    assert blended.status == ScoringRun.Status.SUCCEEDED and blended.model_version == active
+    probs = {run.pk: dict(LabelScore.objects.filter(run=run).values_list("face_id", "probabilities"))
+             for run in (oof, in_sample, blended)}
+    faces = sorted(probs[oof.pk])
+    expected = (np.array([probs[oof.pk][f] for f in faces]) + np.array([probs[in_sample.pk][f] for f in faces])) / 2
+    assert np.allclose([probs[blended.pk][f] for f in faces], expected, atol=2e-3)
+    # Progress: the folds take 2 of 2.2 units, the in-sample pass the rest.
+    recorder = ProgressRecorder(blended)
+    assert recorder.fraction({"kind": "fold", "fold": 2, "folds": 2}) == pytest.approx(2 / 2.2)
+    assert recorder.fraction(events[-1]) == 1.0 and events[-1]["kind"] == "predict"
+    with pytest.raises(ScoringRunError, match="out-of-fold runs"):
+        scoring_run_create(method="in_sample", blend_active=True)

@@ -19,6 +19,8 @@ class Command(BaseCommand):
                             help="out_of_fold (default; k-fold cross-fitting) or in_sample (the active version's own "
                                  "probabilities: minutes, provisional)")
         parser.add_argument("--folds", type=int, default=4)
+        parser.add_argument("--blend-active", action="store_true",
+                            help="out-of-fold runs: average with the active version's in-sample probabilities")
         parser.add_argument("--epochs", type=int, default=None, help="Epochs per fold (default: the recipe's).")
         parser.add_argument("--ranking", default="self_confidence")
         parser.add_argument("--filter-by", default="prune_by_noise_rate")
@@ -35,7 +37,8 @@ class Command(BaseCommand):
                 in_sample = options["method"] == ScoringRun.Method.IN_SAMPLE
                 run_id = scoring_run_create(method=options["method"], folds=options["folds"],
                                             epochs=options["epochs"], ranking=options["ranking"],
-                                            filter_by=options["filter_by"], seed=options["seed"]).pk
+                                            filter_by=options["filter_by"], seed=options["seed"],
+                                            blend_active=options["blend_active"]).pk
                 if in_sample and options["folds"] != 4:
                     self.stderr.write("note: --folds does not apply to an in-sample run")
             self.stdout.write(f"scoring run {run_id}")
