@@ -23,7 +23,7 @@ from apps.inference.selectors import model_version_active
 from apps.inference.services.jobs import inference_job_enqueue
 from apps.inference.services.registry import REFRESH_METHODS, ModelVersionInvalid, model_version_register
 from apps.review.models import ScoringRun
-from apps.review.scoring import scoring_run_enqueue
+from apps.review.scoring import scoring_run_enqueue, scoring_run_refine_enqueue
 
 Say = Callable[[str], None]
 
@@ -127,9 +127,10 @@ def queue_refined_scoring(say: Say) -> None:
     if ScoringRun.objects.filter(method=ScoringRun.Method.OUT_OF_FOLD).exists() or \
             not training_faces_labelled().exists():
         return
-    run = scoring_run_enqueue(method=ScoringRun.Method.OUT_OF_FOLD)
-    say(f"review queue: queued scoring run #{run.pk} (out-of-fold, {run.folds} folds: refines the queue in the "
-        "background, about an hour on 2 CPU cores)")
+    run = scoring_run_refine_enqueue()
+    blend = ", averaged with the active model" if run.blend_active else ""
+    say(f"review queue: queued scoring run #{run.pk} (out-of-fold, {run.folds} folds{blend}: refines the queue in "
+        "the background, about an hour on 2 CPU cores)")
 
 
 STEPS: list[Callable[[Say], None]] = [ensure_admin, import_fer2013_from_env, register_default_model,

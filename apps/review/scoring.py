@@ -105,14 +105,22 @@ def scoring_run_enqueue(**kwargs) -> ScoringRun:
 
 def scoring_queue_refresh(*, created_by=None) -> list[ScoringRun]:
     """Re-rank the queue in two steps on the bulk queue: an in-sample run of the active version first (minutes), so
-    reviewers have a queue soon, then an out-of-fold run that replaces its ranking when it finishes. Used on the
-    first start with data and whenever a newly activated version replaces another."""
+    reviewers have a queue soon, then an out-of-fold run, blended with the active version (``blend_active``, which
+    ranked better on both kinds of injected noise: README, "Review benchmarks"), that replaces its ranking when it
+    finishes. Used whenever a newly activated version replaces another; the first start queues the same two runs
+    with the PublicTest predictions between them (``apps.core.bootstrap``)."""
     with transaction.atomic():
         runs = []
         if model_version_active() is not None:
             runs.append(scoring_run_enqueue(method=ScoringRun.Method.IN_SAMPLE, created_by=created_by))
-        runs.append(scoring_run_enqueue(method=ScoringRun.Method.OUT_OF_FOLD, created_by=created_by))
+        runs.append(scoring_run_refine_enqueue(created_by=created_by))
     return runs
+
+
+def scoring_run_refine_enqueue(*, created_by=None) -> ScoringRun:
+    """The out-of-fold run that refines a provisional queue: blended with the active version when there is one."""
+    return scoring_run_enqueue(method=ScoringRun.Method.OUT_OF_FOLD, blend_active=model_version_active() is not None,
+                               created_by=created_by)
 
 
 def training_faces() -> tuple[list[int], np.ndarray, np.ndarray]:

@@ -148,7 +148,7 @@
     const inSample = $("#method").value === "in_sample";
     $("#folds").disabled = inSample;
     $("#epochs").disabled = inSample;
-    $("#blend-active").disabled = inSample;
+    $("#blend-active").disabled = inSample || !URLS.activeVersion;
   });
 
   $("#scoring-form").addEventListener("submit", async (event) => {

@@ -74,6 +74,7 @@ def test_first_start_fills_the_review_queue_first_then_predicts_then_refines(tmp
     in_sample, oof = ScoringRun.objects.order_by("pk")
     job = InferenceJob.objects.get()
     assert (in_sample.method, oof.method) == ("in_sample", "out_of_fold") and in_sample.model_version.name == "default"
+    assert oof.blend_active and oof.model_version == in_sample.model_version
     assert in_sample.created_at < job.created_at < oof.created_at  # each sent when created, in this order
     assert len(sent) == 3
     assert out.index(f"scoring run #{in_sample.pk} (in-sample") < out.index(f"queued job #{job.pk}") < \

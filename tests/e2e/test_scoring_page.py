@@ -41,11 +41,13 @@ def test_start_watch_cancel_and_resume_scoring_runs(live_server, page, shared_me
     page.wait_for_function("document.getElementById('start-status').textContent.includes('queued')")
     run = ScoringRun.objects.get()
     assert (run.method, run.folds, run.epochs, run.filter_by) == ("out_of_fold", 2, 30, "predicted_neq_given")
+    assert run.blend_active  # checked by default while a version is active
     card = f'.srun[data-run-id="{run.pk}"]'
     page.wait_for_selector(f'{card}[data-status="running"] progress:not([value="0"])', timeout=120_000)
     text = page.inner_text(f"{card} .position")
     assert "fold " in text and "epoch " in text and "ETA" in text
     page.wait_for_selector(f'{card}[data-status="succeeded"]', timeout=180_000)
+    assert "averaged with tiny-a in-sample" in page.inner_text(f"{card} h3")
     assert page.locator(f"{card} .folds .cell.done").count() == 60
     run.refresh_from_db()
     assert f"flagged{run.issue_count}" in page.inner_text(f"{card} table.figures").replace("\t", "").replace(" ", "")

@@ -34,8 +34,8 @@ def api(user) -> APIClient:
 
 def follow_up(version: ModelVersion) -> tuple[list[tuple], list[tuple]]:
     jobs = [(j.split, j.total, j.methods, j.status) for j in InferenceJob.objects.filter(model_version=version)]
-    runs = [(r.method, r.model_version_id) for r in ScoringRun.objects.filter(status=ScoringRun.Status.QUEUED)
-            .order_by("pk")]
+    runs = [(r.method, r.model_version_id, r.blend_active) for r in
+            ScoringRun.objects.filter(status=ScoringRun.Status.QUEUED).order_by("pk")]
     return jobs, runs
 
 
@@ -68,9 +68,9 @@ def test_every_entry_point_queues_the_same_follow_up(entry, two_versions, admin_
     second.refresh_from_db()
     assert second.status == ModelVersion.Status.ACTIVE
     # The gallery and the evaluation page of the new version get filled; the labels are scored again: in-sample with
-    # the new version first (minutes), then out-of-fold.
+    # the new version first (minutes), then out-of-fold blended with it.
     assert follow_up(second) == ([(Split.PUBLIC_TEST, 3, ["gradcam"], "queued")],
-                                 [("in_sample", second.pk), ("out_of_fold", None)])
+                                 [("in_sample", second.pk, False), ("out_of_fold", second.pk, True)])
     assert len(sent) == 3  # one predict_split, two score_labels, sent after commit
 
 
@@ -86,8 +86,8 @@ def test_rollback_goes_through_the_same_service(two_versions, admin_user):
     response = api(admin_user).post("/api/models/rollback")
     assert response.status_code == 200 and response.json()["id"] == first.pk
     assert follow_up(first) == ([(Split.PUBLIC_TEST, 3, ["gradcam"], "queued")],
-                                [("in_sample", second.pk), ("out_of_fold", None),  # from activating second
-                                 ("in_sample", first.pk), ("out_of_fold", None)])
+                                [("in_sample", second.pk, False), ("out_of_fold", second.pk, True),  # activating 2nd
+                                 ("in_sample", first.pk, False), ("out_of_fold", first.pk, True)])
 
 
 def test_the_first_activation_queues_predictions_but_no_scoring(tiny_checkpoint):

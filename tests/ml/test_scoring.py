@@ -5,7 +5,16 @@ import pytest
 
 from ml.data import FaceArrays
 from ml.recipes import get_recipe
-from ml.scoring import fold_assignment, score_from_probabilities, score_labels
+from ml.scoring import (
+    cross_fit,
+    cross_fit_probabilities,
+    fold_assignment,
+    knn_label_quality,
+    pooled_features,
+    rank_average,
+    score_from_probabilities,
+    score_labels,
+)
 
 from .conftest import TINY_ARCH, synthetic_faces
 
@@ -58,3 +67,51 @@ def test_crash_in_a_later_fold_does_not_redo_earlier_folds(tmp_path):
     assert {"kind": "fold", "fold": 1, "folds": 2, "reused": True} in events
     assert not any(e.get("fold") == 1 and e["kind"] == "epoch" for e in events)
     assert scores.probabilities.shape == (140, 7) and not np.isnan(scores.probabilities).any()
+
+
+def test_cross_fit_keeps_held_out_probabilities_with_and_without_tta(tmp_path):
+    images, labels = synthetic_faces(70)
+    data = FaceArrays.from_arrays(images, labels)
+    first = cross_fit(data, folds=2, recipe=RECIPE, epochs=1, work_dir=tmp_path)
+    assert not np.isnan(first.probs_no_tta).any()
+    np.testing.assert_allclose(first.probs_no_tta.sum(1), 1.0, atol=1e-5)
+    assert not np.allclose(first.probs, first.probs_no_tta)  # flip TTA changes them
+    again = cross_fit(data, folds=2, recipe=RECIPE, epochs=1, work_dir=tmp_path)  # reused folds keep both
+    np.testing.assert_array_equal(again.probs_no_tta, first.probs_no_tta)
+    np.testing.assert_array_equal(cross_fit_probabilities(data, folds=2, recipe=RECIPE, epochs=1, work_dir=tmp_path),
+                                  first.probs)
+
+
+def test_pooled_features_are_the_global_average_of_forward_features():
+    import torch
+
+    from ml.evaluate import to_input
+    from ml.models import create_model
+
+    model = create_model("fer_vgg", **TINY_ARCH).eval()
+    images, _ = synthetic_faces(5)
+    features = pooled_features(model, images, batch_size=2)
+    assert features.shape == (5, TINY_ARCH["widths"][-1])
+    with torch.inference_mode():
+        fmap = model.forward_features(to_input(images, model, torch.device("cpu")))
+    np.testing.assert_allclose(features, fmap.mean((2, 3)).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_knn_label_quality_finds_the_face_labelled_unlike_its_neighbours():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16)) * 5
+    labels = np.repeat([0, 1, 2], 20)
+    features = centres[labels] + rng.normal(size=(60, 16)) * 0.1
+    noisy = labels.copy()
+    noisy[7] = 2
+    quality = knn_label_quality(features * rng.uniform(0.5, 3, size=(60, 1)), noisy, k=5)  # cosine: scale-free
+    assert quality[7] == 0.0  # the face itself is not its own neighbour
+    assert np.argsort(quality)[0] == 7
+    assert quality[np.arange(60) != 7].min() >= 0.8
+
+
+def test_rank_average_orders_by_both_scores():
+    a = np.array([0.1, 0.2, 0.9, 0.5])
+    b = np.array([10.0, 1.0, 30.0, 20.0])  # another scale
+    combined = rank_average(a, b)
+    np.testing.assert_allclose(combined, [(0 + 1 / 3) / 2, (1 / 3 + 0) / 2, 1.0, (2 / 3 + 2 / 3) / 2])

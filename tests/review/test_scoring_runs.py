@@ -176,7 +176,8 @@ def test_an_activation_that_replaces_a_version_re_ranks_in_sample_then_out_of_fo
     newer = model_version_register(checkpoint_path=write_tiny_checkpoint(tmp_path / "n.pt", seed=4), name="newer",
                                    activate=True)
     runs = list(ScoringRun.objects.order_by("pk"))
-    assert [(r.method, r.model_version) for r in runs] == [("in_sample", newer), ("out_of_fold", None)]
+    assert [(r.method, r.model_version, r.blend_active) for r in runs] == [("in_sample", newer, False),
+                                                                          ("out_of_fold", newer, True)]
 
 
 @pytest.mark.worker

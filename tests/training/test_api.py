@@ -144,7 +144,7 @@ def test_manual_promote_and_rollback(admin_user, faces, settings, django_capture
     assert InferenceJob.objects.filter(split="PublicTest", created_by=admin_user).count() == 1
     queued = ScoringRun.objects.filter(created_by=admin_user, status="queued").order_by("pk")
     assert [(r.method, r.model_version_id) for r in queued] == [("in_sample", bad.model_version.pk),
-                                                                ("out_of_fold", None)]
+                                                                ("out_of_fold", bad.model_version.pk)]
     assert len(callbacks) == 3
 
     response = api.post("/api/models/rollback")
