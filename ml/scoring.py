@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.data import FaceArrays
+from ml.models import FerModel
 from ml.recipes import Recipe, get_recipe
 
 RANKING_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
@@ -88,11 +89,19 @@ def _save_npz_atomic(path: Path, **arrays) -> None:
         raise
 
 
-def cross_fit_probabilities(data: FaceArrays, *, folds: int = 4, recipe: Recipe | None = None,
-                            epochs: int | None = None, seed: int = 0, work_dir: str | Path,
-                            device: str | None = None, tta: str = "flip",
-                            progress: Callable[[dict], None] | None = None) -> np.ndarray:
-    """Out-of-sample probabilities (N, 7): each image is predicted by a model that never saw it."""
+@dataclass
+class CrossFitProbabilities:
+    """Held-out probabilities (N, 7) of every image, with the scoring TTA and without any (NaN for folds finished by
+    an older version that kept only the TTA ones)."""
+
+    probs: np.ndarray
+    probs_no_tta: np.ndarray
+
+
+def cross_fit(data: FaceArrays, *, folds: int = 4, recipe: Recipe | None = None, epochs: int | None = None,
+              seed: int = 0, work_dir: str | Path, device: str | None = None, tta: str = "flip",
+              progress: Callable[[dict], None] | None = None) -> CrossFitProbabilities:
+    """Out-of-sample probabilities: each image is predicted by a model that never saw it."""
     from ml.checkpoint import load_checkpoint
     from ml.evaluate import predict_proba
     from ml.train import fit
@@ -104,11 +113,15 @@ def cross_fit_probabilities(data: FaceArrays, *, folds: int = 4, recipe: Recipe 
     assign = fold_assignment(data.labels, folds, seed)
     tag = _fingerprint(data, assign, recipe, epochs, seed)
     probs = np.full((len(data), 7), np.nan, dtype=np.float32)
+    plain = probs.copy()
     for k in range(folds):
         done = work / f"fold{k}-{tag}.npz"
         held = assign == k
         if done.is_file():
-            probs[held] = np.load(done)["probs"]
+            saved = np.load(done)
+            probs[held] = saved["probs"]
+            if "probs_no_tta" in saved:
+                plain[held] = saved["probs_no_tta"]
             if progress:
                 progress({"kind": "fold", "fold": k + 1, "folds": folds, "reused": True})
             continue
@@ -124,13 +137,23 @@ def cross_fit_probabilities(data: FaceArrays, *, folds: int = 4, recipe: Recipe 
         if device:
             model.to(device)
         fold_probs = predict_proba(model, data.images[held], tta=tta)
-        _save_npz_atomic(done, probs=fold_probs)
-        probs[held] = fold_probs
+        fold_plain = fold_probs if tta == "none" else predict_proba(model, data.images[held], tta="none")
+        _save_npz_atomic(done, probs=fold_probs, probs_no_tta=fold_plain)
+        probs[held], plain[held] = fold_probs, fold_plain
         for f in (ckpt, ckpt.with_name(ckpt.name + ".state")):
             f.unlink(missing_ok=True)
         if progress:
             progress({"kind": "fold", "fold": k + 1, "folds": folds, "reused": False})
-    return probs
+    return CrossFitProbabilities(probs, plain)
+
+
+def cross_fit_probabilities(data: FaceArrays, *, folds: int = 4, recipe: Recipe | None = None,
+                            epochs: int | None = None, seed: int = 0, work_dir: str | Path,
+                            device: str | None = None, tta: str = "flip",
+                            progress: Callable[[dict], None] | None = None) -> np.ndarray:
+    """Out-of-sample probabilities (N, 7) with ``tta``; ``cross_fit`` also gives the ones without TTA."""
+    return cross_fit(data, folds=folds, recipe=recipe, epochs=epochs, seed=seed, work_dir=work_dir, device=device,
+                     tta=tta, progress=progress).probs
 
 
 def score_from_probabilities(labels: np.ndarray, probs: np.ndarray, rows: np.ndarray | None = None, *,
@@ -163,3 +186,48 @@ def score_labels(data: FaceArrays, *, folds: int = 4, recipe: Recipe | None = No
     probs = cross_fit_probabilities(data, folds=folds, recipe=recipe, epochs=epochs, seed=seed, work_dir=work_dir,
                                     device=device, progress=progress)
     return score_from_probabilities(data.labels, probs, data.rows, ranking=ranking, filter_by=filter_by)
+
+
+def pooled_features(model: FerModel, images: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """Global-average-pooled ``forward_features`` (N, C) of uint8 faces: the embedding that fer_vgg's linear head
+    reads (its head is pool, flatten, dropout, linear)."""
+    import torch
+
+    from ml.evaluate import to_input
+
+    device = next(model.parameters()).device
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            x = to_input(images[start:start + batch_size], model, device).contiguous(memory_format=torch.channels_last)
+            out.append(torch.nn.functional.adaptive_avg_pool2d(model.forward_features(x), 1).flatten(1).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def knn_label_quality(features: np.ndarray, labels: np.ndarray, *, k: int = 10) -> np.ndarray:
+    """Share of a face's ``k`` nearest neighbours (cosine on L2-normalised features, the face itself left out) that
+    carry its given label: like cleanlab's label quality, low means likely wrong."""
+    from sklearn.neighbors import NearestNeighbors
+
+    features = np.asarray(features, dtype=np.float32)
+    labels = np.asarray(labels)
+    k = min(k, len(labels) - 1)
+    if k < 1:
+        raise ValueError("need at least two faces")
+    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    # On unit vectors Euclidean distance orders neighbours exactly as cosine does, and brute force is a matrix product.
+    index = NearestNeighbors(n_neighbors=k + 1, metric="euclidean", algorithm="brute").fit(unit)
+    neighbours = index.kneighbors(unit, return_distance=False)
+    neighbours = np.array([row[row != i][:k] for i, row in enumerate(neighbours)])  # drop the face itself
+    return (labels[neighbours] == labels[:, None]).mean(1)
+
+
+def rank_average(*qualities: np.ndarray) -> np.ndarray:
+    """Combine label-quality scores on different scales: the mean of their ranks in [0, 1] (low = likely wrong)."""
+    from scipy.stats import rankdata
+
+    if not qualities:
+        raise ValueError("nothing to combine")
+    n = len(qualities[0])
+    return np.mean([(rankdata(q) - 1) / max(n - 1, 1) for q in qualities], axis=0)
