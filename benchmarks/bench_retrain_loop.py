@@ -1,34 +1,55 @@
-"""The retraining loop end to end on the shared data: import, train, score labels, settle the top of the queue, retrain.
+"""The retraining loop end to end, measured against an oracle: how much closer a retrain gets to the truth.
 
-    python benchmarks/bench_retrain_loop.py                      # the full thing (hours on a 2-core CPU)
-    python benchmarks/bench_retrain_loop.py --limit 1500 --epochs 1 --score-epochs 1 --folds 2 --top 50   # quick check
-    python benchmarks/bench_retrain_loop.py [--top 500] [--keep-db] [PATH]
+Import, train, score labels, settle the top of the queue with the oracle's answers, retrain, measure.
 
-Steps, each a ``manage.py`` subprocess against a fresh PostgreSQL database ``ferplatform_bench_loop`` on the server
-of $DATABASE_URL (default postgres://postgres@127.0.0.1:5432/), timed from the outside (start-up included):
+    python benchmarks/bench_retrain_loop.py --oracle ORACLE.csv --eval-labels EVAL.csv [--top 1000 3000]
+        [--retrain finetune|scratch ...] [--seeds 2] [PATH]
+    python benchmarks/bench_retrain_loop.py --inject uniform class_conditional --noise 0.1 --seeds 2 [--top 0 300 600]
+    python benchmarks/bench_retrain_loop.py                  # no oracle: the reviewers accept the suggestion
+    python benchmarks/bench_retrain_loop.py --limit 800 --epochs 1 --finetune-epochs 1 --score-epochs 1 --folds 2 \
+        --top 50   # the quick check
 
-1. ``migrate``, then ``import_fer2013`` of the shared file (PATH defaults to $FER2013_CSV, then
-   ../shared/data/fer2013/fer2013.csv.gz; ``--limit N`` imports a temporary copy with the first N Training rows and
-   the first ``--test-limit`` PublicTest rows, default N/8, FER-2013's ratio);
-2. ``train_model`` (the default recipe; ``--epochs`` overrides its 50) - version 1, promoted as there is no active one;
-3. ``score_labels --folds K [--epochs E]`` (cross-fitting + cleanlab): flagged Training faces become review items;
-4. two simulated reviewers (users made with ``apps.accounts.services.user_create``) settle the first ``--top`` items of
-   the queue through the review services the API uses (``review_item_next_for`` leases, ``review_vote_cast`` votes):
-   both vote for the scoring run's suggestion, so the quorum of two settles each item and sets its current label;
-5. ``train_model`` again on the corrected labels - version 2, through the promotion gate against version 1.
+Each loop runs ``manage.py`` subprocesses against a fresh PostgreSQL database (``--db``, default
+``ferplatform_bench_loop``) on the server of $DATABASE_URL (media and work dirs in a temporary FERPLATFORM_VAR_DIR),
+timed from the outside:
 
-Then both versions' PublicTest accuracy and macro-F1 (against the current and the original labels) and the wall time
-of each step are printed. Media, training and scoring work dirs go to a temporary FERPLATFORM_VAR_DIR (removed
-afterwards); the database is dropped unless ``--keep-db``. Promotion does not queue the usual re-prediction and
-re-scoring here (INFERENCE_REFRESH_ON_ACTIVATE=0): no worker runs, and the loop scores by itself.
-Simulated reviewers who accept the model's suggestion measure the pipeline and its cost, not real label quality.
+1. ``migrate``, ``import_fer2013`` of PATH (default $FER2013_CSV, then ../shared/data/fer2013/fer2013.csv.gz; with
+   ``--limit N`` a temporary copy of its first N Training rows and N/8 PublicTest and PrivateTest rows);
+2. ``train_model --recipe default`` (``--epochs``; ``--arch`` overrides the recipe's, e.g. the smaller fer_vgg so
+   that a short schedule learns something): version 0, "before";
+3. ``score_labels`` (``--score-method``, ``--folds``, ``--score-epochs``): flagged Training faces become review items;
+4. for each k of ``--top``, ascending: two simulated reviewers settle the queue's top k items through the review
+   services (``review_item_next_for``, ``review_vote_cast``), both voting the oracle's label, so the quorum of two
+   settles each item. Settling is cumulative (top 3000 includes the top 1000), and every retrain starts from the
+   same place: version 0 is activated again after each one, so ``finetune`` always starts from version 0's weights
+   and the gate always compares with it. k = 0 retrains on uncorrected labels: the control for the extra epochs;
+5. per k and per ``--retrain``: ``train_model --recipe finetune`` (``--finetune-epochs``) or ``--recipe default``
+   from scratch (``--epochs``), then the new version is measured (in the next child process, not timed).
+
+Every version is measured on PublicTest (and PrivateTest when imported) and on the Training faces, against the
+evaluation labels ("truth") and the imported ones ("original"): the Training figures say how well the model fits the
+truth rather than the labels it was given. Faces the evaluation file calls "not a face" are left out of "truth".
+
+Label files (``--oracle``, ``--eval-labels``) are Kaggle layout with the data file's rows (row N is the face of row
+N; Usage and pixels are checked). ``emotion`` is 0-6 or a class name; ``7``, ``nf`` or ``not_a_face`` means not a face
+(the oracle's reviewers vote "not a face", which excludes the face from training). Without ``--eval-labels`` the
+evaluation labels are the data file's own; without ``--oracle`` the reviewers accept the scoring run's suggestion
+(the old behaviour: it exercises and times the loop, and says nothing about label quality).
+
+``--inject uniform|class_conditional --noise R``: per kind and seed, ``ml.noise`` flips R of the Training labels
+(class-conditional along ``loop_labels.FER_CONFUSION``), the noisy copy is imported, and the clean file is the oracle
+and the evaluation labels. Per seed the clean file is also imported and trained from scratch once (the clean end;
+version 0 is the noisy end). Reported: the share of the gap the corrected top k closes,
+(after - noisy) / (clean - noisy), mean and sample standard deviation over ``--seeds`` (each seed draws its own
+noise and trains with that seed; ``--first-seed`` adds seeds to an earlier run). Without ``--inject``, seeds only
+change the training and scoring seed.
+
+Prints one JSON object (also written to ``--out``) and markdown tables.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import json
 import os
 import shutil
@@ -36,81 +57,106 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from benchdb import bench_database_create, bench_database_drop
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchdb import bench_database_create, bench_database_drop  # noqa: E402
+from loop_labels import (  # noqa: E402
+    NOT_A_FACE,
+    LabelFile,
+    check_same_rows,
+    inject_noise,
+    read_label_file,
+    truncated_copy,
+    write_relabelled,
+)
+from loop_report import gap_closed, print_report  # noqa: E402
+
 DEFAULT_FILE = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
 BENCH_DB = "ferplatform_bench_loop"
-CHILD_FLAG = "--child"  # the script runs itself with Django set up for the review and report steps
+CHILD_FLAG = "--child"  # the script runs itself with Django set up for the review and measuring steps
 RESULT_PREFIX = "BENCH-RESULT "
+NOISE_KINDS = ("uniform", "class_conditional")
+RETRAIN_RECIPES = {"finetune": "finetune", "scratch": "default"}
 
 
-# --- parent: the loop -------------------------------------------------------------------------------------------
+# --- parent: the loops ------------------------------------------------------------------------------------------
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("path", nargs="?", type=Path, default=None, help="FER-2013 csv(.gz); default: the shared one")
+    parser.add_argument("--oracle", type=Path, help="The reviewers' answers (Kaggle layout, the data file's rows).")
+    parser.add_argument("--eval-labels", type=Path, help="Labels to measure against (default: the data file's).")
+    parser.add_argument("--inject", nargs="+", choices=NOISE_KINDS, help="Flip --noise of the Training labels.")
+    parser.add_argument("--noise", type=float, default=0.1, help="Share of Training labels flipped (default 0.1).")
+    parser.add_argument("--seeds", type=int, default=1, help="Repetitions (noise draw and training seed).")
+    parser.add_argument("--first-seed", type=int, default=0, help="Seeds run from here (default 0), to add seeds.")
+    parser.add_argument("--top", type=int, nargs="+", default=[500], help="Queue items settled (cumulative).")
+    parser.add_argument("--retrain", nargs="+", choices=tuple(RETRAIN_RECIPES), default=["finetune"],
+                        help="finetune (from version 0's weights) and/or scratch (the default recipe).")
     parser.add_argument("--limit", type=int, default=None, help="Import only the first N Training rows.")
     parser.add_argument("--test-limit", type=int, default=None,
-                        help="PublicTest rows kept with --limit (default: N/8, at least 50).")
-    parser.add_argument("--epochs", type=int, default=None, help="Epochs of both training runs (default: recipe's).")
-    parser.add_argument("--score-epochs", type=int, default=None, help="Epochs per scoring fold (default: recipe's).")
-    parser.add_argument("--folds", type=int, default=4, help="Scoring folds (default 4).")
-    parser.add_argument("--top", type=int, default=500, help="Queue items the simulated reviewers settle.")
-    parser.add_argument("--recipe", default="default", help="Training recipe of both runs (default: default).")
-    parser.add_argument("--keep-db", action="store_true", help="Keep the database and its media directory.")
+                        help="PublicTest (and PrivateTest) rows kept with --limit (default: N/8, at least 50).")
+    parser.add_argument("--epochs", type=int, default=None, help="Epochs of training from scratch (recipe's).")
+    parser.add_argument("--finetune-epochs", type=int, default=None, help="Epochs of finetune runs (recipe's).")
+    parser.add_argument("--score-method", choices=("in_sample", "out_of_fold"), default=None,
+                        help="score_labels --method (default: the command's).")
+    parser.add_argument("--score-epochs", type=int, default=None, help="Epochs per out-of-fold fold (recipe's).")
+    parser.add_argument("--folds", type=int, default=4, help="Out-of-fold scoring folds (default 4).")
+    parser.add_argument("--recipe", default="default", help="Recipe of training from scratch (default: default).")
+    parser.add_argument("--arch", default=None,
+                        help="Architecture of training from scratch (a recipe override; finetune follows version 0).")
+    parser.add_argument("--out", type=Path, help="Also write the JSON result here (rewritten after each loop).")
+    parser.add_argument("--db", default=BENCH_DB, help=f"Database to (re)create and drop (default {BENCH_DB}).")
+    parser.add_argument("--keep-db", action="store_true", help="Keep the last loop's database and media.")
     args = parser.parse_args(argv)
-    for name in ("limit", "test_limit", "epochs", "score_epochs", "top"):
+    for name in ("limit", "test_limit", "epochs", "finetune_epochs", "score_epochs", "seeds"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if min(args.top) < 0:
+        parser.error("--top must be 0 or more")
+    if args.first_seed < 0:
+        parser.error("--first-seed must be 0 or more")
     if args.folds < 2:
         parser.error("--folds must be at least 2")
+    if not 0 < args.noise < 1:
+        parser.error("--noise must lie between 0 and 1")
+    if args.inject and (args.oracle or args.eval_labels):
+        parser.error("--inject makes the clean file the oracle and the evaluation labels; drop --oracle/--eval-labels")
+    if args.score_method == "in_sample" and args.score_epochs:
+        parser.error("--score-epochs applies to out-of-fold scoring only")
+    args.top = sorted(set(args.top))
     return args
 
 
-def truncated_copy(source: Path, dest: Path, *, training: int, public_test: int) -> dict[str, int]:
-    """Write the header, the first ``training`` Training rows and the first ``public_test`` PublicTest rows."""
-    wanted = {"Training": training, "PublicTest": public_test}
-    kept = dict.fromkeys(wanted, 0)
-    with open(source, "rb") as handle:
-        opener = gzip.open if handle.read(2) == b"\x1f\x8b" else open
-    with opener(source, "rt", newline="") as src, open(dest, "w", newline="") as out:
-        reader, writer = csv.reader(src), csv.writer(out)
-        header = next(reader)
-        writer.writerow(header)
-        usage = header.index("Usage")
-        for row in reader:
-            split = row[usage] if len(row) > usage else ""
-            if split in wanted and kept[split] < wanted[split]:
-                writer.writerow(row)
-                kept[split] += 1
-                if kept == wanted:
-                    break
-    return kept
-
-
 class Step:
-    """Runs timed ``manage.py`` (or child) subprocesses with the benchmark's environment."""
+    """Runs timed ``manage.py`` (or child) subprocesses with one loop's environment."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.times: list[tuple[str, float]] = []
 
-    def manage(self, label: str, *args: str) -> None:
-        self._run(label, [sys.executable, str(ROOT / "manage.py"), *args])
+    def manage(self, label: str, *args: str) -> float:
+        return self._run(label, [sys.executable, str(ROOT / "manage.py"), *args])[1]
 
-    def child(self, label: str, *args: str, timed: bool = True) -> dict:
-        output = self._run(label, [sys.executable, str(Path(__file__).resolve()), CHILD_FLAG, *args], capture=True,
-                           timed=timed)
+    def child(self, label: str, actions: list[tuple[str, dict]]) -> list[dict]:
+        """Child steps (``settle``, ``measure``) in one subprocess, which costs one Django and torch start-up; the
+        wall time of each is the child's own, recorded by the caller where it is a step of the loop."""
+        output, _ = self._run(label, [sys.executable, str(Path(__file__).resolve()), CHILD_FLAG, json.dumps(actions)],
+                              capture=True, timed=False)
         lines = [line for line in output.splitlines() if line.startswith(RESULT_PREFIX)]
         if not lines:
             raise SystemExit(f"step {label!r} printed no result")
         return json.loads(lines[-1][len(RESULT_PREFIX):])
 
-    def _run(self, label: str, command: list[str], *, capture: bool = False, timed: bool = True) -> str:
+    def _run(self, label: str, command: list[str], *, capture: bool = False, timed: bool = True) -> tuple[str, float]:
         print(f"\n=== {label} ===", flush=True)
         started = time.monotonic()
         result = subprocess.run(command, env=self.env, cwd=ROOT, check=False, text=True,
@@ -125,7 +171,109 @@ class Step:
         if timed:
             self.times.append((label, seconds))
         print(f"--- {label}: {seconds:.1f} s", flush=True)
-        return result.stdout or ""
+        return result.stdout or "", seconds
+
+
+@contextmanager
+def loop_database(work: Path, args: argparse.Namespace) -> Iterator[Step]:
+    """A fresh database and var dir for one loop; both go afterwards unless ``--keep-db``."""
+    db_url = bench_database_create(args.db)
+    if db_url is None:
+        raise SystemExit(2)
+    work.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "ferplatform.settings.local",
+        "DATABASE_URL": db_url,
+        "FERPLATFORM_VAR_DIR": str(work / "var"),  # media, training and scoring dirs, filesystem broker
+        "MEDIA_ROOT": str(work / "var" / "media"),
+        "DEBUG": "0",
+        "INFERENCE_REFRESH_ON_ACTIVATE": "0",  # no worker runs: the loop scores and measures by itself
+    }
+    for name in ("REDIS_URL", "TRAINING_DIR", "REVIEW_SCORING_DIR", "STATIC_ROOT"):
+        env.pop(name, None)
+    try:
+        yield Step(env)
+    finally:
+        if args.keep_db:
+            print(f"\nkept database {args.db} and its media under {work / 'var'}")
+        else:
+            shutil.rmtree(work / "var", ignore_errors=True)
+            bench_database_drop(args.db)
+
+
+def _train_scratch(steps: Step, label: str, seed: int, args: argparse.Namespace) -> float:
+    epochs = ["--epochs", str(args.epochs)] if args.epochs else []
+    arch = ["--recipe-overrides", json.dumps({"arch": args.arch})] if args.arch else []
+    return steps.manage(label, "train_model", "--recipe", args.recipe, *epochs, *arch, "--seed", str(seed))
+
+
+def _import_and_train(steps: Step, import_file: Path, seed: int, args: argparse.Namespace) -> float:
+    steps.manage("migrate", "migrate", "-v0")
+    steps.manage("import", "import_fer2013", str(import_file))
+    return _train_scratch(steps, "train v0 (scratch)", seed, args)
+
+
+def run_loop(args: argparse.Namespace, *, work: Path, import_file: Path, seed: int, answers: Path | None,
+             truth: Path) -> dict:
+    """One loop: version 0 on the imported labels, a scoring run, then per k the top k settled and each retrain.
+
+    A version is measured in the next child subprocess (with the next settling), which then activates version 0
+    again; the measuring is not timed."""
+    with loop_database(work, args) as steps:
+        models = [{"model": "v0", "k": None, "retrain": "scratch",
+                   "seconds": _import_and_train(steps, import_file, seed, args)}]
+        measure = {"truth": str(truth), "activate": "v0"}
+        pending = [(("measure", measure), models[0])]  # (child action, the model entry its result goes into)
+        score = ["--seed", str(seed)]
+        if args.score_method:
+            score += ["--method", args.score_method]
+        if args.score_method != "in_sample":
+            score += ["--folds", str(args.folds)] + (["--epochs", str(args.score_epochs)] if args.score_epochs else [])
+        score_seconds = steps.manage("score labels", "score_labels", *score)
+
+        def run_child(label: str, actions: list[tuple[str, dict]]) -> list[dict]:
+            results = steps.child(label, [action for action, _ in pending] + actions)
+            for (_, entry), result in zip(pending, results, strict=False):
+                entry.update(result)
+            del pending[:]
+            return results[-len(actions):] if actions else []
+
+        for k in args.top:
+            settle = {"top": k, "answers": str(answers) if answers else None, "truth": str(truth)}
+            settled = run_child(f"measure, settle top {k}", [("settle", settle)])[0]
+            steps.times.append((f"settle top {k} (in-process)", settled["seconds"]))
+            for retrain in args.retrain:
+                if pending:  # the version just trained is measured, and version 0 active again, before the next
+                    run_child("measure (not timed)", [])
+                label = f"retrain {retrain} (top {k})"
+                if retrain == "finetune":
+                    epochs = ["--epochs", str(args.finetune_epochs)] if args.finetune_epochs else []
+                    seconds = steps.manage(label, "train_model", "--recipe", "finetune", *epochs, "--seed", str(seed))
+                else:
+                    seconds = _train_scratch(steps, label, seed, args)
+                models.append({"model": f"{retrain} top {k}", "k": k, "retrain": retrain, "settled": settled,
+                               "seconds": seconds})
+                pending.append((("measure", measure), models[-1]))
+        run_child("measure (not timed)", [])
+        return {"seed": seed, "scoring_seconds": score_seconds, "models": models, "steps": steps.times}
+
+
+def run_clean_end(args: argparse.Namespace, *, work: Path, import_file: Path, seed: int, truth: Path) -> dict:
+    with loop_database(work, args) as steps:
+        seconds = _import_and_train(steps, import_file, seed, args)
+        clean = steps.child("measure clean (not timed)", [("measure", {"truth": str(truth)})])[0]
+        return {"seed": seed, "model": "clean", "seconds": seconds, **clean, "steps": steps.times}
+
+
+def _labels_json(path: Path, labels: np.ndarray) -> Path:
+    path.write_text(json.dumps([int(v) for v in labels]))
+    return path
+
+
+def _wrong_labels(imported: np.ndarray, truth: np.ndarray, usages: np.ndarray) -> int:
+    training = usages == "Training"
+    return int((imported[training] != truth[training]).sum())
 
 
 def main(argv: list[str]) -> int:
@@ -134,99 +282,91 @@ def main(argv: list[str]) -> int:
     if not path.is_file():
         print(f"FER-2013 file not found at {path}: nothing to benchmark (pass a path or set FER2013_CSV).")
         return 0
-    db_url = bench_database_create(BENCH_DB)
-    if db_url is None:
-        return 2
+    started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="ferplatform-bench-loop-"))
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "ferplatform.settings.local",
-        "DATABASE_URL": db_url,
-        "FERPLATFORM_VAR_DIR": str(work / "var"),  # media, training and scoring dirs, filesystem broker
-        "MEDIA_ROOT": str(work / "var" / "media"),
-        "DEBUG": "0",
-        "INFERENCE_REFRESH_ON_ACTIVATE": "0",
-    }
-    for name in ("REDIS_URL", "TRAINING_DIR", "REVIEW_SCORING_DIR", "STATIC_ROOT"):
-        env.pop(name, None)
-    steps = Step(env)
     try:
-        source = path
-        if args.limit:
-            test_rows = args.test_limit or max(50, args.limit // 8)
-            source = work / "fer2013-head.csv"
-            kept = truncated_copy(path, source, training=args.limit, public_test=test_rows)
-            print(f"importing a temporary copy: the first {kept['Training']} Training and "
-                  f"{kept['PublicTest']} PublicTest rows of {path}", flush=True)
-        steps.manage("migrate", "migrate", "-v0")
-        steps.manage("import", "import_fer2013", str(source))
-        epochs = ["--epochs", str(args.epochs)] if args.epochs else []
-        steps.manage("train v1", "train_model", "--recipe", args.recipe, *epochs)
-        score_epochs = ["--epochs", str(args.score_epochs)] if args.score_epochs else []
-        steps.manage("score labels", "score_labels", "--folds", str(args.folds), *score_epochs)
-        settled = steps.child(f"settle top {args.top}", "settle", str(args.top))
-        steps.manage("train v2", "train_model", "--recipe", args.recipe, *epochs)
-        report = steps.child("report (not timed)", "report", timed=False)
+        result = _run(args, path, work)
     finally:
-        if args.keep_db:
-            print(f"\nkept database {BENCH_DB} and its media under {work / 'var'}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-            bench_database_drop(BENCH_DB)
-    print_summary(args, path, steps.times, settled, report)
+        shutil.rmtree(work, ignore_errors=True)
+    result["scale"]["total_seconds"] = round(time.monotonic() - started, 1)
+    _save(args, result)
+    print_report(result)
     return 0
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
+def _run(args: argparse.Namespace, path: Path, work: Path) -> dict:
+    source = path
+    if args.limit:
+        source = work / "fer2013-head.csv"
+        kept = truncated_copy(path, source, training=args.limit, test=args.test_limit or max(50, args.limit // 8))
+    data = read_label_file(source)
+    if data.labels.max(initial=0) >= NOT_A_FACE:
+        raise SystemExit(f"{path}: the data file's own labels must be emotions 0-6")
+
+    def label_file(name: str, file: Path) -> LabelFile:
+        labels = read_label_file(file)
+        if args.limit:  # the label file has the whole data file's rows; keep those of the imported copy
+            if len(labels) <= kept.max():
+                raise SystemExit(f"{name} {file}: {len(labels)} data rows, fewer than the data file's")
+            labels = labels.subset(kept)
+        check_same_rows(f"{name} {file}", labels, data)
+        return labels
+
+    truth = label_file("--eval-labels", args.eval_labels).labels if args.eval_labels else data.labels
+    oracle = label_file("--oracle", args.oracle).labels if args.oracle else None
+    training = data.usages == "Training"
+    result = {
+        "mode": "inject" if args.inject else "oracle" if args.oracle else "suggestion",
+        "scale": {
+            "data": str(path), "limit": args.limit, "training_faces": int(training.sum()),
+            "public_test_faces": int((data.usages == "PublicTest").sum()),
+            "private_test_faces": int((data.usages == "PrivateTest").sum()),
+            "recipe": args.recipe, "arch": args.arch or "recipe's",
+            "epochs": args.epochs or "recipe", "finetune_epochs": args.finetune_epochs or "recipe",
+            "score_method": args.score_method or "command default",
+            "folds": None if args.score_method == "in_sample" else args.folds,
+            "score_epochs": None if args.score_method == "in_sample" else args.score_epochs or "recipe",
+            "top": args.top, "retrain": args.retrain,
+            "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
+            "inject": args.inject, "noise": args.noise if args.inject else None,
+            "cpus": os.cpu_count(), "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+        },
+        "loops": [], "clean_ends": [],
+    }
+    if args.inject:
+        truth_json = _labels_json(work / "truth.json", data.labels)
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            result["clean_ends"].append(run_clean_end(args, work=work / f"clean-{seed}", import_file=source,
+                                                      seed=seed, truth=truth_json))
+            _save(args, result)
+            for kind in args.inject:
+                noisy, flipped = inject_noise(data, kind=kind, rate=args.noise, seed=seed)
+                noisy_file = work / f"noisy-{kind}-{seed}.csv"
+                write_relabelled(source, noisy_file, noisy)
+                loop = run_loop(args, work=work / f"{kind}-{seed}", import_file=noisy_file, seed=seed,
+                                answers=truth_json, truth=truth_json)
+                result["loops"].append({"noise": kind, "flipped": int(flipped.sum()),
+                                        "wrong_labels": _wrong_labels(noisy, data.labels, data.usages), **loop})
+                _save(args, result)
+        result["gap_closed"] = gap_closed(result)
+    else:
+        truth_json = _labels_json(work / "truth.json", truth)
+        answers = _labels_json(work / "oracle.json", oracle) if oracle is not None else None
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            loop = run_loop(args, work=work / f"loop-{seed}", import_file=source, seed=seed, answers=answers,
+                            truth=truth_json)
+            result["loops"].append({"noise": None, "wrong_labels": _wrong_labels(data.labels, truth, data.usages),
+                                    **loop})
+            _save(args, result)
+    return result
 
 
-def print_summary(args: argparse.Namespace, path: Path, times: list[tuple[str, float]], settled: dict,
-                  report: dict) -> None:
-    cpus = os.cpu_count() or 0
-    print(f"\n{'=' * 100}\nRetraining loop on {path.name}"
-          + (f" (first {args.limit} Training rows)" if args.limit else "")
-          + f", {cpus} CPU core(s); recipe {args.recipe}, epochs {args.epochs or 'recipe default'}; scoring "
-          f"{args.folds} folds, epochs {args.score_epochs or 'recipe default'}")
-    print(f"faces: {report['faces']['Training']} Training, {report['faces']['PublicTest']} PublicTest; scoring: "
-          f"{report['scoring']['scored']} scored, {report['scoring']['flagged']} flagged into the queue")
-    print(f"simulated reviewers: {settled['settled']} item(s) settled (asked for {settled['top']}) with "
-          f"{settled['votes']} votes in {settled['seconds']:.1f} s; {settled['changed']} Training label(s) changed, "
-          f"{settled['excluded']} excluded as not a face")
-
-    print("\nPublicTest figures (%). labels: Training faces trained on; changed: labels changed since the active")
-    print("version's snapshot (the original labels for the first run); cur/orig: against the current/original")
-    print("PublicTest labels; train s: the run's own time.")
-    head = (f"{'version':<22} {'status':<9} {'labels':>7} {'changed':>7} {'acc cur':>8} {'F1 cur':>8} "
-            f"{'acc orig':>8} {'F1 orig':>8}  train s")
-    print(head)
-    print("-" * len(head))
-    for row in report["runs"]:
-        cur, orig = row["current"] or {}, row["original"] or {}
-        print(f"{row['version']:<22} {row['status']:<9} {row['labels']:>7} {row['changed']:>7} "
-              f"{_pct(cur.get('accuracy')):>8} {_pct(cur.get('macro_f1')):>8} {_pct(orig.get('accuracy')):>8} "
-              f"{_pct(orig.get('macro_f1')):>8}  {row['seconds']:.0f}")
-    for row in report["runs"]:
-        print(f"  {row['version']}: gate: {row['gate']}")
-    if len(report["runs"]) == 2:
-        first, second = report["runs"]
-        for side in ("current", "original"):
-            if first[side] and second[side]:
-                acc = 100 * (second[side]["accuracy"] - first[side]["accuracy"])
-                f1 = 100 * (second[side]["macro_f1"] - first[side]["macro_f1"])
-                print(f"  v2 - v1 against {side} labels: accuracy {acc:+.2f} points, macro-F1 {f1:+.2f} points")
-    print(f"  PublicTest labels changed by reviewers: {report['public_test_changed']} (scoring covers Training faces "
-          "only, so 'current' and 'original' agree unless someone relabels test images)")
-
-    print("\nWall time per step (whole subprocess, start-up included):")
-    for label, seconds in times:
-        print(f"  {label:<18} {seconds:>9.1f} s")
-    print(f"  {'total':<18} {sum(s for _, s in times):>9.1f} s")
-    print("\nNote: simulated reviewers are not a measure of real label quality. They accept the scoring model's own")
-    print("suggestion for every item they settle, which exercises the loop and measures its cost; a change in the")
-    print("PublicTest figures here says nothing about what human reviewers would achieve.")
-    if args.limit or args.epochs or args.score_epochs:
-        print("With --limit or fewer epochs than the recipes' the figures only show that the pipeline works.")
+def _save(args: argparse.Namespace, result: dict) -> None:
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        os.replace(tmp, args.out)
 
 
 # --- child: steps that need Django in-process ---------------------------------------------------------------------
@@ -234,40 +374,51 @@ def print_summary(args: argparse.Namespace, path: Path, times: list[tuple[str, f
 def child(argv: list[str]) -> int:
     import django
 
-    sys.path.insert(0, str(ROOT))
     django.setup()
-    if argv[0] == "settle":
-        result = child_settle(int(argv[1]))
-    elif argv[0] == "report":
-        result = child_report()
-    else:
-        raise SystemExit(f"unknown child step {argv[0]!r}")
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    steps = {"settle": child_settle, "measure": child_measure}
+    results = []
+    for step, spec in json.loads(argv[0]):
+        started = time.monotonic()
+        results.append({**steps[step](spec), "child_seconds": round(time.monotonic() - started, 1)})
+    print(RESULT_PREFIX + json.dumps(results), flush=True)
     return 0
 
 
-def child_settle(top: int) -> dict:
-    """Two reviewers settle the first ``top`` items of the queue with the scoring run's suggestion (quorum 2)."""
+def _reviewers() -> list:
+    from django.contrib.auth import get_user_model
+
+    from apps.accounts.roles import Role
+    from apps.accounts.services import password_generate, user_create
+
+    users = get_user_model().objects
+    return [users.filter(username=name).first()
+            or user_create(username=name, role=Role.REVIEWER, password=password_generate(), validate=False)
+            for name in ("bench-reviewer-1", "bench-reviewer-2")]
+
+
+def child_settle(spec: dict) -> dict:
+    """Two reviewers settle the queue up to ``top`` settled items, each voting the oracle's answer for the face (or
+    the scoring run's suggestion without an oracle): the quorum of two settles each item."""
     import random
 
     from django.conf import settings
 
-    from apps.accounts.roles import Role
-    from apps.accounts.services import password_generate, user_create
-    from apps.review.choices import NOT_A_FACE
-    from apps.review.models import ReviewItem
+    from apps.review.models import ReviewItem, ScoringRun
     from apps.review.services import review_item_next_for, review_vote_cast
 
     if settings.REVIEW_QUORUM != 2:
         raise SystemExit(f"REVIEW_QUORUM is {settings.REVIEW_QUORUM}; this simulation casts two votes per item")
-    reviewers = [user_create(username=f"bench-reviewer-{i}", role=Role.REVIEWER, password=password_generate(),
-                             validate=False) for i in (1, 2)]
+    top = spec["top"]
+    answers = json.loads(Path(spec["answers"]).read_text()) if spec.get("answers") else None
+    truth = json.loads(Path(spec["truth"]).read_text())
+    reviewers = _reviewers()
     rng = random.Random(0)
     started = time.monotonic()
     votes = 0
+    regular = ReviewItem.objects.filter(is_gold=False)
 
     def settled_count() -> int:
-        return ReviewItem.objects.filter(status=ReviewItem.Status.SETTLED, is_gold=False).count()
+        return regular.filter(status=ReviewItem.Status.SETTLED).count()
 
     settled = settled_count()
     while settled < top:
@@ -275,49 +426,72 @@ def child_settle(top: int) -> dict:
         cast = 0
         for reviewer in reviewers:  # the second reviewer is served the items the first one just voted on
             for item in review_item_next_for(user=reviewer, count=want, rng=rng):
-                review_vote_cast(user=reviewer, item_id=item.pk, choice=item.suggested_label)
+                choice = item.suggested_label if answers is None else answers[item.face.source_row]
+                review_vote_cast(user=reviewer, item_id=item.pk, choice=choice)
                 cast += 1
         votes += cast
         now = settled_count()
         if cast == 0 or (now == settled and cast < 2 * want):
             break  # the queue ran dry
         settled = now
-    items = ReviewItem.objects.filter(status=ReviewItem.Status.SETTLED, is_gold=False).select_related("face")
-    changed = sum(1 for item in items if item.settled_label not in (NOT_A_FACE, item.face.original_label))
-    excluded = sum(1 for item in items if item.settled_label == NOT_A_FACE)
-    print(f"{items.count()} item(s) settled by {', '.join(r.username for r in reviewers)} with {votes} votes")
-    return {"top": top, "settled": items.count(), "votes": votes, "changed": changed, "excluded": excluded,
-            "seconds": time.monotonic() - started}
+    counts = dict.fromkeys(("settled", "changed", "excluded", "wrong", "corrected"), 0)
+    for item in regular.filter(status=ReviewItem.Status.SETTLED).select_related("face"):
+        face, true = item.face, truth[item.face.source_row]
+        counts["settled"] += 1
+        counts["changed"] += item.settled_label not in (NOT_A_FACE, face.original_label)
+        counts["excluded"] += item.settled_label == NOT_A_FACE
+        counts["wrong"] += face.original_label != true  # the imported label was wrong
+        counts["corrected"] += face.original_label != true and item.settled_label == true
+    scoring = ScoringRun.objects.order_by("-pk").first()
+    print(f"{counts['settled']} item(s) settled ({votes} votes now); {counts['wrong']} had a wrong label")
+    return {"top": top, **counts, "votes_cast": votes, "seconds": round(time.monotonic() - started, 1),
+            "queue": regular.count(), "scoring_method": getattr(scoring, "method", "out_of_fold")}
 
 
-def child_report() -> dict:
-    from django.db.models import F
+def _brief(labels: np.ndarray, probs: np.ndarray) -> dict:
+    from ml.evaluate import classification_metrics
 
+    if not len(labels):
+        return {"n": 0, "accuracy": None, "macro_f1": None}
+    metrics = classification_metrics(labels, probs)
+    return {"n": metrics["n"], "accuracy": round(metrics["accuracy"], 5), "macro_f1": round(metrics["macro_f1"], 5)}
+
+
+def child_measure(spec: dict) -> dict:
+    """The newest model version on every imported split against the truth and the original labels; then version
+    ``activate`` (version 0) is made active again, so the next retrain starts from it."""
     from apps.faces.models import FaceImage, Split
-    from apps.review.models import LabelScore, ScoringRun
+    from apps.faces.selectors import face_pixels
+    from apps.inference import runtime
+    from apps.inference.models import ModelVersion
+    from apps.inference.services.registry import model_version_activate
     from apps.training.models import TrainingRun
+    from ml.evaluate import predict_proba
 
-    runs = []
-    for run in TrainingRun.objects.select_related("model_version").order_by("pk"):
-        candidate = (run.metrics or {}).get("candidate") or {}
-        seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else 0.0
-        version = run.model_version
-        runs.append({
-            "version": f"#{version.pk} (run {run.pk})" if version else f"run {run.pk}",
-            "status": version.status if version else run.status, "labels": run.snapshot_count or 0,
-            "changed": run.labels_changed or 0, "current": candidate.get("current"),
-            "original": candidate.get("original"), "gate": run.promotion_reason or run.error, "seconds": seconds,
-        })
-    last = ScoringRun.objects.order_by("-pk").first()
-    return {
-        "runs": runs,
-        "faces": {str(split.value): FaceImage.objects.filter(split=split).count()
-                  for split in (Split.TRAINING, Split.PUBLIC_TEST)},
-        "scoring": {"scored": LabelScore.objects.filter(run=last).count() if last else 0,
-                    "flagged": last.issue_count if last else 0},
-        "public_test_changed": FaceImage.objects.filter(split=Split.PUBLIC_TEST).exclude(
-            current_label=F("original_label"), excluded=False).count(),
-    }
+    truth = np.array(json.loads(Path(spec["truth"]).read_text()), dtype=np.int64)
+    version = ModelVersion.objects.order_by("-pk").first()
+    run = TrainingRun.objects.filter(model_version=version).first()
+    model = runtime.loaded(version).model
+    metrics = {}
+    for split in (Split.TRAINING, Split.PUBLIC_TEST, Split.PRIVATE_TEST):
+        rows = list(FaceImage.objects.filter(split=split).order_by("pk")
+                    .values_list("pk", "source_row", "original_label"))
+        if not rows:
+            continue
+        ids, source_rows, original = (np.array(column, dtype=np.int64) for column in zip(*rows, strict=True))
+        probs = predict_proba(model, face_pixels(ids.tolist()))
+        true = truth[source_rows]
+        face = true != NOT_A_FACE
+        metrics[str(split.value)] = {"truth": _brief(true[face], probs[face]), "original": _brief(original, probs),
+                                     "not_a_face": int((~face).sum())}
+    status = version.status
+    if spec.get("activate") == "v0":  # the version the loop's first training run made
+        first = TrainingRun.objects.order_by("pk").first().model_version
+        if first.pk != version.pk:
+            model_version_activate(version=first)
+    return {"version": version.pk, "status": status, "gate": run.promotion_reason if run else "",
+            "labels_changed": run.labels_changed if run else None, "epochs": run.epochs if run else None,
+            "metrics": metrics}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,158 @@
+"""The retraining-loop benchmark's summary: the share of the noisy-clean gap closed, and the markdown tables."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+
+# (split, labels, metric) the gap is measured on, with a short name for the tables.
+GAP_MEASURES = (
+    ("PublicTest", "truth", "accuracy", "PT acc"),
+    ("PublicTest", "truth", "macro_f1", "PT F1"),
+    ("Training", "truth", "accuracy", "train acc vs truth"),
+)
+
+
+def _value(model: dict, split: str, labels: str, metric: str) -> float | None:
+    return ((model.get("metrics") or {}).get(split) or {}).get(labels, {}).get(metric)
+
+
+def _spread(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values) if values else None,
+            "sd": statistics.stdev(values) if len(values) > 1 else None, "values": values}
+
+
+def gap_closed(result: dict) -> list[dict]:
+    """Per noise kind, retrain and k: (after - noisy) / (clean - noisy) per seed, with mean and sample sd. The noisy
+    end is the loop's version 0, the clean end the same seed's model trained on the clean file. With a k = 0 retrain
+    in the loop, also (after - after at k = 0) / (clean - noisy): the share the corrections add to retraining alone
+    (a finetune's extra epochs close part of the gap with no label changed)."""
+    clean = {end["seed"]: end for end in result["clean_ends"]}
+    groups: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for loop in result["loops"]:
+        end = clean.get(loop["seed"])
+        if end is None:
+            continue
+        noisy = loop["models"][0]
+        controls = {m["retrain"]: m for m in loop["models"][1:] if m["k"] == 0}
+        for model in loop["models"][1:]:
+            control = controls.get(model["retrain"])
+            for split, labels, metric, name in GAP_MEASURES:
+                n, c, a = (_value(m, split, labels, metric) for m in (noisy, end, model))
+                if None in (n, c, a):
+                    continue
+                group = groups[(loop["noise"], model["retrain"], model["k"], name)]
+                group["gap"].append(100 * (c - n))
+                group["gain"].append(100 * (a - n))
+                if c != n:
+                    group["closed"].append((a - n) / (c - n))
+                    if control is not None and model["k"]:  # what the corrections add to the same retrain on none
+                        group["beyond_control"].append((a - _value(control, split, labels, metric)) / (c - n))
+    return [{"noise": noise, "retrain": retrain, "k": k, "measure": name,
+             "gap_points": _spread(g["gap"]), "gain_points": _spread(g["gain"]), "closed": _spread(g["closed"]),
+             "closed_beyond_k0": _spread(g["beyond_control"])}
+            for (noise, retrain, k, name), g in groups.items()]
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _pm(spread: dict, *, count: bool = False) -> str:
+    """mean ± sd, and with ``count`` the number of seeds it is over (a seed whose gap is 0 has no share closed)."""
+    if spread["mean"] is None:
+        return "-"
+    text = f"{spread['mean']:+.2f}" + (f" ± {spread['sd']:.2f}" if spread["sd"] is not None else "")
+    return text + (f" (n={len(spread['values'])})" if count else "")
+
+
+def _model_rows(result: dict) -> list[list[str]]:
+    rows = []
+    private = any("PrivateTest" in (m.get("metrics") or {}) for loop in result["loops"] for m in loop["models"])
+
+    def cells(noise: str, seed: int, model: dict) -> list[str]:
+        settled = model.get("settled") or {}
+        moved = (f"{settled['settled']}/{settled['changed']}/{settled['corrected']}/{settled['wrong']}"
+                 if settled else "-")
+        gate = (model.get("gate") or "").split(":")[0]
+        row = [noise, str(seed), model["model"], moved,
+               _pct(_value(model, "PublicTest", "truth", "accuracy")),
+               _pct(_value(model, "PublicTest", "truth", "macro_f1"))]
+        if private:
+            row += [_pct(_value(model, "PrivateTest", "truth", "accuracy"))]
+        row += [_pct(_value(model, "Training", "truth", "accuracy")),
+                _pct(_value(model, "Training", "truth", "macro_f1")),
+                _pct(_value(model, "Training", "original", "accuracy")),
+                gate or "-", f"{model['seconds']:.0f}"]
+        return row
+
+    for end in result["clean_ends"]:
+        rows.append(cells("clean", end["seed"], {**end, "model": "clean end (scratch)"}))
+    for loop in result["loops"]:
+        for model in loop["models"]:
+            name = "v0 (scratch)" if model["k"] is None else model["model"]
+            rows.append(cells(loop["noise"] or result["mode"], loop["seed"], {**model, "model": name}))
+    head = ["labels", "seed", "model", "settled/changed/corrected/wrong", "PT acc", "PT F1"]
+    head += ["PrivT acc"] if private else []
+    head += ["train acc truth", "train F1 truth", "train acc orig", "gate", "train s"]
+    return [head, *rows]
+
+
+def _markdown(rows: list[list[str]]) -> str:
+    head, *body = rows
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def _step_rows(result: dict) -> list[list[str]]:
+    """Mean wall time per step over the loops (and the clean ends), in first-seen order."""
+    times: dict[str, list[float]] = defaultdict(list)
+    runs = [("clean end: ", run) for run in result["clean_ends"]] + [("", run) for run in result["loops"]]
+    for prefix, run in runs:
+        for label, seconds in run["steps"]:
+            times[prefix + label].append(seconds)
+    return [["step", "runs", "mean s", "min s", "max s"],
+            *[[label, str(len(v)), f"{statistics.fmean(v):.1f}", f"{min(v):.1f}", f"{max(v):.1f}"]
+              for label, v in times.items()]]
+
+
+def print_report(result: dict) -> None:
+    print("\n" + "=" * 100)
+    print(json.dumps(result))
+    scale = result["scale"]
+    print(f"\nScale: {scale['training_faces']} Training, {scale['public_test_faces']} PublicTest, "
+          f"{scale['private_test_faces']} PrivateTest faces (limit {scale['limit'] or 'none'}); scratch: recipe "
+          f"{scale['recipe']}, arch {scale['arch']}, epochs {scale['epochs']}; finetune epochs "
+          f"{scale['finetune_epochs']}; scoring {scale['score_method']}"
+          + (f" ({scale['folds']} folds x {scale['score_epochs']} epochs)" if scale["folds"] else "")
+          + f"; top {scale['top']}; retrain {', '.join(scale['retrain'])}; seeds {scale['seeds']}"
+          + (f"; noise {scale['noise']} {', '.join(scale['inject'])}" if scale["inject"] else "")
+          + f"; {scale['cpus']} CPU(s), OMP_NUM_THREADS={scale['omp_threads']}; total {scale['total_seconds']:.0f} s")
+    for loop in result["loops"]:
+        first = next((m["settled"] for m in loop["models"] if m.get("settled")), None)
+        queue = f"queue {first['queue']} items ({first['scoring_method']})" if first else "no items settled"
+        print(f"  {loop['noise'] or result['mode']} seed {loop['seed']}: {loop['wrong_labels']} wrong Training labels "
+              f"(imported vs truth); {queue}; scoring {loop['scoring_seconds']:.0f} s")
+    print("\nModels (%; truth = evaluation labels, orig = imported labels; settled/changed/corrected/wrong: items "
+          "settled, labels changed, wrong labels set right, settled items whose imported label was wrong):\n")
+    print(_markdown(_model_rows(result)))
+    if result.get("gap_closed"):
+        print("\nShare of the noisy-clean gap closed, (after - noisy) / (clean - noisy), mean ± sd over seeds; "
+              "PublicTest accuracy gap and gain in points:\n")
+        by_row: dict[tuple, dict[str, dict]] = defaultdict(dict)
+        for g in result["gap_closed"]:
+            by_row[(g["noise"], g["retrain"], g["k"])][g["measure"]] = g
+        names = [name for *_, name in GAP_MEASURES]
+        rows = [["noise", "retrain", "k", "PT acc gap", "PT acc gain", *(f"closed: {name}" for name in names),
+                 "closed beyond k=0: PT acc"]]
+        for (noise, retrain, k), measures in sorted(by_row.items()):
+            acc = measures.get("PT acc")
+            rows.append([noise, retrain, str(k), _pm(acc["gap_points"]) if acc else "-",
+                         _pm(acc["gain_points"]) if acc else "-",
+                         *(_pm(measures[name]["closed"], count=True) if name in measures else "-" for name in names),
+                         _pm(acc["closed_beyond_k0"], count=True) if acc else "-"])
+        print(_markdown(rows))
+    print("\nWall time per step (manage.py steps: the whole subprocess, start-up included; settling: in-process):\n")
+    print(_markdown(_step_rows(result)))
