@@ -170,7 +170,9 @@ def score_from_probabilities(labels: np.ndarray, probs: np.ndarray, rows: np.nda
     probs = np.asarray(probs, dtype=np.float64)
     probs = probs / probs.sum(1, keepdims=True)
     quality = get_label_quality_scores(labels, probs, method=ranking)
-    issues = find_label_issues(labels, probs, filter_by=filter_by)
+    # n_jobs=1: cleanlab would fork a multiprocessing pool here, and a fork from a process whose torch/OpenMP
+    # threads are running (a Celery worker that just trained or predicted) can leave the children deadlocked.
+    issues = find_label_issues(labels, probs, filter_by=filter_by, n_jobs=1)
     suggested = probs.argmax(1)
     return LabelScores(
         rows=np.arange(len(labels)) if rows is None else np.asarray(rows),

@@ -115,3 +115,21 @@ def test_rank_average_orders_by_both_scores():
     b = np.array([10.0, 1.0, 30.0, 20.0])  # another scale
     combined = rank_average(a, b)
     np.testing.assert_allclose(combined, [(0 + 1 / 3) / 2, (1 / 3 + 0) / 2, 1.0, (2 / 3 + 2 / 3) / 2])
+
+
+@pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "prune_by_class", "both"])
+def test_scoring_never_forks_a_process_pool(monkeypatch, filter_by):
+    """Celery workers call this right after torch ran its threads; a fork then can deadlock the children (seen in a
+    worker: cleanlab's pool children stuck on a futex). cleanlab forks only for these filters, with n_jobs > 1."""
+    import multiprocessing
+
+    def no_fork(*args, **kwargs):
+        raise AssertionError("find_label_issues forked a multiprocessing pool")
+
+    monkeypatch.setattr(multiprocessing, "Pool", no_fork)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 700)
+    probs = rng.dirichlet(np.ones(7), 700)
+    probs[np.arange(700), labels] += 1.0
+    scores = score_from_probabilities(labels, probs / probs.sum(1, keepdims=True), filter_by=filter_by)
+    assert len(scores.quality) == 700
