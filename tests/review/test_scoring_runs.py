@@ -214,3 +214,23 @@ def test_a_blended_run_averages_the_held_out_and_the_active_models_probabilities
     assert recorder.fraction(events[-1]) == 1.0 and events[-1]["kind"] == "predict"
     with pytest.raises(ScoringRunError, match="out-of-fold runs"):
         scoring_run_create(method="in_sample", blend_active=True)
+
+
+def test_blending_without_an_active_version_is_a_clear_400(admin_user):
+    response = api_for(admin_user).post("/api/review/scoring-runs", {"blend_active": True}, format="json")
+    assert response.status_code == 400 and response.json()["code"] == "scoring_run_invalid"
+    assert "no version is active" in response.json()["detail"] and not ScoringRun.objects.exists()
+
+
+def test_the_command_scores_in_sample_and_refuses_it_without_an_active_version(active, capsys):
+    from django.core.management import CommandError, call_command
+
+    synthetic_faces()
+    call_command("score_labels", "--method", "in_sample", "--filter-by", "predicted_neq_given")
+    out = capsys.readouterr().out
+    assert "predicted 56/56 faces" in out and "scored 56 faces" in out
+    assert ScoringRun.objects.get().method == "in_sample"
+    active.status = "archived"
+    active.save()
+    with pytest.raises(CommandError, match="no version is active"):
+        call_command("score_labels", "--method", "in_sample")
