@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ferplatform.settings.local")
+    from ferplatform.startup import settings_or_exit
+
+    settings_or_exit()  # production settings unless DJANGO_SETTINGS_MODULE says otherwise
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ferplatform.settings.local")
+from .startup import settings_or_exit
+
+settings_or_exit()  # production settings unless DJANGO_SETTINGS_MODULE says otherwise
 
 app = Celery("ferplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")

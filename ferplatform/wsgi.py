@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import os
-
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ferplatform.settings.local")
+from ferplatform.startup import settings_or_exit
 
+settings_or_exit()  # production settings unless DJANGO_SETTINGS_MODULE says otherwise
 application = get_wsgi_application()

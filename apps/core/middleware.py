@@ -11,6 +11,9 @@ a non-DRF view under ``/api/`` answers the API's JSON body.
 
 from __future__ import annotations
 
+import ipaddress
+
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -46,3 +49,31 @@ class ApplicationErrorMiddleware:
             database_unavailable_log(request.path, exception)
             return unavailable_response(request, unavailable)
         return None
+
+
+FORWARDED_HEADERS = ("HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT")
+
+
+def from_trusted_proxy(remote_addr: str) -> bool:
+    try:
+        address = ipaddress.ip_address(remote_addr)
+    except ValueError:  # empty (a unix socket) or garbage: not the proxy
+        return False
+    return any(address in network for network in settings.TRUSTED_PROXIES)
+
+
+class TrustedProxyMiddleware:
+    """``X-Forwarded-*`` count only when the request comes from the reverse proxy (``TRUSTED_PROXIES``).
+
+    nginx overwrites these headers on every request it passes on, so what it sends can be trusted; a client that
+    reaches gunicorn some other way could otherwise claim https (``SECURE_PROXY_SSL_HEADER``: secure cookies and
+    no redirect on plain http) or any address (the login lockouts' client address)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not from_trusted_proxy(request.META.get("REMOTE_ADDR", "")):
+            for header in FORWARDED_HEADERS:
+                request.META.pop(header, None)
+        return self.get_response(request)

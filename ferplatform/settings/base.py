@@ -14,6 +14,7 @@ from .env import (
     env_database,
     env_int,
     env_list,
+    env_networks,
     env_optional_str,
     env_path,
     env_redis_url,
@@ -37,6 +38,9 @@ SECRET_KEY = env_optional_str("SECRET_KEY") or "insecure-local-only-key-do-not-u
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Addresses (or networks) of the reverse proxy: only requests from these may carry X-Forwarded-Proto/-For/-Host.
+# Loopback by default (make prod: nginx on this machine); docker-compose sets its private network.
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES", ["127.0.0.1/32", "::1/128"])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -64,6 +68,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "apps.core.middleware.TrustedProxyMiddleware",  # first: X-Forwarded-* only from TRUSTED_PROXIES
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -6,6 +6,7 @@ deployment stops the process at start instead of surfacing later as odd behaviou
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,16 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if any(not item for item in items):
         raise _fail(name, value, "a comma-separated list without empty items")
     return items
+
+
+def env_networks(name: str, default: list[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated addresses or networks (``127.0.0.1``, ``172.16.0.0/12``, ``::1``); ``*`` is refused, so that
+    "trust everyone" is never one keystroke away."""
+    items = env_list(name, default)
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+    except ValueError:
+        raise _fail(name, ",".join(items), "comma-separated IP addresses or networks such as 10.0.0.0/8") from None
 
 
 def env_path(name: str, default: Path, *, base: Path) -> Path:

@@ -5,4 +5,5 @@ from __future__ import annotations
 from .base import *  # noqa: F403
 from .env import env_bool
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for (DEBUG=1): a debug page shows settings and code to whoever reaches the port.
+DEBUG = env_bool("DEBUG", False)

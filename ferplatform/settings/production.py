@@ -9,14 +9,19 @@ from .env import env_bool, env_int, env_optional_str, env_str
 
 _secret = env_optional_str("SECRET_KEY")
 if not _secret:
-    raise ImproperlyConfigured("SECRET_KEY must be set in the environment for production settings.")
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set in the environment for production settings (a long random value, e.g. from "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`; `make prod` makes one at first start). "
+        "For a run on this machine only, use `make run` (DJANGO_SETTINGS_MODULE=ferplatform.settings.local).")
 SECRET_KEY = _secret
 
 DEBUG = False
 MEDIA_X_ACCEL_PREFIX = env_str("MEDIA_X_ACCEL_PREFIX", "/internal-media/")  # nginx: location /internal-media/
 WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", False)  # collectstatic runs in the image
 
-# TLS terminates at nginx (or a load balancer in front of it), which sets X-Forwarded-Proto.
+# TLS terminates at nginx, which overwrites X-Forwarded-Proto with the scheme it decided on (deploy/nginx.conf: its
+# own, or a trusted load balancer's). The header counts only from an address in TRUSTED_PROXIES: from anyone else
+# apps.core.middleware.TrustedProxyMiddleware drops it before SecurityMiddleware reads it.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 30, minimum=0)

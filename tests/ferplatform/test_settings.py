@@ -35,14 +35,60 @@ def django_run(args: list[str], settings: str, tmp_path: Path, **extra: str) -> 
 )
 def test_malformed_environment_value_stops_the_start(tmp_path, variable, value):
     result = django_run(["check"], "local", tmp_path, **{variable: value})
-    assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr and variable in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.startswith("ferplatform: cannot start with ferplatform.settings.local: ")
+    assert variable in result.stderr and "Traceback" not in result.stderr
 
 
 def test_production_refuses_to_start_without_secret_key(tmp_path):
     result = django_run(["check"], "production", tmp_path)
+    assert result.returncode == 2
+    assert "SECRET_KEY must be set" in result.stderr and "Traceback" not in result.stderr
+
+
+def without_settings_module(tmp_path: Path) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in {"SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    environment.update(FERPLATFORM_VAR_DIR=str(tmp_path / "var"), DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3")
+    return environment
+
+
+@pytest.mark.parametrize("process", ["manage.py", "gunicorn", "celery worker", "celery beat"])
+def test_every_process_defaults_to_production_settings_and_stops_without_a_secret_key(tmp_path, process):
+    """Nothing names the settings: manage.py, gunicorn (wsgi.py) and celery (celery.py) take the production ones,
+    which refuse to run without SECRET_KEY: one clear line, no traceback, exit code 2 (gunicorn: its worker's)."""
+    commands = {
+        "manage.py": [sys.executable, "manage.py", "check"],
+        "gunicorn": [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind", "127.0.0.1:0",
+                     "--workers", "1", "ferplatform.wsgi:application"],
+        "celery worker": [sys.executable, "-m", "celery", "-A", "ferplatform", "worker", "--pool", "solo"],
+        "celery beat": [sys.executable, "-m", "celery", "-A", "ferplatform", "beat", "--pidfile="],
+    }
+    result = subprocess.run(commands[process], env=without_settings_module(tmp_path), cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode != 0
-    assert "SECRET_KEY must be set" in result.stderr
+    assert ("ferplatform: cannot start with ferplatform.settings.production: SECRET_KEY must be set"
+            in result.stderr), result.stderr[-2000:]
+    if process != "gunicorn":  # gunicorn's master reports its worker's exit in its own words after our line
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_local_settings_show_no_debug_page_unless_asked(tmp_path):
+    """``make run`` (local settings) once answered ``/media/../ferplatform/settings/base.py`` with Django's debug
+    page: settings and code paths for anyone who reaches the port. DEBUG is now off unless DEBUG=1."""
+    code = ("import django; django.setup(); from django.conf import settings; from django.test import Client; "
+            "r = Client(HTTP_HOST='localhost').get('/media/../ferplatform/settings/base.py'); "
+            "print(settings.DEBUG, r.status_code, b'DEBUG = True' in r.content)")
+    environment = without_settings_module(tmp_path)
+    environment["DJANGO_SETTINGS_MODULE"] = "ferplatform.settings.local"
+    result = subprocess.run([sys.executable, "-c", code], env=environment, cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-3:] == ["False", "404", "False"]
+    environment["DEBUG"] = "1"  # the same request with the debug page on: the check above can tell them apart
+    result = subprocess.run([sys.executable, "-c", code], env=environment, cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.split()[-3:] == ["True", "404", "True"], result.stderr[-2000:]
 
 
 def test_production_passes_check_deploy(tmp_path):
