@@ -1,22 +1,30 @@
 """CSV exports of the corrected labels: Kaggle's layout (``emotion,pixels,Usage``), FER+'s vote layout
-(``fer2013new.csv``) and the per-image history.
+(``fer2013new.csv``), the per-image history, and the operator's full export of every label and vote.
 
 All stream row by row, so a full FER-2013 export runs in constant memory. The views pass in what the caller may
-see (the splits, or the faces, of ``apps.faces.selectors``), and votes come blind (``selectors.BlindReview``).
+see (the splits, or the faces, of ``apps.faces.selectors``), and votes come blind (``selectors.BlindReview``). The
+operator's export (``labels_export_write``, ``manage.py export_labels``) is for whoever runs the stack: every face
+and every vote, nothing hidden.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
 from apps.faces.labels import FERPLUS_COLUMNS
 from apps.faces.models import FaceImage, Split
 from apps.faces.selectors import face_pixels
+from ml.files import atomic_open
 
+from .choices import choice_name
 from .ferplus import ferplus_counts, ferplus_not_a_face, reviewer_votes_as_ferplus
+from .models import Vote
 from .selectors import BlindReview, HistoryEntry
 
 KAGGLE_SPLITS = (Split.TRAINING, Split.PUBLIC_TEST, Split.PRIVATE_TEST)
@@ -118,3 +126,66 @@ def history_csv_rows(entries: Iterable[tuple[FaceImage, HistoryEntry]]) -> Itera
             int(entry.old_excluded), int(entry.new_excluded), text_cell(entry.actor), text_cell(votes),
             entry.created_at.isoformat(),
         ])
+
+
+LABELS_COLUMNS = ["face_id", "dataset", "split", "source_row", "source_name", "sha256", "original_label",
+                  "current_label", "excluded"]
+
+
+def labels_csv_rows() -> Iterator[str]:
+    """One row per face of every dataset and split, "not a face" and unlabelled faces included (operator side)."""
+    writer = csv.writer(_Echo(), lineterminator="\n")
+    yield writer.writerow(LABELS_COLUMNS)
+    faces = (FaceImage.objects.order_by("dataset__name", "source_row", "pk")
+             .values_list("pk", "dataset__name", "split", "source_row", "source_name", "pixels_id", "original_label",
+                          "current_label", "excluded"))
+    for pk, dataset, split, row, name, sha256, original, current, excluded in faces.iterator(chunk_size=CHUNK):
+        yield writer.writerow([pk, text_cell(dataset), text_cell(split), _blank(row), text_cell(name), sha256,
+                               _blank(original), _blank(current), int(excluded)])
+
+
+VOTES_COLUMNS = ["vote_id", "face_id", "dataset", "source_row", "item_id", "round", "item_round", "gold",
+                 "reviewer_id", "reviewer", "choice", "choice_name", "created_at"]
+
+
+def votes_csv_rows() -> Iterator[str]:
+    """One row per vote of every round (operator side: nothing blind). ``round`` is the vote's, ``item_round`` the
+    item's current one, so votes of reopened rounds can be told apart; votes on gold items never changed a label."""
+    writer = csv.writer(_Echo(), lineterminator="\n")
+    yield writer.writerow(VOTES_COLUMNS)
+    votes = (Vote.objects.order_by("item__face__dataset__name", "item__face__source_row", "item__face_id", "round",
+                                   "created_at", "pk")
+             .values_list("pk", "item__face_id", "item__face__dataset__name", "item__face__source_row", "item_id",
+                          "round", "item__round", "item__is_gold", "reviewer_id",
+                          f"reviewer__{get_user_model().USERNAME_FIELD}", "choice", "created_at"))
+    for (pk, face, dataset, row, item, round_, item_round, gold, reviewer_id, reviewer, choice,
+         at) in votes.iterator(chunk_size=CHUNK):
+        yield writer.writerow([pk, face, text_cell(dataset), _blank(row), item, round_, item_round, int(gold),
+                               reviewer_id, text_cell(reviewer), choice, choice_name(choice), at.isoformat()])
+
+
+@dataclass(frozen=True)
+class LabelsExport:
+    labels_path: Path
+    labels: int
+    votes_path: Path
+    votes: int
+
+
+def _write_rows(path: Path, rows: Iterator[str]) -> int:
+    """Write a CSV whole or not at all; the number of data rows (the header not counted)."""
+    lines = -1
+    with atomic_open(path, what="a labels export", mode=0o644) as fh:
+        for line in rows:
+            fh.write(line.encode())
+            lines += 1
+    return lines
+
+
+def labels_export_write(*, directory: Path) -> LabelsExport:
+    """Write ``labels.csv`` (every face) and ``votes.csv`` (every vote) into ``directory``."""
+    directory = Path(directory)
+    labels_path, votes_path = directory / "labels.csv", directory / "votes.csv"
+    labels = _write_rows(labels_path, labels_csv_rows())
+    votes = _write_rows(votes_path, votes_csv_rows())
+    return LabelsExport(labels_path=labels_path, labels=labels, votes_path=votes_path, votes=votes)
