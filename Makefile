@@ -1,4 +1,5 @@
 # make run   start the platform on this machine (SQLite + filesystem broker under var/ unless DATABASE_URL/REDIS_URL)
+# make prod  the production set on this machine: nginx (TLS) + gunicorn + workers + beat + Redis (AOF) + PostgreSQL
 # make test  install what the tests need and run the whole suite
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -6,8 +7,11 @@ VENV := $(HOME)/.cache/ferplatform/venv-$(shell sha256sum pyproject.toml | cut -
 PY := $(VENV)/bin/python
 MANAGE := $(PY) manage.py
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian's packages the production set runs (make prod) and the tests start (tests/deploy).
+PROD_PACKAGES := nginx redis-server postgresql-client openssl
+PROD_TOOLS := /usr/sbin/nginx /usr/bin/redis-server /usr/bin/pg_dump /usr/bin/openssl
 
-.PHONY: venv run test lint bench
+.PHONY: venv run prod prod-packages test lint bench
 
 # The venv is keyed by pyproject.toml's hash: a dependency change builds a fresh one, otherwise it is reused.
 venv:
@@ -17,12 +21,22 @@ venv:
 	@if [ "$$(cat "$(VENV)/.ferplatform-installed" 2>/dev/null)" != "$(CURDIR)" ]; then \
 		"$(PY)" -m pip install -e '.[test]' && echo "$(CURDIR)" > "$(VENV)/.ferplatform-installed"; fi
 
+# make run names its settings: manage.py, gunicorn and celery default to the production ones.
+run: export DJANGO_SETTINGS_MODULE ?= ferplatform.settings.local
 run: venv
 	$(MANAGE) migrate --noinput
 	$(MANAGE) bootstrap
 	exec $(PY) scripts/run_all.py
 
-test: venv
+prod-packages:
+	@for tool in $(PROD_TOOLS); do [ -x "$$tool" ] || missing=1; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update \
+		&& DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(PROD_PACKAGES); fi
+
+prod: venv prod-packages
+	exec $(PY) scripts/prod.py
+
+test: venv prod-packages
 	@if [ ! -x /usr/bin/chromium ]; then \
 		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; fi
 	@if ! command -v docker-compose >/dev/null; then \

@@ -1,9 +1,10 @@
 """Run web (gunicorn), two Celery workers (queue ``interactive`` and queue ``bulk``) and Celery beat; stop all when
 one stops.
 
-``make run`` starts it after migrating. Ctrl-C or SIGTERM stops the children and waits for them. The bulk worker runs
-at a lower CPU priority (nice 10), so that uploads and heatmaps stay quick while a split job or a training run is
-busy on the same cores.
+``make run`` starts it after migrating (local settings); ``make prod`` (``scripts/prod.py``) starts the same processes
+with the production settings, plus Redis and nginx, through ``supervise``. Ctrl-C or SIGTERM stops the children and
+waits for them. The bulk worker runs at a lower CPU priority (nice 10), so that uploads and heatmaps stay quick while
+a split job or a training run is busy on the same cores.
 """
 
 from __future__ import annotations
@@ -44,17 +45,14 @@ def worker_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", threads)}
 
 
-def main() -> int:
-    env = {**os.environ}
-    env.setdefault("DJANGO_SETTINGS_MODULE", "ferplatform.settings.local")
-    env.setdefault("GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
-    env.setdefault("GUNICORN_WORKERS", "2")
-    children = {name: subprocess.Popen(cmd, cwd=ROOT, env=worker_env(env) if name.startswith("worker") else env)
-                for name, cmd in commands().items()}
-    print(f"ferplatform: web on http://{env['GUNICORN_BIND']}/ (workers for the interactive and bulk queues, and "
-          "beat, running); Ctrl-C stops all",
-          flush=True)
+def start(name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=ROOT, env=worker_env(env) if name.startswith("worker") else env)
 
+
+def supervise(children: dict[str, subprocess.Popen], *, banner: str) -> int:
+    """Wait until SIGINT/SIGTERM or until one child exits, then stop every child (SIGTERM, SIGKILL after 20 s) in
+    the reverse order of ``children``; the exit code is the first child's to exit (0 when stopped by a signal)."""
+    print(banner, flush=True)
     stopping = False
 
     def stop(signum, frame) -> None:
@@ -72,17 +70,27 @@ def main() -> int:
                 stopping = True
                 break
         time.sleep(0.5)
-    for child in children.values():
+    for child in reversed(children.values()):
         if child.poll() is None:
             child.terminate()
     deadline = time.monotonic() + 20
-    for child in children.values():
+    for child in reversed(children.values()):
         try:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
     return code
+
+
+def main() -> int:
+    env = {**os.environ}
+    env.setdefault("DJANGO_SETTINGS_MODULE", "ferplatform.settings.local")
+    env.setdefault("GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
+    env.setdefault("GUNICORN_WORKERS", "2")
+    children = {name: start(name, cmd, env) for name, cmd in commands().items()}
+    return supervise(children, banner=f"ferplatform: web on http://{env['GUNICORN_BIND']}/ (workers for the "
+                                      "interactive and bulk queues, and beat, running); Ctrl-C stops all")
 
 
 if __name__ == "__main__":
