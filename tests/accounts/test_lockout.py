@@ -4,6 +4,7 @@ again after the cool-down."""
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 
 import pytest
@@ -118,7 +119,9 @@ def test_one_address_is_locked_for_every_username(settings):
 
 def test_the_client_address_comes_from_the_proxy_and_cannot_be_forged(settings):
     """Behind nginx (REMOTE_ADDR is nginx), X-Forwarded-For names the client; a chain the client started itself
-    counts against nginx's address, so changing the forged part does not escape the count."""
+    counts against nginx's address, so changing the forged part does not escape the count. nginx is the configured
+    proxy (TRUSTED_PROXIES): from anyone else X-Forwarded-For is dropped (tests/core/test_trusted_proxy.py)."""
+    settings.TRUSTED_PROXIES = (ipaddress.ip_network("172.18.0.5/32"),)
     api, user = APIClient(), UserFactory()
     for i in range(settings.AXES_FAILURE_LIMIT):
         token_post(api, f"guess{i}", "wrong", REMOTE_ADDR="172.18.0.5", HTTP_X_FORWARDED_FOR="203.0.113.7")
