@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-
 from .stack import ADMIN_PASSWORD, USER_PASSWORD
 
 pytestmark = [pytest.mark.deploy, pytest.mark.e2e, pytest.mark.worker]
@@ -26,26 +24,14 @@ def users(prod_stack):
     return {"rita": USER_PASSWORD, "rob": USER_PASSWORD, "carl": USER_PASSWORD, "admin": ADMIN_PASSWORD}
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing (make test installs it with apt-get)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def login(chromium, prod_stack, users):
+def login(browser, prod_stack, users):
     """``login(username, next_url)`` -> a page logged in over HTTPS (the self-signed certificate accepted, as a
     person accepts it once); every page's JavaScript errors fail the test."""
     contexts, errors = [], []
 
     def open_as(username: str, next_url: str):
-        context = chromium.new_context(ignore_https_errors=True)
+        context = browser.new_context(ignore_https_errors=True)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(30_000)
