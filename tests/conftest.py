@@ -14,6 +14,33 @@ from .workers import running_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# One Chromium (one sync Playwright) for the whole session: e2e and deploy tests share it, since a second
+# sync_playwright in the same thread fails while the first is open.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make here are still sync.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield from _browser()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def _browser():
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing (make test installs it with apt-get)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
 
 @pytest.fixture(autouse=True)
 def media_root(tmp_path: Path, settings) -> Path:

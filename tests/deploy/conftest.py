@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import browser  # noqa: F401 - one Chromium (one Playwright) for the whole session
-
 from .stack import ProductionStack, synthetic_fer_csv
 
 TRUSTED_LOAD_BALANCER = "127.0.0.2"  # a second loopback address plays the TLS load balancer in front of nginx

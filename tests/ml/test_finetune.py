@@ -39,12 +39,14 @@ def test_warm_start_begins_from_the_checkpoint_weights_and_the_ema_from_them_too
     ema = {k.removeprefix("module."): v for k, v in state.ema.state_dict().items() if k.startswith("module.")}
     assert torch.equal(ema["features.0.0.weight"], saved["features.0.0.weight"])
 
-    # A fresh model of the same recipe is far from the trained one: the warm start is what makes it good at once.
+    # Without warm_start the same recipe starts from fresh weights, not the checkpoint's. (An accuracy margin between
+    # the two was flaky: on tiny data a random model sometimes scores near a 3-epoch one.)
     cold = build_state(replace(FINETUNE, warm_start=False), train.labels, steps_per_epoch=4, epochs=2, seed=1,
                        device=torch.device("cpu"))
+    cold_weights = cold.model.state_dict()
+    assert not any(torch.equal(cold_weights[name], saved[name].to(cold_weights[name].dtype))
+                   for name in cold_weights if name.endswith(".weight"))
     warm_acc = evaluate(state.model, val.images, val.labels)["accuracy"]
-    cold_acc = evaluate(cold.model, val.images, val.labels)["accuracy"]
-    assert warm_acc > cold_acc + 0.2
 
     summary = fit(train, val, FINETUNE, tmp_path / "ft.pt", epochs=2, seed=1, device="cpu", init_from=base)
     assert summary["best_val_accuracy"] >= warm_acc - 0.15
