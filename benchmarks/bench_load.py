@@ -1,21 +1,25 @@
 """Load on the production set, through nginx over HTTPS on loopback, with locust (a test dependency).
 
     python benchmarks/bench_load.py [--seconds 60] [--reviewers 16] [--researchers 8] [--clients 4]
-                                    [--training-per-class 60] [--public-test-per-class 30]
+                                    [--modes paced,saturation] [--training-per-class 60] [--public-test-per-class 30]
 
 Starts ``scripts/prod.py`` (``make prod``) on ports, a database (``ferplatform_bench_load``), a Redis and a state
 directory of its own, with a synthetic FER-2013 file for bootstrap: the first start imports it, scores it in-sample
 with the shipped model (the review queue) and predicts PublicTest with heatmaps (the gallery). Once both are there
-and the first start's out-of-fold run is cancelled (it would train in the background), three scenarios run one after
-another, each for ``--seconds``, without think time:
+and the first start's out-of-fold run is cancelled (it would train in the background), the scenarios run one after
+another, each for ``--seconds`` after every user has logged in:
 
 - reviewers: vote on the held item, then ask for the next (``POST .../votes`` + ``GET /api/review/items/next``);
 - researchers: gallery pages, 100 faces each;
 - API clients: upload a real photo (``../shared/data/photos/obama.jpg``) and wait for its prediction and heatmap.
 
-Prints requests/s, p50, p99 and errors per request name and scenario. Items never settle during the run
-(``REVIEW_QUORUM`` = ``REVIEW_MAX_VOTES`` = 16), so the queue cannot run dry, and the upload throttle is lifted
-(``UPLOADS_THROTTLE_RATE``) so that it measures the work, not the limit.
+Two modes: ``paced``, where each person pauses between actions as people do (``PACED_THINK``: about a second per
+face for a reviewer, a few seconds per gallery page; none for API clients, which are scripts), and ``saturation``,
+with no pauses at all, which measures what the set can take. locust runs on the same cores as the set.
+
+Prints requests/s, p50, p99 and errors per request name, scenario and mode, and where the cores went. Items never
+settle during the run (``REVIEW_QUORUM`` = ``REVIEW_MAX_VOTES`` = 16), so the queue cannot run dry, and the upload
+throttle is lifted (``UPLOADS_THROTTLE_RATE``) so that it measures the work, not the limit.
 """
 
 from __future__ import annotations
@@ -30,13 +34,47 @@ import tempfile
 import time
 from pathlib import Path
 
+import urllib3
+
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # the first start's certificate is self-signed
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.deploy.stack import ADMIN_PASSWORD, USER_PASSWORD, ProductionStack, synthetic_fer_csv  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from cpuwatch import cpu_sample, cpu_usage  # noqa: E402
+
 LOCUSTFILE = ROOT / "benchmarks" / "load" / "locustfile.py"
 PHOTO = ROOT.parent / "shared" / "data" / "photos" / "obama.jpg"
 SCENARIOS = {"reviewers": "Reviewer", "researchers": "Researcher", "clients": "ApiClient"}
+LOGIN_ALLOWANCE = 15  # seconds added to each run for the logins, which the figures leave out
+# Mean pause between one user's actions in the "paced" mode: a reviewer looks at a face for about a second before
+# the key press (the fastest sustained pace of keyboard review), a researcher looks at a page of 100 faces for a
+# few seconds, and API clients are scripts (none). "saturation" has no pauses at all: the set's capacity.
+PACED_THINK = {"reviewers": 1.0, "researchers": 3.0, "clients": 0.0}
+# Where the cores went during a scenario, by command line (the first match counts).
+CPU_ROLES = {
+    "locust": lambda cmd: "locust" in cmd,
+    "gunicorn": lambda cmd: "gunicorn" in cmd,
+    "workers": lambda cmd: "celery" in cmd,
+    "postgres": lambda cmd: cmd.startswith("postgres"),
+    "nginx": lambda cmd: cmd.startswith("nginx"),
+    "redis": lambda cmd: cmd.startswith("redis-server"),
+}
+
+
+def all_process_groups() -> set[int]:
+    """Every process group on the machine, so that the CPU sample sees the system's PostgreSQL too."""
+    groups = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_text()
+            except OSError:
+                continue
+            groups.add(int(stat[stat.rindex(")") + 2:].split()[2]))
+    return groups
 LOAD_SETTINGS = {"REVIEW_QUORUM": "16", "REVIEW_MAX_VOTES": "16", "UPLOADS_THROTTLE_RATE": "100000/min"}
 
 
@@ -69,15 +107,24 @@ def first_start_settled(stack: ProductionStack, *, seconds: float = 1800) -> dic
 
 
 def scenario_run(stack: ProductionStack, name: str, users: int, seconds: int, out: Path,
-                 per_role: int, gallery_pages: int) -> list[dict[str, object]]:
-    """One locust run, headless; its per-request-name rows (the aggregate last)."""
-    prefix = out / name
-    env = {**os.environ, "LOAD_PASSWORD": USER_PASSWORD, "LOAD_PHOTO": str(PHOTO),
-           "LOAD_USERS_PER_ROLE": str(per_role), "LOAD_GALLERY_PAGES": str(gallery_pages)}
+                 per_role: int, gallery_pages: int, think: float, mode: str,
+                 login_allowance: int = LOGIN_ALLOWANCE) -> list[dict[str, object]]:
+    """One locust run, headless; its per-request-name rows (the aggregate last). Statistics restart once every user
+    has logged in (the locustfile resets them), and the run lasts ``login_allowance`` longer to make up for it."""
+    prefix = out / f"{mode}-{name}"
+    env = {**os.environ, "LOAD_PASSWORD": USER_PASSWORD, "LOAD_PHOTO": str(PHOTO), "LOAD_USERS": str(users),
+           "LOAD_USERS_PER_ROLE": str(per_role), "LOAD_GALLERY_PAGES": str(gallery_pages),
+           "LOAD_THINK_SECONDS": str(think)}
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", stack.url,
-               "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--csv", str(prefix), "--only-summary",
-               "--loglevel", "WARNING", "--exit-code-on-error", "0", SCENARIOS[name]]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=seconds + 180)
+               "-u", str(users), "-r", str(users), "-t", f"{seconds + login_allowance}s", "--csv", str(prefix),
+               "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0", SCENARIOS[name]]
+    before = cpu_sample(all_process_groups())
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=seconds + login_allowance + 180)
+    cpu = cpu_usage(before, cpu_sample(all_process_groups()), CPU_ROLES)
+    print(f"  {mode} {name}: cores busy " + ", ".join(f"{role} {cores:.2f}" for role, cores in cpu.items()
+                                                      if role not in {"ours", "outside"})
+          + " (locust's own share is in 'machine' only: it has exited when the window closes)", flush=True)
     stats = Path(f"{prefix}_stats.csv")
     if result.returncode != 0 or not stats.exists():
         raise RuntimeError(f"locust {name} failed ({result.returncode}):\n{result.stderr[-3000:]}")
@@ -85,9 +132,10 @@ def scenario_run(stack: ProductionStack, name: str, users: int, seconds: int, ou
     for row in csv.DictReader(stats.open()):
         if row["Name"] in {"login page", "login", "token"}:
             continue
-        rows.append({"scenario": name, "name": row["Name"], "requests": int(row["Request Count"]),
-                     "errors": int(row["Failure Count"]), "rps": float(row["Requests/s"]),
-                     "p50_ms": float(row["50%"] or 0), "p99_ms": float(row["99%"] or 0)})
+        rows.append({"mode": mode, "think_s": think, "scenario": name, "name": row["Name"],
+                     "requests": int(row["Request Count"]), "errors": int(row["Failure Count"]),
+                     "rps": float(row["Requests/s"]), "p50_ms": float(row["50%"] or 0),
+                     "p99_ms": float(row["99%"] or 0)})
     failures = Path(f"{prefix}_failures.csv")
     if failures.exists():
         for row in csv.DictReader(failures.open()):
@@ -103,6 +151,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--training-per-class", type=int, default=60)
     parser.add_argument("--public-test-per-class", type=int, default=30)
+    parser.add_argument("--modes", default="paced,saturation",
+                        help="paced (users pause between actions, PACED_THINK) and/or saturation (no pauses)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if not PHOTO.exists():
@@ -124,18 +174,24 @@ def main() -> int:
             print(f"bench_load: stack ready in {time.monotonic() - started:.0f} s: {data}", flush=True)
             pages = max(1, -(-data["public_test_faces"] // 100))
             rows = []
-            for name, users in (("reviewers", args.reviewers), ("researchers", args.researchers),
-                                ("clients", args.clients)):
-                rows += scenario_run(stack, name, users, args.seconds, state, per_role, pages)
-                print(f"bench_load: {name} done", flush=True)
+            for mode in args.modes.split(","):
+                for name, users in (("reviewers", args.reviewers), ("researchers", args.researchers),
+                                    ("clients", args.clients)):
+                    if mode == "saturation" and name == "clients":
+                        continue  # API clients have no pauses: "paced" already measured them at saturation
+                    think = PACED_THINK[name] if mode == "paced" else 0.0
+                    rows += scenario_run(stack, name, users, args.seconds, state, per_role, pages, think, mode)
+                    print(f"bench_load: {mode} {name} done", flush=True)
         finally:
             stack.stop()
             stack.drop_database()
     print(f"\n{args.seconds} s per scenario, through nginx (TLS) on loopback, {os.cpu_count()} CPU cores")
-    print(f"{'scenario':<12} {'request':<14} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
+    print(f"{'mode':<11} {'think s':>7} {'scenario':<12} {'request':<14} {'requests':>8} {'req/s':>7} {'p50 ms':>7} "
+          f"{'p99 ms':>7} {'errors':>6}")
     for row in rows:
-        print(f"{row['scenario']:<12} {row['name']:<14} {row['requests']:>8} {row['rps']:>7.1f} "
-              f"{row['p50_ms']:>7.0f} {row['p99_ms']:>7.0f} {row['errors']:>6}")
+        print(f"{row['mode']:<11} {row['think_s']:>7.1f} {row['scenario']:<12} {row['name']:<14} "
+              f"{row['requests']:>8} {row['rps']:>7.1f} {row['p50_ms']:>7.0f} {row['p99_ms']:>7.0f} "
+              f"{row['errors']:>6}")
     if args.json:
         args.json.write_text(json.dumps({"seconds": args.seconds, "rows": rows}, indent=2))
     return 1 if any(row["errors"] for row in rows) else 0

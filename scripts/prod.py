@@ -224,9 +224,9 @@ def main() -> int:
             port = int(env["REDIS_PORT"])
             if redis_answers(port):
                 raise StartError(f"something already answers on Redis port {port}: stop it or set REDIS_PORT")
-            children["redis"] = subprocess.Popen(redis_command(var, port), cwd=ROOT,
-                                                 stdout=open(var / "logs" / "redis.log", "a"),  # noqa: SIM115
-                                                 stderr=subprocess.STDOUT)
+            with open(var / "logs" / "redis.log", "a") as log:  # the child keeps its own copy of the descriptor
+                children["redis"] = subprocess.Popen(redis_command(var, port), cwd=ROOT, stdout=log,
+                                                     stderr=subprocess.STDOUT)
             wait_until("Redis", lambda: redis_answers(port))
         main_conf = nginx_files(var, env)
         manage(env, "migrate", "--noinput")

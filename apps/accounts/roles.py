@@ -39,12 +39,23 @@ def user_roles(user: Any) -> frozenset[Role]:
         return frozenset()
     if user.is_superuser:
         return frozenset(Role)
+    # Kept on the instance, like Django's own permission cache: one query per request (the auth middleware loads a
+    # fresh user each request), however many checks the request makes. ``role_cache_clear`` after a role change.
+    cached = getattr(user, "_ferplatform_roles", None)
+    if cached is not None:
+        return cached
     names = {name for name in user.groups.values_list("name", flat=True)}
     held: set[Role] = set()
     for role in Role:
         if role.value in names:
             held |= ROLE_GRANTS[role]
-    return frozenset(held)
+    user._ferplatform_roles = frozenset(held)
+    return user._ferplatform_roles
+
+
+def role_cache_clear(user: Any) -> None:
+    """Forget the roles kept on this user object (after its groups changed)."""
+    user.__dict__.pop("_ferplatform_roles", None)
 
 
 def user_has_role(user: Any, *roles: Role | str) -> bool:

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 
 from apps.core.errors import ApplicationError, InvalidInput, NotFound
 
-from .roles import Role
+from .roles import Role, role_cache_clear
 from .selectors import api_tokens_visible_to
 
 
@@ -67,6 +67,7 @@ def user_role_set(*, user: AbstractUser, role: Role | str) -> None:
     """Add ``role`` to the user (other roles stay)."""
     group, _ = Group.objects.get_or_create(name=Role(role).value)
     user.groups.add(group)
+    role_cache_clear(user)
 
 
 def api_token_create(*, user: AbstractUser, ttl: timedelta | None = None) -> tuple[AuthToken, str]:

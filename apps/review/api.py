@@ -59,8 +59,7 @@ class VoteCastApi(APIView):
         body = serializers.ChoiceInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         vote = services.review_vote_cast(user=request.user, item_id=item_id, choice=body.validated_data["choice"])
-        item = vote.item
-        item.refresh_from_db(fields=["status", "settled_label"])
+        item = vote.item  # the row the service locked and updated, as committed
         data = {"vote": vote, "item_status": item.status, "settled_label": item.settled_label,
                 "progress": selectors.review_progress_for(user=request.user)}
         return Response(serializers.VoteResultSerializer(data).data, status=status.HTTP_201_CREATED)

@@ -126,7 +126,13 @@ class ReviewItem(models.Model):
 
     class Meta:
         ordering = ["priority", "id"]
-        indexes = [models.Index(fields=["status", "is_gold", "priority", "id"], name="review_item_queue")]
+        indexes = [
+            models.Index(fields=["status", "is_gold", "priority", "id"], name="review_item_queue"),
+            # Handing out: the open items in priority order, walked until one this reviewer may take (LIMIT n), not
+            # every open item sorted per request.
+            models.Index(fields=["is_gold", "priority", "id"], name="review_item_open_queue",
+                         condition=models.Q(status__in=["open", "reopened"])),
+        ]
 
     def __str__(self) -> str:
         return f"review item {self.pk} (face {self.face_id}, {self.status})"

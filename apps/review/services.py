@@ -57,15 +57,15 @@ def _lock(queryset: QuerySet[ReviewItem]) -> QuerySet[ReviewItem]:
     return queryset.select_for_update()
 
 
-def _take(user, queryset: QuerySet[ReviewItem], count: int, now) -> list[ReviewItem]:
+def _take(user, queryset: QuerySet[ReviewItem], count: int, now) -> list[int]:
+    """Lease up to ``count`` items of ``queryset`` (in its order) to ``user``; their ids, in that order."""
     if count <= 0:
         return []
     ids = list(_lock(queryset).values_list("pk", flat=True)[:count])
-    if not ids:
-        return []
-    expires = now + timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
-    ReviewItem.objects.filter(pk__in=ids).update(lease_holder=user, lease_expires_at=expires)
-    return list(ReviewItem.objects.filter(pk__in=ids))
+    if ids:
+        expires = now + timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
+        ReviewItem.objects.filter(pk__in=ids).update(lease_holder=user, lease_expires_at=expires)
+    return ids
 
 
 @transaction.atomic
@@ -79,24 +79,25 @@ def review_item_next_for(*, user, count: int = 1, rng: random.Random | None = No
     now = timezone.now()
     rng = rng or random.Random()
     available = _available_for(user, now)
-    held = list(_lock(available.filter(lease_holder=user, lease_expires_at__gt=now)).order_by("priority", "pk")[:count])
+    held = list(_lock(available.filter(lease_holder=user, lease_expires_at__gt=now)).order_by("priority", "pk")
+                .values_list("pk", flat=True)[:count])
     if held:  # renew: the reviewer is still looking at them
-        ReviewItem.objects.filter(pk__in=[i.pk for i in held]).update(
+        ReviewItem.objects.filter(pk__in=held).update(
             lease_expires_at=now + timedelta(seconds=settings.REVIEW_LEASE_SECONDS))
     wanted = count - len(held)
     gold_slots = sum(rng.random() * 100 < settings.REVIEW_GOLD_PERCENT for _ in range(wanted))
-    others = available.exclude(pk__in=[i.pk for i in held])
+    others = available.exclude(pk__in=held) if held else available
     gold = _take(user, others.filter(is_gold=True).order_by("?"), gold_slots, now)
     regular = _take(user, others.filter(is_gold=False).order_by("priority", "pk"), wanted - len(gold), now)
     if len(gold) + len(regular) < wanted:  # no regular items left: gold ones still measure accuracy
-        taken = [i.pk for i in gold]
-        gold += _take(user, others.filter(is_gold=True).exclude(pk__in=taken).order_by("?"),
+        gold += _take(user, others.filter(is_gold=True).exclude(pk__in=gold).order_by("?"),
                       wanted - len(gold) - len(regular), now)
     fresh = list(regular)
-    for item in gold:  # at a random place among the regular ones, which keep their priority order
-        fresh.insert(rng.randint(0, len(fresh)), item)
-    result = [ReviewItem.objects.select_related("face__pixels", "score").get(pk=i.pk) for i in held + fresh]
-    return result
+    for pk in gold:  # at a random place among the regular ones, which keep their priority order
+        fresh.insert(rng.randint(0, len(fresh)), pk)
+    order = held + fresh
+    items = ReviewItem.objects.select_related("face__pixels", "score").in_bulk(order)  # one query for all
+    return [items[pk] for pk in order]
 
 
 # --- votes -----------------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ def test_every_scenario_runs_without_errors(prod_stack, tmp_path):
     load_users_create(prod_stack, 2)
     rows = []
     for name, users in (("reviewers", 2), ("researchers", 2), ("clients", 1)):
-        rows += scenario_run(prod_stack, name, users, 8, tmp_path, per_role=2, gallery_pages=1)
+        rows += scenario_run(prod_stack, name, users, 8, tmp_path, per_role=2, gallery_pages=1, think=0.0,
+                             mode="saturation", login_allowance=4)
     by_name = {(row["scenario"], row["name"]): row for row in rows}
     for key in (("reviewers", "next"), ("researchers", "gallery page"), ("clients", "upload")):
         assert by_name[key]["requests"] > 0, key
