@@ -153,6 +153,7 @@ def main() -> int:
     parser.add_argument("--public-test-per-class", type=int, default=30)
     parser.add_argument("--modes", default="paced,saturation",
                         help="paced (users pause between actions, PACED_THINK) and/or saturation (no pauses)")
+    parser.add_argument("--scenarios", default="reviewers,researchers,clients", help="which scenarios to run")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if not PHOTO.exists():
@@ -167,16 +168,21 @@ def main() -> int:
                                 env={"FER2013_CSV": str(csv_file), **LOAD_SETTINGS})
         started = time.monotonic()
         stack.start()
+        print(f"bench_load: first start served the login page through nginx after {time.monotonic() - started:.0f} s "
+              "(migrate, collectstatic, bootstrap's import, then the processes)", flush=True)
         try:
             per_role = max(args.reviewers, args.researchers, args.clients)
             load_users_create(stack, per_role)
             data = first_start_settled(stack)
-            print(f"bench_load: stack ready in {time.monotonic() - started:.0f} s: {data}", flush=True)
+            print(f"bench_load: review queue and PublicTest heatmaps ready "
+                  f"{time.monotonic() - started:.0f} s after the start: {data}", flush=True)
             pages = max(1, -(-data["public_test_faces"] // 100))
             rows = []
             for mode in args.modes.split(","):
                 for name, users in (("reviewers", args.reviewers), ("researchers", args.researchers),
                                     ("clients", args.clients)):
+                    if name not in args.scenarios.split(","):
+                        continue
                     if mode == "saturation" and name == "clients":
                         continue  # API clients have no pauses: "paced" already measured them at saturation
                     think = PACED_THINK[name] if mode == "paced" else 0.0

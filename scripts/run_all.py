@@ -3,9 +3,8 @@ one stops.
 
 ``make run`` starts it after migrating (local settings); ``make prod`` (``scripts/prod.py``) starts the same processes
 with the production settings, plus Redis and nginx, through ``supervise``. Ctrl-C or SIGTERM stops the children and
-waits for them. The workers run at lower CPU priorities than the web: the interactive worker at nice 5, so that page
-and API requests are answered before heatmaps are prefetched for review items, and the bulk worker at nice 10, so that
-uploads and heatmaps stay quick while a split job or a training run is busy on the same cores.
+waits for them. The bulk worker runs at a lower CPU priority (nice 10), so that uploads and heatmaps stay quick while
+a split job or a training run is busy on the same cores.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
-INTERACTIVE_NICE = 5  # below the web: 16 reviewers' next-item p99 went from 310 ms to ... with it (README, load)
 BULK_NICE = 10
 
 
@@ -29,8 +27,8 @@ def commands() -> dict[str, list[str]]:
     celery = [PY, "-m", "celery", "-A", "ferplatform"]
     return {
         "web": [PY, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "ferplatform.wsgi:application"],
-        "worker-interactive": ["nice", "-n", str(INTERACTIVE_NICE), *celery, "worker", "-Q", "interactive",
-                               "--concurrency", "1", "-n", "interactive@%h", "-l", "info"],
+        "worker-interactive": [*celery, "worker", "-Q", "interactive", "--concurrency", "1", "-n", "interactive@%h",
+                               "-l", "info"],
         "worker-bulk": ["nice", "-n", str(BULK_NICE), *celery, "worker", "-Q", "bulk", "--concurrency", "1",
                         "-n", "bulk@%h", "-l", "info"],
         # --pidfile= : no pid file, so a crash never leaves one behind that blocks the next start.

@@ -37,8 +37,6 @@ def test_docker_compose_file_parses():
 
     # One worker process per queue, as in `make run`; both may use the GPU.
     assert "-Q interactive " in command("worker-interactive") and "-Q bulk " in command("worker-bulk")
-    # The web first, then heatmaps and uploads, then bulk jobs, as make run and make prod start them.
-    assert command("worker-interactive").startswith("nice -n 5 ") and command("worker-bulk").startswith("nice -n 10 ")
     for name in ("worker-interactive", "worker-bulk"):
         devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
         assert devices[0]["capabilities"] == ["gpu"]
