@@ -101,6 +101,13 @@ def first_start_settled(stack: ProductionStack, *, seconds: float = 1800) -> dic
                    headers={"X-CSRFToken": admin.cookies["csrftoken"], "Referer": f"{stack.url}/review/scoring/"})
     stack.wait_for("the bulk worker idle", "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM review_scoringrun "
                    "WHERE status IN ('queued', 'running'))", seconds=600)
+    # The scoring run's follow-up: the review page's overlays for the head of the queue (REVIEW_OVERLAY_PRECOMPUTE,
+    # more items than this queue has), computed by the bulk worker before reviewers arrive, as in a deployment.
+    stack.wait_for("the queue's overlays computed ahead",
+                   "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM review_reviewitem r WHERE NOT EXISTS ("
+                   " SELECT 1 FROM inference_explanation e JOIN inference_modelversion v ON v.id = e.model_version_id"
+                   " WHERE v.status = 'active' AND e.face_id = r.face_id AND e.target_label = r.suggested_label))",
+                   seconds=900)
     items = stack.query("SELECT count(*) FROM review_reviewitem")[0][0]
     faces = stack.query("SELECT count(*) FROM faces_faceimage WHERE split = 'PublicTest'")[0][0]
     return {"review_items": items, "public_test_faces": faces}

@@ -3,7 +3,8 @@ and for the suggestion.
 
 Reading it never runs the model: an overlay that is not stored yet is listed as ``pending``, and
 ``review_item_overlays_enqueue`` sends it to a worker (``inference.explain``). Leasing items queues their overlays
-too, so they are usually stored before the reviewer reaches them.
+too, so they are usually stored before the reviewer reaches them. After a scoring run, the bulk worker computes them
+ahead for the head of the queue (``review_overlays_precompute``, ``REVIEW_OVERLAY_PRECOMPUTE`` items).
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from django.core.cache import cache
 from apps.inference.models import Explanation, ModelVersion
 from apps.inference.selectors import model_version_active, prediction_for
 from apps.inference.services.chunks import prediction_chunks_create
-from apps.inference.services.predictions import explanations_enqueue
+from apps.inference.services.predictions import explanations_compute, explanations_enqueue, predict_and_explain
 from ml.labels import CLASSES
 
 from .models import ReviewItem
+from .services import OPEN_STATUSES
 
 CAM_METHOD = "gradcam"
 RESEND_AFTER_SECONDS = 30  # a still-missing overlay is queued again after this long (a lost message is only a hint)
+PRECOMPUTE_BATCH = 128  # faces per model batch when computing ahead
 
 
 def _no_model(reason: str) -> dict:
@@ -92,3 +95,26 @@ def review_item_overlays_enqueue(*, items: Iterable[ReviewItem], version: ModelV
     if pairs:
         explanations_enqueue(version=version, method=CAM_METHOD, pairs=pairs)
     return len(sent)
+
+
+def review_overlays_precompute(*, limit: int, version: ModelVersion | None = None) -> dict[str, int]:
+    """Compute, in this process, what the review page shows for the first ``limit`` open items in queue order: the
+    active version's prediction and the Grad-CAM overlays for the current label and the suggestion. What is stored
+    already is skipped. For the bulk worker after a scoring run; leasing still queues whatever is missing."""
+    version = version or model_version_active()
+    if version is None or limit <= 0:
+        return {"items": 0, "predicted": 0, "overlays": 0}
+    items = list(ReviewItem.objects.filter(status__in=OPEN_STATUSES).select_related("face")
+                 .order_by("priority", "pk")[:limit])
+    predicted_before = version.predictions.filter(face_id__in=[i.face_id for i in items]).count()
+    overlays = 0
+    for start in range(0, len(items), PRECOMPUTE_BATCH):
+        batch = items[start:start + PRECOMPUTE_BATCH]
+        face_ids = [item.face_id for item in batch]
+        predict_and_explain(face_ids=face_ids, methods=[], version=version)  # predictions only
+        predicted = dict(version.predictions.filter(face_id__in=face_ids).values_list("face_id", "predicted_label"))
+        pairs = [(item.face_id, target) for item in batch
+                 for target in _targets(item, predicted.get(item.face_id)).values() if target is not None]
+        overlays += explanations_compute(version=version, method=CAM_METHOD, pairs=pairs)
+    predicted_after = version.predictions.filter(face_id__in=[i.face_id for i in items]).count()
+    return {"items": len(items), "predicted": predicted_after - predicted_before, "overlays": overlays}
