@@ -45,14 +45,15 @@ def _proc(pid: int) -> tuple[int, str, float] | None:
     return group, cmdline, (utime + stime) / TICKS
 
 
-def cpu_sample(groups: Iterable[int]) -> CpuSample:
-    """The machine's busy time and, for every process in one of the process ``groups``, its CPU time so far."""
-    wanted = set(groups)
+def cpu_sample(groups: Iterable[int] | None) -> CpuSample:
+    """The machine's busy time and, for every process in one of the process ``groups`` (None: every process on the
+    machine, the system's PostgreSQL included), its CPU time so far."""
+    wanted = None if groups is None else set(groups)
     procs = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
             info = _proc(int(name))
-            if info is not None and info[0] in wanted:
+            if info is not None and (wanted is None or info[0] in wanted):
                 procs[int(name)] = info
     return CpuSample(at=time.monotonic(), machine_busy=_machine_busy(), procs=procs)
 
