@@ -93,7 +93,10 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory, 
     ``worker``. Session-wide: one worker for every app's tests."""
     log = tmp_path_factory.mktemp("celery") / "worker.log"
     with running_worker(name=f"pytest-{os.getpid()}", queues="interactive,bulk", log=log, purge=True,
-                        env={"MEDIA_ROOT": str(worker_media_root)}) as worker:
+                        # One process serves both queues here, unlike make run and make prod: a scoring run's
+                        # overlay precompute (bulk) would hold up the next test's upload (interactive) for minutes.
+                        # tests/review covers the precompute with a worker of its own.
+                        env={"MEDIA_ROOT": str(worker_media_root), "REVIEW_OVERLAY_PRECOMPUTE": "0"}) as worker:
         yield worker
 
 
