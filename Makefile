@@ -1,6 +1,7 @@
 # make run   start the platform on this machine (SQLite + filesystem broker under var/ unless DATABASE_URL/REDIS_URL)
 # make prod  the production set on this machine: nginx (TLS) + gunicorn + workers + beat + Redis (AOF) + PostgreSQL
-# make test  install what the tests need and run the whole suite
+# make test  install what the tests need and run the whole suite (what CI runs)
+# make test-fast  the inner loop: the suite without browser, deploy, fault and fuzz tests (PYTEST_ARGS=... to add)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := $(HOME)/.cache/ferplatform/venv-$(shell sha256sum pyproject.toml | cut -c1-12)
@@ -11,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PROD_PACKAGES := nginx redis-server postgresql-client openssl
 PROD_TOOLS := /usr/sbin/nginx /usr/bin/redis-server /usr/bin/pg_dump /usr/bin/openssl
 
-.PHONY: venv run prod prod-packages test lint bench
+.PHONY: venv run prod prod-packages test test-fast lint bench
 
 # The venv is keyed by pyproject.toml's hash: a dependency change builds a fresh one, otherwise it is reused.
 venv:
@@ -43,6 +44,14 @@ test: venv prod-packages
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y docker-compose \
 		|| echo "docker-compose could not be installed: the compose test will be skipped"; fi
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Markers in pyproject.toml; tests/conftest.py marks e2e, deploy, faults and fuzz by folder. Needs PostgreSQL and
+# Redis like make test (DATABASE_URL, REDIS_URL), no Chromium, nginx or root. It keeps the few tests that go through
+# a real Celery worker (marker worker): they are the only check of the worker path outside make test.
+# FAST_MARKERS="... and not worker" on the command line leaves them out too.
+FAST_MARKERS := not e2e and not deploy and not faults and not fuzz
+test-fast: venv
+	$(PY) -m pytest -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 lint: venv
 	$(PY) -m ruff check apps ferplatform ml tests scripts benchmarks manage.py

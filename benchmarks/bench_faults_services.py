@@ -54,7 +54,7 @@ DB = "ferplatform"
 ENV = {"INFERENCE_BATCH_SIZE": "8", "WORK_HEARTBEAT_SECONDS": "1", "WORK_HEARTBEAT_TIMEOUT": "3",
        "WORK_RESEND_AFTER": "1", "UPLOADS_THROTTLE_RATE": "100000/min"}
 CAM_METHODS = ["gradcam++", "xgradcam", "layercam", "hirescam", "eigengradcam", "eigencam"]  # one per split job
-FINISHED = ("done", "failed", "succeeded", "cancelled")
+FINISHED = ("done", "failed", "succeeded", "cancelled")  # uploads say done, jobs succeeded
 
 
 class Bench:

@@ -110,7 +110,7 @@ def _split_job(args, base: Path, dataset, version, results) -> None:
     print(f"  first worker until its kill {cycle.seconds_first_run:.1f} s; last worker to done "
           f"{cycle.seconds_to_finish:.1f} s; whole cycle (worker starts included) {wall:.1f} s")
     job = InferenceJob.objects.get(pk=cycle.job_id)
-    _check(results, "job done, every face", job.status == "done" and job.done == job.total == args.faces,
+    _check(results, "job done, every face", job.status == "succeeded" and job.done == job.total == args.faces,
            f"{job.status}, {job.done}/{job.total} {job.error[:200]}")
     _check(results, "attempts == kills + 1", cycle.attempts == args.kills + 1, cycle.attempts)
     _check(results, "each kill left the job running; the sweeper queued it again",

@@ -1,4 +1,5 @@
-"""Celery app: queues ``default`` and ``gpu``; beat reads its schedule from the database (django-celery-beat)."""
+"""Celery app: queues ``interactive`` and ``bulk`` (``apps.core.work``); beat reads its schedule from the database
+(django-celery-beat)."""
 
 from __future__ import annotations
 

@@ -184,18 +184,6 @@ def get_detector(method: str = DEFAULT) -> FaceDetector:
     return DETECTORS[method]()
 
 
-def available_methods() -> list[str]:
-    """Methods whose packages are installed here."""
-    names = []
-    for name in DETECTORS:
-        try:
-            get_detector(name)
-        except DetectorUnavailable:
-            continue
-        names.append(name)
-    return names
-
-
 def _detection_scale(height: int, width: int) -> float:
     if height * width > DETECT_MAX_PIXELS:
         return math.sqrt(DETECT_MAX_PIXELS / (height * width))

@@ -184,9 +184,6 @@ class VGG19Transfer(FerModel):
                 p.requires_grad = True
 
 
-FREEZE_SCHEMES = ("none", "all_conv", "last9_conv", "last5_modules")
-
-
 @register("vgg19_transfer")
 def vgg19_transfer(pretrained_path: str | None = None, freeze: str = "none", input_size: int = 48,
                    num_classes: int = NUM_CLASSES) -> FerModel:

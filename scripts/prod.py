@@ -10,8 +10,8 @@ In order:
 5. gunicorn (``deploy/gunicorn.conf.py``) on loopback, one Celery worker per queue, beat, and Debian's nginx with
    ``deploy/nginx.conf``: TLS with a self-signed certificate made at first start, HTTP redirected to HTTPS.
 
-Ctrl-C or SIGTERM stops them all; when one exits, the others are stopped. Every variable it reads is in the README's
-"Deploying" section.
+Ctrl-C or SIGTERM stops them all; when one exits, the others are stopped. Every variable it reads is in
+docs/settings.md.
 
 ``scripts/prod.py manage ARGS`` runs ``manage.py ARGS`` with the same environment (settings, database, Redis, state
 directory, secret key), for the commands an operator runs beside it: ``create_user``, ``backup``, ``restore``, ...

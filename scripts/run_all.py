@@ -40,7 +40,7 @@ def commands() -> dict[str, list[str]]:
 def worker_env(env: dict[str, str]) -> dict[str, str]:
     """Two worker processes share the CPU: each gets half the cores for torch's threads (unless OMP_NUM_THREADS is
     set), so that an interactive prediction is not slowed by threads fighting a training run over the same cores.
-    On a 2-core machine a loaded upload's p95 went from 2.4x to 1.25x the quiet one with this (README)."""
+    The upload latency benchmark measures what it buys (docs/benchmarks.md)."""
     threads = str(max(1, (os.cpu_count() or 2) // 2))
     return {**env, "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", threads)}
 

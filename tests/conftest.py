@@ -10,9 +10,26 @@ from apps.accounts.roles import Role
 from ferplatform.celery import app as celery_app
 
 from .accounts.factories import UserFactory
+from .helpers import write_tiny_checkpoint
 from .workers import running_worker
 
 ROOT = Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
+
+# The tiers, by where a test lives (markers are registered in pyproject.toml): ``-m "not e2e"`` and so on select them.
+# e2e drives a real Chromium, deploy starts the production set, faults break Redis, PostgreSQL, disks and workers on
+# purpose, fuzz sends generated requests at every API operation. ``worker`` is set test by test (a real Celery worker).
+TIER_BY_PATH = {"e2e": "e2e", "deploy": "deploy", "faults": "faults", "ferplatform/test_fuzz.py": "fuzz"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if not item.path.is_relative_to(TESTS):
+            continue
+        where = item.path.relative_to(TESTS).as_posix()
+        for prefix, marker in TIER_BY_PATH.items():
+            if where == prefix or where.startswith(prefix + "/"):
+                item.add_marker(marker)
 
 # One Chromium (one sync Playwright) for the whole session: e2e and deploy tests share it, since a second
 # sync_playwright in the same thread fails while the first is open.
@@ -55,6 +72,16 @@ def empty_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def fresh_runtime():
+    """Each test starts and ends with no model loaded in this process (the per-process model cache)."""
+    from apps.inference import runtime
+
+    runtime.clear()
+    yield
+    runtime.clear()
+
+
 @pytest.fixture
 def eager_tasks():
     """Run queued Celery tasks inline (on commit), for tests that want results without a worker."""
@@ -62,6 +89,26 @@ def eager_tasks():
     celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = True, True
     yield
     celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
+
+
+# The tiny network's checkpoints (tests/helpers.py) and an active model version made from the first.
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-v1.pt", seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_v2(tmp_path_factory) -> Path:
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-v2.pt", seed=2)
+
+
+@pytest.fixture
+def active_version(db, tiny_checkpoint):
+    """The tiny checkpoint registered and active. A test with a real worker asks for ``shared_media_root`` first, so
+    that the copy registering makes lands where the worker reads."""
+    from apps.inference.services.registry import model_version_register
+
+    return model_version_register(checkpoint_path=tiny_checkpoint, name="tiny-v1", activate=True)
 
 
 # Named users per role for permission tests.

@@ -28,7 +28,7 @@ def running_worker(*, name: str, queues: str, log: Path, env: dict[str, str],
     try:
         redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
-        pytest.fail(f"Redis at {settings.CELERY_BROKER_URL} does not answer ({exc}); start it (see README)")
+        pytest.fail(f"Redis at {settings.CELERY_BROKER_URL} does not answer ({exc}); start it (see docs/operations.md)")
     db = connection.settings_dict
     full_env = {
         **os.environ,

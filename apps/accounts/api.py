@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from knox.models import AuthToken
 from rest_framework.generics import ListAPIView
@@ -15,7 +13,7 @@ from rest_framework.views import APIView
 from apps.core.schema import ERROR
 
 from .roles import IsAdminRole
-from .selectors import api_tokens_of, user_list_with_roles
+from .selectors import api_tokens_of, user_get, user_list_with_roles
 from .serializers import (
     ApiTokenCreatedSerializer,
     ApiTokenObtainSerializer,
@@ -97,7 +95,7 @@ class UserTokenListApi(ListAPIView):
     queryset = AuthToken.objects.none()  # the model, for the schema; get_queryset gives the rows
 
     def get_queryset(self):
-        return api_tokens_of(get_object_or_404(get_user_model(), pk=self.kwargs["user_id"]))
+        return api_tokens_of(user_get(pk=self.kwargs["user_id"]))
 
 
 class UserTokensRevokeAllApi(APIView):
@@ -106,5 +104,4 @@ class UserTokensRevokeAllApi(APIView):
     @extend_schema(operation_id="user_tokens_revoke_all", request=None, responses={200: TokensRevokedSerializer},
                    description="Revoke all of a user's tokens (admins).")
     def post(self, request: Request, user_id: int) -> Response:
-        user = get_object_or_404(get_user_model(), pk=user_id)
-        return Response({"revoked": api_tokens_revoke_all(user=user)})
+        return Response({"revoked": api_tokens_revoke_all(user=user_get(pk=user_id))})

@@ -8,6 +8,8 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from knox.models import AuthToken
 
+from apps.core.errors import NotFound
+
 from .roles import Role, user_has_role
 
 
@@ -28,6 +30,14 @@ def users_per_role() -> dict[str, int]:
 
 def user_list_with_roles() -> QuerySet:
     return get_user_model().objects.order_by("username").prefetch_related("groups")
+
+
+def user_get(*, pk: int) -> AbstractUser:
+    """User ``pk``; ``NotFound`` when there is none."""
+    user = get_user_model().objects.filter(pk=pk).first()
+    if user is None:
+        raise NotFound(f"no user {pk}")
+    return user
 
 
 def _live_tokens() -> QuerySet[AuthToken]:

@@ -1,39 +1,51 @@
 """What the status page and ``GET /api/status/`` show, so that an admin can read a stuck pipeline at a glance.
 
 Per queue: the messages waiting in the broker, the workers consuming it, and the age of the oldest job waiting on it
-(from the rows of the kinds of job routed there, ``apps.core.work``). Per kind of job: queued, running and failed
+(from the rows of the kinds of job sent there, ``apps.core.work``). Per kind of job: queued, running and failed
 rows, the latest failures, and the rows that look lost (no heartbeat, never sent, message gone), each with what the
 sweeper will do about them. Also database and broker health, the active model version and the split jobs in
 progress. Every probe is bounded by a short timeout and reports failure instead of raising: a broker that is down is
 said plainly, and the rows are still read from the database, which is the truth about the work.
 
 Alert levels: ``red``, nothing moves until someone acts (broker down, no worker on a queue with jobs, a worker lost
-mid-job); ``amber``, slow or about to be repaired by the sweeper; ``ok``.
+mid-job); ``amber``, about to be repaired by the sweeper (a message missing, a row never sent, the sweeper late);
+``ok``. A job that merely waits its turn behind others on a queue a worker consumes is no alarm, however long it
+waits: the queue says what it waits behind.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, Q
+from django.db.models import F
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from apps.core.broker import BrokerUnreachable, is_redis, queue_lengths, queue_messages, redis_client
-from apps.core.work import QUEUES, WorkKind, work_counts, work_kinds
+from apps.inference.selectors import inference_job_list, model_version_active
 from ferplatform.celery import app as celery_app
 
-from .selectors import inference_job_list, model_version_active
+from .broker import is_redis, queue_lengths, redis_client
+from .work import (
+    QUEUES,
+    WorkKind,
+    WorkStatus,
+    task_queues,
+    waiting_messages,
+    work_counts,
+    work_due,
+    work_kinds,
+    work_lost,
+)
 from .worker_control import COMMAND
 
 RED, AMBER, OK = "red", "amber", "ok"
 LEVELS = (OK, AMBER, RED)  # in rising order
-ALERT_CODES = ("database_down", "broker_down", "no_worker", "no_worker_known", "waiting_long", "lost_running",
+ALERT_CODES = ("database_down", "broker_down", "no_worker", "no_worker_known", "lost_running",
                "never_sent", "message_missing", "waits_for_broker", "sweeper_off", "sweeper_late")
 SWEEP_TASK = "core.sweep_work"  # apps/core/tasks.py; beat's database schedule runs it (apps/core/migrations/0001)
 BEAT_SYNC_SLACK_S = 4 * 60  # beat writes a task's last_run_at to the database only every 3 min (Scheduler.sync_every)
@@ -71,10 +83,9 @@ def _alert(level: str, code: str, text: str) -> dict[str, str]:
 
 
 def status_queues() -> tuple[str, ...]:
-    """The platform's queues, then any other queue the route table sends tasks to (shown, so that a route to a
-    queue no worker was started on is seen)."""
-    routed = [route.get("queue") for route in settings.CELERY_TASK_ROUTES.values()]
-    return tuple(dict.fromkeys([*QUEUES, *filter(None, routed), settings.CELERY_TASK_DEFAULT_QUEUE]))
+    """The platform's queues, then any other queue a task is sent to (shown, so that a route to a queue no worker
+    was started on is seen)."""
+    return tuple(dict.fromkeys([*QUEUES, *task_queues().values(), settings.CELERY_TASK_DEFAULT_QUEUE]))
 
 
 # --- probes --------------------------------------------------------------------------------------------------------
@@ -162,45 +173,34 @@ def _admin_url(kind: WorkKind, pk: int) -> str | None:
         return None
 
 
-def _lost_and_due(kind: WorkKind, *, now: datetime):
-    """The sweeper's two tests (``apps.core.work._sweep_kind``): running rows whose heartbeat stopped, and queued rows
-    waiting longer than ``WORK_RESEND_AFTER`` since they were last sent (or created, if never sent)."""
-    dead_cutoff = now - timedelta(seconds=settings.WORK_HEARTBEAT_TIMEOUT)
-    resend_cutoff = now - timedelta(seconds=settings.WORK_RESEND_AFTER)
-    lost = kind.rows.filter(status=kind.running).filter(Q(heartbeat_at__lt=dead_cutoff) | Q(heartbeat_at__isnull=True))
-    due = kind.rows.filter(status=kind.queued).filter(
-        Q(last_sent_at__lt=resend_cutoff) | Q(last_sent_at__isnull=True, created_at__lt=resend_cutoff))
-    return lost, due
-
-
 def _kind_status(kind: WorkKind, counts: dict, *, now: datetime) -> tuple[dict[str, object], list[tuple]]:
     """The kind's figures, and its rows due for a re-send as (id, last_sent_at), to check against the broker."""
     rows = kind.rows
-    lost, due = _lost_and_due(kind, now=now)
-    lost_rows = list(lost.order_by("pk").values_list("pk", "attempts"))
-    oldest = rows.filter(status=kind.queued).order_by("created_at", "pk").values("pk", "created_at").first()
+    lost_rows = list(work_lost(kind, now=now).order_by("pk").values_list("pk", "attempts"))
+    oldest = rows.filter(status=WorkStatus.QUEUED).order_by("created_at", "pk").values("pk", "created_at").first()
     wait = (now - oldest["created_at"]).total_seconds() if oldest else None
-    failures = rows.filter(status=kind.failed).order_by(F("finished_at").desc(nulls_last=True), "-pk").values(
-        "pk", "finished_at", "created_at", kind.error_field)[:FAILURES_SHOWN]
+    failures = rows.filter(status=WorkStatus.FAILED).order_by(F("finished_at").desc(nulls_last=True), "-pk").values(
+        "pk", "finished_at", "created_at", "error")[:FAILURES_SHOWN]
+    running = list(rows.filter(status=WorkStatus.RUNNING).order_by("started_at", "pk").values_list("pk", flat=True)[:1])
     entry = {
-        "kind": kind.name, "label": kind.label, "queue": kind.queue, "max_attempts": kind.max_attempts,
+        "kind": kind.name, "label": kind.label, "queue": kind.routed_queue, "max_attempts": kind.max_attempts,
         "queued": counts["queued"], "running": counts["running"], "failed": counts["failed"],
         "oldest_queued_at": oldest["created_at"] if oldest else None,
         "oldest_queued_id": oldest["pk"] if oldest else None,
         "oldest_wait_s": None if wait is None else round(wait, 1),
         "oldest_wait": None if wait is None else duration_text(wait),
-        "oldest_level": AMBER if wait is not None and wait > settings.WORK_RESEND_AFTER else OK,
-        "never_sent": rows.filter(status=kind.queued, last_sent_at__isnull=True).count(),
+        "running_id": running[0] if running else None,
+        "never_sent": rows.filter(status=WorkStatus.QUEUED, last_sent_at__isnull=True).count(),
         "lost_running": len(lost_rows),
         "lost_running_ids": [pk for pk, _ in lost_rows[:IDS_SHOWN]],
         "lost_running_final": sum(attempts >= kind.max_attempts for _, attempts in lost_rows),
         "latest_failures": [{
             "id": f["pk"], "at": f["finished_at"] or f["created_at"],
             "ago": duration_text((now - (f["finished_at"] or f["created_at"])).total_seconds()) + " ago",
-            "error": _truncate(f[kind.error_field] or "(no error recorded)"), "admin_url": _admin_url(kind, f["pk"]),
+            "error": _truncate(f["error"] or "(no error recorded)"), "admin_url": _admin_url(kind, f["pk"]),
         } for f in failures],
     }
-    return entry, list(due.values_list("pk", "last_sent_at")[:RESEND_ROWS_READ])
+    return entry, list(work_due(kind, now=now).values_list("pk", "last_sent_at")[:RESEND_ROWS_READ])
 
 
 def _truncate(text: str) -> str:
@@ -247,7 +247,7 @@ def _kind_alerts(entry: dict, due: list[tuple], *, task: str, waiting: set[tuple
                 f"the broker ({_ids(missing)}; lost, or held by a busy worker): the sweeper sends "
                 f"{'it' if len(missing) == 1 else 'them'} again {sweep}.")))
     entry["alerts"] = alerts
-    entry["level"] = _worst([entry["oldest_level"], *(a["level"] for a in alerts)])
+    entry["level"] = _worst(a["level"] for a in alerts)
 
 
 def _jobs_by_kind(*, now: datetime, broker_up: bool, timeout: float, sweep: str) -> list[dict[str, object]]:
@@ -257,11 +257,7 @@ def _jobs_by_kind(*, now: datetime, broker_up: bool, timeout: float, sweep: str)
     entries, dues = [entry for entry, _ in looked], [due for _, due in looked]
     waiting = None
     if broker_up and any(dues):  # read the messages only when a row may need them
-        try:
-            messages = queue_messages(tuple({kind.queue for kind in kinds}), timeout=timeout)
-            waiting = {(m.task, m.args[0]) for m in messages if len(m.args) == 1 and isinstance(m.args[0], int)}
-        except BrokerUnreachable:
-            pass
+        waiting = waiting_messages(kinds, timeout=timeout)
     for kind, entry, due in zip(kinds, entries, dues, strict=True):
         _kind_alerts(entry, due, task=kind.task, waiting=waiting, sweep=sweep)
     return entries
@@ -269,7 +265,7 @@ def _jobs_by_kind(*, now: datetime, broker_up: bool, timeout: float, sweep: str)
 
 # --- queues --------------------------------------------------------------------------------------------------------
 
-def _queue_status(queue: str, *, messages: int | None, workers: list[dict] | None,
+def queue_status(queue: str, *, messages: int | None, workers: list[dict] | None,
                   kinds: list[dict] | None) -> dict[str, object]:
     """``workers`` None: unknown (the broker is down); ``kinds`` None: unknown (the database is down)."""
     mine = [k for k in kinds or [] if k["queue"] == queue]
@@ -291,10 +287,6 @@ def _queue_status(queue: str, *, messages: int | None, workers: list[dict] | Non
                 f"{what}.")))
         else:
             alerts.append(_alert(RED, "no_worker", f"no worker consumes this queue: {what}."))
-    if oldest and oldest["oldest_wait_s"] > settings.WORK_RESEND_AFTER:
-        alerts.append(_alert(AMBER, "waiting_long", (
-            f"the oldest job ({oldest['label']} #{oldest['oldest_queued_id']}) has waited {oldest['oldest_wait']}, "
-            f"longer than WORK_RESEND_AFTER ({settings.WORK_RESEND_AFTER} s).")))
     return {
         "queue": queue, "messages": messages,
         "workers": consumers if workers is not None else None,
@@ -305,8 +297,21 @@ def _queue_status(queue: str, *, messages: int | None, workers: list[dict] | Non
         "oldest_queued_id": oldest["oldest_queued_id"] if oldest else None,
         "oldest_wait_s": oldest["oldest_wait_s"] if oldest else None,
         "oldest_wait": oldest["oldest_wait"] if oldest else None,
+        "waiting": _waiting_text(mine, consumers) if oldest and workers is not None else None,
         "level": _worst(a["level"] for a in alerts), "alerts": alerts,
     }
+
+
+def _waiting_text(kinds: list[dict], consumers: list[str]) -> str | None:
+    """What the queued jobs of a queue that a worker consumes wait behind: no alarm, however long (a row whose
+    message is missing, or a stopped heartbeat, has an alert of its own and is not counted here)."""
+    queued = sum(k["queued"] - k.get("resend_due", 0) for k in kinds)
+    if not consumers or queued <= 0:
+        return None
+    running = [k for k in kinds if k["running_id"] is not None]
+    behind = (", ".join(f"{k['label']} #{k['running_id']}" for k in running) if running
+              else "other work on this queue (a hint task, or a job of its own starting)")
+    return f"{queued} {'job waits its' if queued == 1 else 'jobs wait their'} turn behind {behind}."
 
 
 # --- the whole page ------------------------------------------------------------------------------------------------
@@ -330,7 +335,7 @@ def platform_status(*, timeout: float = 1.0) -> dict[str, object]:
         kinds = _jobs_by_kind(now=now, broker_up=broker["status"] == "up", timeout=timeout,
                               sweep=_sweep_phrase(sweeper))
     known_workers = workers["workers"] if workers["status"] == "up" else None
-    queue_details = [_queue_status(q, messages=lengths.get("lengths", {}).get(q), workers=known_workers, kinds=kinds)
+    queue_details = [queue_status(q, messages=lengths.get("lengths", {}).get(q), workers=known_workers, kinds=kinds)
                      for q in queues]
     alerts = []
     if database["status"] != "up":

@@ -1,20 +1,17 @@
-"""Celery tasks of the core app (services are imported inside the function, as in every app)."""
+"""Celery tasks of the core app: beat's small ones."""
 
 from __future__ import annotations
 
-from celery import shared_task
+from .services import health_report
+from .work import QUEUE_INTERACTIVE, platform_task, work_sweep
 
 
-@shared_task(name="core.health_check")
+@platform_task("core.health_check", queue=QUEUE_INTERACTIVE)
 def health_check() -> dict[str, object]:
-    from .services import health_report
-
     return health_report()
 
 
-@shared_task(name="core.sweep_work")
+@platform_task("core.sweep_work", queue=QUEUE_INTERACTIVE)
 def sweep_work_task() -> dict[str, dict[str, list]]:
     """Beat: send lost messages again and take back jobs whose worker died (``apps.core.work.work_sweep``)."""
-    from .work import work_sweep
-
     return work_sweep()

@@ -12,12 +12,13 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
-from apps.accounts.roles import Role, user_has_role
+from apps.accounts.roles import Role, RoleRequiredMixin, user_has_role
 from apps.accounts.selectors import users_per_role
 from apps.faces.selectors import face_counts_by_split_and_label
 
 from .errors import error_body
 from .media import MEDIA_CONTENT_TYPE, media_file_for
+from .status import platform_status
 
 
 class HomeView(LoginRequiredMixin, TemplateView):
@@ -31,6 +32,20 @@ class HomeView(LoginRequiredMixin, TemplateView):
         context["users"] = users_per_role()
         context["is_admin"] = user_has_role(self.request.user, Role.ADMIN)
         context["is_researcher"] = user_has_role(self.request.user, Role.RESEARCHER)
+        return context
+
+
+class StatusView(RoleRequiredMixin, TemplateView):
+    """Admins: queues and jobs by kind (what is stuck, what the sweeper will do, what waits its turn), workers,
+    services, the active model. The page carries the status as JSON and ``static/core/status.js`` draws it, then
+    polls the API."""
+
+    required_roles = (Role.ADMIN,)
+    template_name = "core/status.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["status"] = platform_status()
         return context
 
 

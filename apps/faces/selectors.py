@@ -12,6 +12,7 @@ from django.utils import timezone
 from PIL import Image
 
 from apps.accounts.roles import Role, user_has_role
+from apps.core.errors import NotFound
 from ml.labels import CLASSES
 
 from .models import FACE_SIZE, FaceImage, FacePixels, Split
@@ -57,8 +58,13 @@ def faces_visible_to(user) -> QuerySet[FaceImage]:
     return FaceImage.objects.filter(pk__in=FaceImage.objects.filter(rule).values("pk"))
 
 
-def face_visible_to(user, face_id: int) -> bool:
-    return faces_visible_to(user).filter(pk=face_id).exists()
+def face_get_for(*, user, face_id: int) -> FaceImage:
+    """Face ``face_id`` if ``user`` may see it (``faces_visible_to``); ``NotFound`` otherwise, the same answer as for
+    a face that does not exist."""
+    face = faces_visible_to(user).filter(pk=face_id).first()
+    if face is None:
+        raise NotFound(f"no face {face_id}")
+    return face
 
 
 def face_pixels(face_ids: Sequence[int]) -> np.ndarray:

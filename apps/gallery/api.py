@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 from django.conf import settings
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -17,13 +15,13 @@ from rest_framework.views import APIView
 
 from apps.accounts.roles import IsAdminRole, IsResearcher
 from apps.core.schema import ERROR
-from apps.faces.models import FaceImage, Split
+from apps.faces.models import Split
 from apps.inference.api import EXPLANATION_PENDING, explanation_pending_response
-from apps.inference.models import ModelVersion, Prediction
+from apps.inference.models import Prediction
+from apps.inference.selectors import model_version_get
 from apps.inference.serializers import ExplanationWaitSerializer
 from apps.inference.services.explanations import explanation_request
 from apps.inference.services.predictions import CAM_METHODS
-from ml.labels import CLASSES
 
 from .filters import GalleryFilter
 from .params import (
@@ -35,10 +33,11 @@ from .params import (
     model_version_param,
 )
 from .selectors import (
-    class_maps,
+    class_maps_report,
     compare_predictions,
     evaluation_splits,
     gallery_face_detail,
+    gallery_face_get,
     gallery_predictions,
     gallery_splits,
     model_evaluation_report,
@@ -102,7 +101,7 @@ class GalleryFaceDetailApi(APIView):
     @extend_schema(parameters=[VERSION], responses={200: FaceDetailSerializer, 400: ERROR, 404: ERROR})
     def get(self, request: Request, pk: int) -> Response:
         """One face: the version's prediction and stored heatmaps, its label history and review votes."""
-        face = get_object_or_404(FaceImage.objects.select_related("pixels"), pk=pk, split__in=_visible_splits(request))
+        face = gallery_face_get(user=request.user, face_id=pk)
         params = _params(request)
         detail = gallery_face_detail(face=face, version=params.version, user=request.user)
         return Response(FaceDetailSerializer(detail, context={"request": request}).data)
@@ -117,7 +116,7 @@ class GalleryExplanationApi(APIView):
     def post(self, request: Request, pk: int) -> Response:
         """A heatmap of this face by a version (default: active) for any class: 200 when stored (or once it lands
         within `?wait=` seconds), else 202 while a worker makes it."""
-        face = get_object_or_404(FaceImage, pk=pk, split__in=_visible_splits(request))
+        face = gallery_face_get(user=request.user, face_id=pk)
         query = ExplanationWaitSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         body = GalleryExplanationRequestSerializer(data=request.data)
@@ -137,8 +136,7 @@ class ModelEvaluationApi(APIView):
     def get(self, request: Request, pk: int) -> Response:
         """Figures of a version from its stored predictions (PublicTest; PrivateTest only when enabled for admins),
         the training class distribution and weights, training history, faithfulness and the published figures."""
-        version = get_object_or_404(ModelVersion, pk=pk)
-        report = model_evaluation_report(version=version, user=request.user)
+        report = model_evaluation_report(version=model_version_get(pk=pk), user=request.user)
         return Response(EvaluationSerializer(report).data)
 
 
@@ -181,20 +179,10 @@ class ClassMapsApi(APIView):
     ], responses={200: ClassMapsSerializer, 400: ERROR, 404: ERROR})
     def get(self, request: Request, pk: int) -> Response:
         """Mean stored 48x48 maps (values 0-1) per class and, for ``by=predicted``, per (true, predicted) cell."""
-        version = get_object_or_404(ModelVersion, pk=pk)
-        params = class_map_params(request.query_params,
-                                  splits=evaluation_splits(user=request.user))
-        maps = class_maps(version=version, method=params.method, by=params.by, split=params.split)
-
-        def entry(key) -> dict:
-            mean = maps.mean(key)
-            return {"count": maps.count(key), "mean": None if mean is None else np.round(mean, 4).tolist()}
-
-        classes = {name: entry(label) for label, name in enumerate(CLASSES)}
-        cells = [{"true": CLASSES[t], "predicted": CLASSES[p], **entry((t, p))}
-                 for t, p in sorted(k for k in maps.keys() if isinstance(k, tuple))]
-        return Response({"model_version": version.pk, "method": params.method, "by": params.by, "split": params.split,
-                         "classes": classes, "cells": cells})
+        version = model_version_get(pk=pk)
+        params = class_map_params(request.query_params, splits=evaluation_splits(user=request.user))
+        report = class_maps_report(version=version, method=params.method, by=params.by, split=params.split)
+        return Response(ClassMapsSerializer(report).data)
 
 
 class FaithfulnessQueueApi(APIView):
@@ -205,11 +193,10 @@ class FaithfulnessQueueApi(APIView):
     def post(self, request: Request, pk: int) -> Response:
         """Queue the ROAD faithfulness measurement of CAM methods for this version (admins; a run on the bulk queue,
         on the status page until it is done)."""
-        version = get_object_or_404(ModelVersion, pk=pk)
+        version = model_version_get(pk=pk)
         body = FaithfulnessRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         run = faithfulness_enqueue(version=version, methods=data["methods"], sample_size=data["sample_size"],
                                    split=data["split"], created_by=request.user)
-        return Response({"run": run.pk, "status": run.status, "model_version": version.pk, "methods": run.methods,
-                         "sample_size": run.sample_size, "split": run.split}, status=status.HTTP_202_ACCEPTED)
+        return Response(FaithfulnessQueuedSerializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -9,9 +9,8 @@ class GalleryConfig(AppConfig):
     verbose_name = "Galleries and evaluation"
 
     def ready(self) -> None:
-        from apps.core.work import work_kind_register
+        from apps.core.work import work_kinds_register
 
-        from .kinds import KINDS
+        from .services import FAITHFULNESS_RUN
 
-        for kind in KINDS:
-            work_kind_register(kind)
+        work_kinds_register(FAITHFULNESS_RUN)

@@ -40,23 +40,12 @@ class FaithfulnessScore(models.Model):
 class FaithfulnessRun(WorkRow):
     """One request to measure the faithfulness of some CAM methods for a version: the unit of work behind the scores."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="faithfulness_runs")
     methods = models.JSONField(default=list)
     sample_size = models.PositiveIntegerField(default=200)
     split = models.CharField(max_length=16, choices=Split.choices, default=Split.PUBLIC_TEST)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -28,6 +28,7 @@ from django.db.models import (
 )
 
 from apps.accounts.roles import Role, user_has_role
+from apps.core.errors import NotFound
 from apps.faces.models import FaceImage, Split
 from apps.faces.selectors import face_splits_visible_to, training_faces_labelled
 from apps.inference.models import MAP_SIZE, Explanation, ModelVersion, Prediction
@@ -161,6 +162,16 @@ def gallery_splits(*, user) -> list[str]:
     return face_splits_visible_to(user)
 
 
+def gallery_face_get(*, user, face_id: int) -> FaceImage:
+    """Face ``face_id`` with its pixels and dataset, if it is in a split the galleries show ``user``; ``NotFound``
+    otherwise (an upload, a hidden split or no such face: the same answer)."""
+    face = (FaceImage.objects.select_related("pixels", "dataset")
+            .filter(pk=face_id, split__in=gallery_splits(user=user)).first())
+    if face is None:
+        raise NotFound(f"no face {face_id}")
+    return face
+
+
 def evaluation_splits(*, user) -> list[str]:
     """Splits a version is evaluated on for ``user``: PublicTest, and PrivateTest where the access rule allows it."""
     return [s for s in face_splits_visible_to(user) if s != Split.TRAINING]
@@ -282,3 +293,19 @@ def class_maps(*, version: ModelVersion, method: str, by: str, split: str = Spli
             averager.add(pred, raw)
             averager.add((true, pred), raw)
     return averager
+
+
+def class_maps_report(*, version: ModelVersion, method: str, by: str, split: str = Split.PUBLIC_TEST) -> dict:
+    """``class_maps`` as the API answers it: per class name, and for ``by="predicted"`` per (true, predicted) cell,
+    the count and the mean map (48x48 nested lists rounded to 4 places; None without maps)."""
+    maps = class_maps(version=version, method=method, by=by, split=split)
+
+    def entry(key) -> dict:
+        mean = maps.mean(key)
+        return {"count": maps.count(key), "mean": None if mean is None else np.round(mean, 4).tolist()}
+
+    classes = {name: entry(label) for label, name in enumerate(CLASSES)}
+    cells = [{"true": CLASSES[t], "predicted": CLASSES[p], **entry((t, p))}
+             for t, p in sorted(k for k in maps.keys() if isinstance(k, tuple))]
+    return {"model_version": version.pk, "method": method, "by": by, "split": split, "classes": classes,
+            "cells": cells}

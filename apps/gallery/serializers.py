@@ -205,7 +205,7 @@ class EvaluationSerializer(serializers.Serializer):
 
 
 class ClassMapsSerializer(serializers.Serializer):
-    """Shape of ``GET /api/gallery/models/{id}/class-maps`` (documentation only)."""
+    """``GET /api/gallery/models/{id}/class-maps`` (``selectors.class_maps_report``)."""
 
     model_version = serializers.IntegerField()
     method = serializers.CharField()
@@ -224,9 +224,9 @@ class FaithfulnessRequestSerializer(serializers.Serializer):
 
 
 class FaithfulnessQueuedSerializer(serializers.Serializer):
-    run = serializers.IntegerField(help_text="The faithfulness run: its row is the job (status page).")
+    run = serializers.IntegerField(source="pk", help_text="The faithfulness run: its row is the job (status page).")
     status = serializers.CharField()
-    model_version = serializers.IntegerField()
+    model_version = serializers.IntegerField(source="model_version_id")
     methods = serializers.ListField(child=serializers.CharField())
     sample_size = serializers.IntegerField()
     split = serializers.CharField()

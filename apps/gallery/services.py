@@ -6,10 +6,9 @@ import random
 
 import numpy as np
 from django.db import transaction
-from django.utils import timezone
 
 from apps.core.errors import Conflict
-from apps.core.work import work_claim, work_fail, work_heartbeat, work_send
+from apps.core.work import QUEUE_BULK, WorkKind, WorkProgress, work_run, work_send
 from apps.faces.models import FaceImage, Split
 from apps.faces.selectors import face_pixels
 from apps.inference import runtime
@@ -19,7 +18,6 @@ from ml import explain as ml_explain
 from ml.cam_stats import ROAD_PERCENTILES, road_scores
 from ml.evaluate import predict_proba
 
-from .kinds import FAITHFULNESS_RUN
 from .models import FaithfulnessRun, FaithfulnessScore
 
 
@@ -39,22 +37,16 @@ def faithfulness_enqueue(*, version: ModelVersion, methods: list[str], sample_si
     return run
 
 
+def faithfulness_run_work(run: FaithfulnessRun, progress: WorkProgress) -> None:
+    """The worker's part: measure the run's methods (each one's score replaces an older one, never duplicates it)."""
+    faithfulness_compute(version=run.model_version, methods=run.methods, sample_size=run.sample_size,
+                         split=run.split, progress=progress)
+
+
 def faithfulness_run_execute(*, run_id: int) -> FaithfulnessRun | None:
-    """The worker's part: claim the run (None if another delivery has it or it is finished) and measure."""
-    if not work_claim(FAITHFULNESS_RUN, run_id, started_at=timezone.now()):
-        return None
-    run = FaithfulnessRun.objects.select_related("model_version").get(pk=run_id)
-    with work_heartbeat(FAITHFULNESS_RUN, run.pk):
-        faithfulness_compute(version=run.model_version, methods=run.methods, sample_size=run.sample_size,
-                             split=run.split)
-    FaithfulnessRun.objects.filter(pk=run.pk, status=FaithfulnessRun.Status.RUNNING).update(
-        status=FaithfulnessRun.Status.DONE, finished_at=timezone.now(), error="")
-    run.refresh_from_db()
-    return run
-
-
-def faithfulness_run_fail(*, run_id: int, error: str) -> bool:
-    return work_fail(FAITHFULNESS_RUN, run_id, error)
+    """Run a queued run here (tests): None when another delivery has it or it is finished; a failure is recorded on
+    the row and raised."""
+    return work_run(FAITHFULNESS_RUN, run_id, raise_errors=True)
 
 
 def faithfulness_sample(*, split: str, sample_size: int, seed: int = 0) -> list[int]:
@@ -66,7 +58,8 @@ def faithfulness_sample(*, split: str, sample_size: int, seed: int = 0) -> list[
 
 
 def faithfulness_compute(*, version: ModelVersion, methods: list[str], sample_size: int = 200,
-                         split: str = Split.PUBLIC_TEST, seed: int = 0) -> list[FaithfulnessScore]:
+                         split: str = Split.PUBLIC_TEST, seed: int = 0,
+                         progress: WorkProgress | None = None) -> list[FaithfulnessScore]:
     """ROAD (combined, softmax scores) of each method for the predicted class, averaged over a sample of ``split``.
 
     The model and the CAM run outside transactions; each method's score is then recorded (replacing an older one)."""
@@ -79,7 +72,9 @@ def faithfulness_compute(*, version: ModelVersion, methods: list[str], sample_si
     model = runtime.loaded(version).model
     targets = predict_proba(model, arrays).argmax(1).tolist()
     rows = []
-    for method in methods:
+    for done, method in enumerate(methods):
+        if progress is not None:
+            progress({"kind": "method", "method": method, "done": done, "total": len(methods)}, force=True)
         # Under the lock: ROAD's forward passes would otherwise fire another thread's CAM hooks on the shared model.
         with runtime.cam_lock:
             maps = ml_explain.explain(model, arrays, method=method, targets=targets).maps
@@ -91,3 +86,7 @@ def faithfulness_compute(*, version: ModelVersion, methods: list[str], sample_si
                           "mean": float(np.mean(scores)), "std": float(np.std(scores))})
         rows.append(row)
     return rows
+
+
+FAITHFULNESS_RUN = WorkKind(name="faithfulness_run", label="faithfulness runs", model=FaithfulnessRun,
+                            task="gallery.faithfulness", queue=QUEUE_BULK, work=faithfulness_run_work)

@@ -7,16 +7,15 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import get_object_or_404
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.roles import Role, RoleRequiredMixin
-from apps.faces.models import FaceImage
+from apps.core.errors import NotFound
 from apps.inference.models import ModelVersion
-from apps.inference.selectors import model_version_list
+from apps.inference.selectors import model_version_get, model_version_list
 from apps.inference.services.predictions import CAM_METHODS
 from ml.labels import CLASSES
 
@@ -29,6 +28,7 @@ from .selectors import (
     compare_summary,
     evaluation_splits,
     gallery_face_detail,
+    gallery_face_get,
     gallery_predictions,
     gallery_splits,
     model_evaluation,
@@ -96,8 +96,7 @@ class GalleryFaceView(ResearcherView, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         params = gallery_params(self.request.GET)
-        face = get_object_or_404(FaceImage.objects.select_related("pixels", "dataset"), pk=self.kwargs["pk"],
-                                 split__in=_visible_splits(self.request))
+        face = gallery_face_get(user=self.request.user, face_id=self.kwargs["pk"])
         detail = gallery_face_detail(face=face, version=params.version, user=self.request.user)
         context.update(params=params, detail=detail, classes=list(enumerate(CLASSES)), methods=CAM_METHODS,
                        explanations=[{"row": e, "url": e.overlay.url, "target_class": CLASSES[e.target_label]}
@@ -126,9 +125,8 @@ class EvaluationView(ResearcherView, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        version = get_object_or_404(ModelVersion, pk=self.kwargs["pk"])
-        report = model_evaluation_report(version=version,
-                                         user=self.request.user)
+        version = model_version_get(pk=self.kwargs["pk"])
+        report = model_evaluation_report(version=version, user=self.request.user)
         for evaluation in report.evaluations:
             if evaluation["metrics"]:
                 evaluation["confusion_rows"] = _confusion_rows(evaluation, version)
@@ -150,11 +148,11 @@ def _png(data: bytes, filename: str) -> HttpResponse:
 
 class ConfusionPngView(ResearcherView, View):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
-        version = get_object_or_404(ModelVersion, pk=pk)
+        version = model_version_get(pk=pk)
         params = class_map_params(request.GET, splits=evaluation_splits(user=request.user))
         evaluation = model_evaluation(version=version, split=params.split)
         if not evaluation["metrics"]:
-            raise Http404(f"no predictions of this version on {params.split}")
+            raise NotFound(f"no predictions of this version on {params.split}")
         title = f"{version.name}: {params.split} (n={evaluation['predicted']}), row-normalized"
         return _png(exports.confusion_png(evaluation["metrics"]["confusion_normalized"], title),
                     f"confusion-v{version.pk}-{params.split}.png")
@@ -162,10 +160,10 @@ class ConfusionPngView(ResearcherView, View):
 
 class CurvesPngView(ResearcherView, View):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
-        version = get_object_or_404(ModelVersion, pk=pk)
+        version = model_version_get(pk=pk)
         history = training_history(version=version)
         if not history:
-            raise Http404("this version recorded no training history")
+            raise NotFound("this version recorded no training history")
         return _png(exports.history_png(history, f"{version.name}: training curves"), f"curves-v{version.pk}.png")
 
 
@@ -173,7 +171,7 @@ class ClassMapsPngView(ResearcherView, View):
     """Mean Grad-CAM map per class (``by=true|predicted``) or for one confusion cell (``true=&predicted=``)."""
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
-        version = get_object_or_404(ModelVersion, pk=pk)
+        version = model_version_get(pk=pk)
         params = class_map_params(request.GET, splits=evaluation_splits(user=request.user))
         if params.cell is not None:
             true, pred = params.cell
@@ -217,7 +215,7 @@ class GalleryExportView(ResearcherView, View):
     def get(self, request: HttpRequest) -> HttpResponse:
         params = gallery_params(request.GET)
         if params.version is None:
-            raise Http404("no active model version")
+            raise NotFound("no active model version")
         rows = gallery_predictions(version=params.version, method=params.method, splits=_visible_splits(request))
         filterset = GalleryFilter(request.GET, queryset=rows)
         if not filterset.is_valid():

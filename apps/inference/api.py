@@ -1,9 +1,8 @@
-"""API: model versions (list, activate), a face's prediction and heatmaps, on-demand explanations, platform status."""
+"""API: model versions (list, activate), a face's prediction and heatmaps, on-demand explanations."""
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -11,12 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.roles import IsAdminRole, IsResearcher
-from apps.core.errors import NotFound
 from apps.core.schema import ERROR
-from apps.faces.selectors import faces_visible_to
+from apps.faces.selectors import face_get_for
 
-from .models import ModelVersion
-from .selectors import explanations_for, model_version_active, model_version_list, prediction_for
+from .selectors import explanations_for, model_version_get, model_version_list, prediction_active_get
 from .serializers import (
     ExplanationPendingSerializer,
     ExplanationRequestSerializer,
@@ -24,11 +21,9 @@ from .serializers import (
     ExplanationWaitSerializer,
     ModelVersionSerializer,
     PredictionSerializer,
-    StatusSerializer,
 )
 from .services.explanations import ExplanationRequest, explanation_request
 from .services.registry import model_version_activate
-from .status import platform_status
 
 
 class ModelVersionListApi(ListAPIView):
@@ -44,13 +39,22 @@ class ModelVersionListApi(ListAPIView):
 class ModelVersionActivateApi(APIView):
     permission_classes = [IsAdminRole]
 
-    @extend_schema(request=None, responses={200: ModelVersionSerializer, 400: ERROR, 404: ERROR})
+    @extend_schema(operation_id="models_activate_create", request=None,
+                   responses={200: ModelVersionSerializer, 400: ERROR, 404: ERROR})
     def post(self, request: Request, pk: int) -> Response:
-        """Make this version the active one; the previously active version is archived. Its PublicTest predictions
-        (and, when it replaces a version, a label-scoring run) are queued: the same service as ``promote``."""
-        version = get_object_or_404(ModelVersion, pk=pk)
-        version = model_version_activate(version=version, actor=request.user)
+        """Make a ready or archived version the active one (by hand, whatever the promotion gate said); the
+        previously active version is archived. Its PublicTest predictions (and, when it replaces a version, a
+        label-scoring run) are queued."""
+        version = model_version_activate(version=model_version_get(pk=pk), actor=request.user)
         return Response(ModelVersionSerializer(version).data)
+
+
+@extend_schema_view(post=extend_schema(
+    operation_id="models_promote", deprecated=True,
+    description="Deprecated alias of `POST /api/models/{id}/activate`, kept for existing clients: the same view, "
+                "the same answers. Use `activate`."))
+class ModelVersionPromoteApi(ModelVersionActivateApi):
+    """``/api/models/{id}/promote``: the activate endpoint under its old name (only its schema entry differs)."""
 
 
 class FacePredictionApi(APIView):
@@ -60,13 +64,9 @@ class FacePredictionApi(APIView):
     def get(self, request: Request, pk: int) -> Response:
         """The active version's prediction for this face, with the URLs of its stored heatmaps (faces the caller may
         see only: someone else's upload is a 404)."""
-        face = get_object_or_404(faces_visible_to(request.user), pk=pk)
-        version = model_version_active()
-        prediction = prediction_for(face=face, version=version) if version else None
-        if prediction is None:
-            detail = "no active model version" if version is None else "not predicted by the active version yet"
-            raise NotFound(detail)
-        context = {"request": request, "explanations": explanations_for(face=face, version=version)}
+        face = face_get_for(user=request.user, face_id=pk)
+        prediction = prediction_active_get(face=face)
+        context = {"request": request, "explanations": explanations_for(face=face, version=prediction.model_version)}
         return Response(PredictionSerializer(prediction, context=context).data)
 
 
@@ -92,7 +92,7 @@ class FaceExplanationCreateApi(APIView):
     def post(self, request: Request, pk: int) -> Response:
         """A heatmap of this face by the active version: 200 with it when it is stored (or lands within `?wait=`
         seconds), else 202: a worker makes it, never this request. Faces the caller may see only."""
-        face = get_object_or_404(faces_visible_to(request.user), pk=pk)
+        face = face_get_for(user=request.user, face_id=pk)
         query = ExplanationWaitSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         body = ExplanationRequestSerializer(data=request.data)
@@ -102,18 +102,3 @@ class FaceExplanationCreateApi(APIView):
         if result.pending:
             return explanation_pending_response(request, result)
         return Response(ExplanationSerializer(result.explanation, context={"request": request}).data)
-
-
-class StatusApi(APIView):
-    permission_classes = [IsAdminRole]
-
-    @extend_schema(responses=StatusSerializer, description=(
-        "What the status page shows, for scripts and monitors. `queue_details`: per queue, the messages waiting in "
-        "the broker (null: broker down), the workers consuming it, and the age of its oldest queued job. "
-        "`jobs_by_kind`: per kind of job, queued, running and failed rows, the latest failures, and rows that look "
-        "lost (running with no heartbeat, queued and never sent, or sent with no message left in the broker) with "
-        "what the sweeper will do about them. `alerts` lists every red or amber finding in a sentence; `level` is "
-        "the worst. Each probe answers within about a second: a broker that is down is reported, not raised."))
-    def get(self, request: Request) -> Response:
-        """Queues, jobs by kind, workers, active model, database and broker health (admins)."""
-        return Response(platform_status())

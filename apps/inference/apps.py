@@ -9,11 +9,9 @@ class InferenceConfig(AppConfig):
     verbose_name = "Models, predictions and explanations"
 
     def ready(self) -> None:
-        from apps.core.work import work_kind_register
+        from apps.core.work import work_kinds_register
 
-        # Registers the ``ferplatform_worker_info`` remote-control command in every worker (the status page asks it).
-        from . import worker_control  # noqa: F401
-        from .kinds import KINDS
+        from .services.chunks import PREDICTION_CHUNK
+        from .services.jobs import SPLIT_JOB
 
-        for kind in KINDS:
-            work_kind_register(kind)
+        work_kinds_register(PREDICTION_CHUNK, SPLIT_JOB)

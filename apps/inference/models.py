@@ -106,26 +106,15 @@ class InferenceJob(WorkRow):
     """Prediction and explanation over a whole dataset split, with progress (batches done: a lost job resumes
     after them)."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="inference_jobs")
     split = models.CharField(max_length=16, choices=Split.choices)
     methods = models.JSONField(default=list)
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="jobs", help_text="Empty: the version active when it starts.")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -135,25 +124,15 @@ class InferenceJob(WorkRow):
 
     @property
     def percent(self) -> int:
-        return int(100 * self.done / self.total) if self.total else (100 if self.status == self.Status.DONE else 0)
+        return int(100 * self.done / self.total) if self.total else (100 if self.status == self.Status.SUCCEEDED else 0)
 
 
 class PredictionChunk(WorkRow):
     """Prediction and heatmaps for up to ``INFERENCE_BATCH_SIZE`` faces of one upload request: one unit of work."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-
     face_ids = models.JSONField(default=list)
     methods = models.JSONField(default=list)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)  # uploads' chunks by age
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -29,7 +29,7 @@ _lock = threading.Lock()
 # CAM methods hook the shared model's target layer: two threads explaining at once would mix their activations.
 cam_lock = threading.Lock()
 _cache: OrderedDict[tuple[int, str], LoadedCheckpoint] = OrderedDict()
-load_count = 0  # how many checkpoints this process has loaded (tests and the status page read it)
+load_count = 0  # how many checkpoints this process has loaded (only tests read it, e.g. that the web loads none)
 
 
 def device() -> torch.device:
@@ -65,10 +65,6 @@ def loaded(version: ModelVersion) -> LoadedCheckpoint:
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
         return checkpoint
-
-
-def loaded_version_ids() -> list[int]:
-    return [version_id for version_id, _ in _cache]
 
 
 def clear() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from apps.core.errors import NotFound
 from apps.faces.models import FaceImage
 
-from .models import Explanation, InferenceJob, ModelVersion, Prediction, PredictionFailure
+from .models import Explanation, InferenceJob, ModelVersion, Prediction
 
 
 def model_version_active() -> ModelVersion | None:
@@ -15,6 +16,14 @@ def model_version_active() -> ModelVersion | None:
 
 def model_version_list() -> QuerySet[ModelVersion]:
     return ModelVersion.objects.select_related("created_by").order_by("-created_at", "-id")
+
+
+def model_version_get(*, pk: int) -> ModelVersion:
+    """The version ``pk``; ``NotFound`` when there is none."""
+    version = ModelVersion.objects.filter(pk=pk).first()
+    if version is None:
+        raise NotFound(f"no model version {pk}")
+    return version
 
 
 def _version_or_active(version: ModelVersion | None) -> ModelVersion | None:
@@ -29,17 +38,24 @@ def prediction_for(*, face: FaceImage, version: ModelVersion | None = None) -> P
     return Prediction.objects.filter(face=face, model_version=version).select_related("model_version").first()
 
 
+def prediction_active_get(*, face: FaceImage) -> Prediction:
+    """The active version's prediction for ``face``; ``NotFound`` saying why there is none (no active version, or
+    not predicted by it yet)."""
+    version = model_version_active()
+    if version is None:
+        raise NotFound("no active model version")
+    prediction = prediction_for(face=face, version=version)
+    if prediction is None:
+        raise NotFound("not predicted by the active version yet")
+    return prediction
+
+
 def explanations_for(*, face: FaceImage, version: ModelVersion | None = None) -> QuerySet[Explanation]:
     """Stored explanations of ``face`` by ``version`` (default: the active one), by method then target class."""
     version = _version_or_active(version)
     if version is None:
         return Explanation.objects.none()
     return Explanation.objects.filter(face=face, model_version=version).order_by("method", "target_label")
-
-
-def prediction_failure_for(*, face: FaceImage) -> PredictionFailure | None:
-    """The latest recorded failure for ``face`` (a task that gave up after its retries), or None."""
-    return PredictionFailure.objects.filter(face=face).first()
 
 
 def inference_job_list() -> QuerySet[InferenceJob]:

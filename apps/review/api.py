@@ -14,13 +14,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.roles import IsAdminRole, IsResearcher, IsReviewer, Role, user_has_role
-from apps.core.errors import NotFound
 from apps.core.schema import ERROR
 from apps.faces.selectors import face_splits_visible_to, faces_visible_to
 
 from . import selectors, serializers, services
 from .exports import ferplus_csv_rows, history_csv_rows, kaggle_csv_rows
-from .models import ScoringRun
 from .overlays import review_item_model_view, review_item_overlays_enqueue
 from .scoring import scoring_run_cancel, scoring_run_enqueue, scoring_run_resume
 
@@ -186,7 +184,7 @@ class ScoringRunsApi(APIView):
     @extend_schema(operation_id="review_scoring_runs_list", responses=serializers.ScoringRunSerializer(many=True),
                    description="The latest 50 scoring runs, newest first, with their live progress.")
     def get(self, request: Request) -> Response:
-        runs = ScoringRun.objects.select_related("model_version").order_by("-created_at", "-id")[:50]
+        runs = selectors.scoring_run_list()[:50]
         return Response(serializers.ScoringRunSerializer(runs, many=True).data)
 
     @extend_schema(operation_id="review_scoring_runs_start", request=serializers.ScoringRunInputSerializer,
@@ -206,10 +204,7 @@ class ScoringRunDetailApi(APIView):
     @extend_schema(operation_id="review_scoring_runs_detail", responses={200: serializers.ScoringRunSerializer,
                                                                          404: ERROR})
     def get(self, request: Request, run_id: int) -> Response:
-        run = ScoringRun.objects.select_related("model_version").filter(pk=run_id).first()
-        if run is None:
-            raise NotFound(f"no scoring run {run_id}")
-        return Response(serializers.ScoringRunSerializer(run).data)
+        return Response(serializers.ScoringRunSerializer(selectors.scoring_run_get(run_id=run_id)).data)
 
 
 class ScoringRunCancelApi(APIView):

@@ -9,9 +9,8 @@ class ReviewConfig(AppConfig):
     verbose_name = "Relabeling queue"
 
     def ready(self) -> None:
-        from apps.core.work import work_kind_register
+        from apps.core.work import work_kinds_register
 
-        from .kinds import KINDS
+        from .scoring import SCORING_RUN
 
-        for kind in KINDS:
-            work_kind_register(kind)
+        work_kinds_register(SCORING_RUN)

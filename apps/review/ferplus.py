@@ -1,7 +1,7 @@
 """FER+ crowd votes (``FaceImage.ferplus_votes``) set against this platform's labels, scoring runs and models.
 
 Votes are the 10 counts of ``apps.faces.labels.FERPLUS_COLUMNS``. The seven emotion columns map to classes through
-``apps.training.snapshot.FERPLUS_INDEX`` (the one mapping); contempt and unknown have no FER-2013 class, NF is
+``apps.faces.labels.FERPLUS_INDEX`` (the one mapping); contempt and unknown have no FER-2013 class, NF is
 "not a face". Everything here only reads: a scoring run stores ``scoring_ferplus_report``'s dict when it ends.
 """
 
@@ -13,10 +13,9 @@ import numpy as np
 from django.db.models import QuerySet
 from sklearn.metrics import average_precision_score
 
-from apps.faces.labels import FERPLUS_COLUMNS
+from apps.faces.labels import FERPLUS_COLUMNS, FERPLUS_INDEX
 from apps.faces.models import FaceImage, Split
 from apps.inference.models import ModelVersion, Prediction
-from apps.training.snapshot import FERPLUS_INDEX
 
 from .choices import NOT_A_FACE
 from .models import LabelScore, ReviewItem, ScoringRun

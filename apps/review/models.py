@@ -25,33 +25,22 @@ class ScoringRun(WorkRow):
     was trained on (minutes; over-confident on its training labels, so a provisional queue until an out-of-fold run
     replaces it)."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-
     class Method(models.TextChoices):
         OUT_OF_FOLD = "out_of_fold", "out-of-fold (k-fold cross-fitting)"
         IN_SAMPLE = "in_sample", "in-sample (the active model's own probabilities)"
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     method = models.CharField(max_length=16, choices=Method.choices, default=Method.OUT_OF_FOLD)
     model_version = models.ForeignKey("inference.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="+", help_text="In-sample and blended runs: the version whose "
                                                                   "own probabilities ranked the faces.")
     blend_active = models.BooleanField(default=False, help_text="Out-of-fold runs: average the held-out probabilities "
                                                                 "with model_version's in-sample ones.")
-    cancel_requested = models.BooleanField(default=False)
     folds = models.PositiveSmallIntegerField(default=4, help_text="0 for in-sample runs.")
     epochs = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Per fold; empty: the recipe's.")
     ranking = models.CharField(max_length=40, default="self_confidence")
     filter_by = models.CharField(max_length=40, default="prune_by_noise_rate")
     seed = models.IntegerField(default=0)
     recipe_overrides = models.JSONField(default=dict, blank=True, help_text="ml recipe overrides (tests, tuning).")
-    progress = models.JSONField(default=dict, blank=True, help_text="Last progress event from ml, with the share "
-                                                                    "done and an ETA.")
     history = models.JSONField(default=list, blank=True, help_text="One entry per finished epoch (fold, epoch, loss, "
                                                                    "seconds) and per finished fold.")
     ferplus = models.JSONField(null=True, blank=True, help_text="The ranking against FER+ disagreement (when FER+ "
@@ -62,22 +51,14 @@ class ScoringRun(WorkRow):
     items_updated = models.PositiveIntegerField(default=0)
     items_retired = models.PositiveIntegerField(default=0, help_text="Untouched open items of earlier runs that this "
                                                                      "run no longer flags (removed from the queue).")
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"scoring run {self.pk} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELLED)
 
 
 class LabelScore(models.Model):

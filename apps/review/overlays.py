@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.core.cache import cache
 
 from apps.inference.models import Explanation, ModelVersion
@@ -23,7 +24,6 @@ from .models import ReviewItem
 from .services import OPEN_STATUSES
 
 CAM_METHOD = "gradcam"
-RESEND_AFTER_SECONDS = 30  # a still-missing overlay is queued again after this long (a lost message is only a hint)
 PRECOMPUTE_BATCH = 128  # faces per model batch when computing ahead
 
 
@@ -70,7 +70,8 @@ def review_item_model_view(*, item: ReviewItem, request=None) -> dict:
 
 def review_item_overlays_enqueue(*, items: Iterable[ReviewItem], version: ModelVersion | None = None) -> int:
     """Queue the missing overlays (and the missing prediction) of ``items`` for the active version; how many faces
-    were sent. A face sent less than ``RESEND_AFTER_SECONDS`` ago is not sent again."""
+    were sent. A face sent less than ``WORK_RESEND_AFTER`` seconds ago is not sent again (a lost message is only a
+    hint: the next lease sends it again after that)."""
     version = version or model_version_active()
     if version is None:
         return 0
@@ -87,7 +88,7 @@ def review_item_overlays_enqueue(*, items: Iterable[ReviewItem], version: ModelV
             if target is not None and (item.face_id, target) not in stored:
                 pairs.append((item.face_id, target))
     sent = {f for f in unpredicted + [f for f, _ in pairs]
-            if cache.add(f"review-overlays:{version.pk}:{f}", 1, timeout=RESEND_AFTER_SECONDS)}
+            if cache.add(f"review-overlays:{version.pk}:{f}", 1, timeout=settings.WORK_RESEND_AFTER)}
     unpredicted = [f for f in unpredicted if f in sent]
     pairs = [(f, t) for f, t in pairs if f in sent]
     if unpredicted:

@@ -15,20 +15,32 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from apps.core.errors import Conflict, InvalidInput, NotFound
-from apps.core.work import work_claim, work_fail, work_heartbeat, work_release, work_send
+from apps.core.errors import Conflict, InvalidInput
+from apps.core.work import (
+    QUEUE_BULK,
+    WorkKind,
+    WorkProgress,
+    WorkStatus,
+    plain_event,
+    task_send_after_commit,
+    work_cancel,
+    work_requeue,
+    work_run,
+    work_send,
+    work_still_mine,
+)
 from apps.faces.selectors import face_pixels, training_faces_labelled
 from apps.inference.selectors import model_version_active
 
 from .ferplus import scoring_ferplus_report
-from .kinds import SCORING_RUN
 from .models import LabelScore, ReviewItem, ScoringRun
 
 logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[dict], None]
+OVERLAYS_PRECOMPUTE_TASK = "review.overlays_precompute"  # a hint: apps/review/tasks.py
 
 EPOCHS_MAX = 200  # per fold; the shipped recipe trains 12
 SEED_MAX = 2**31 - 1  # ScoringRun.seed is a signed 32-bit column, and numpy seeds are unsigned: 0..2**31-1 fits both
@@ -106,7 +118,7 @@ def scoring_run_enqueue(**kwargs) -> ScoringRun:
 def scoring_queue_refresh(*, created_by=None) -> list[ScoringRun]:
     """Re-rank the queue in two steps on the bulk queue: an in-sample run of the active version first (minutes), so
     reviewers have a queue soon, then an out-of-fold run, blended with the active version (``blend_active``, which
-    ranked better on both kinds of injected noise: README, "Review benchmarks"), that replaces its ranking when it
+    ranked better on both kinds of injected noise: docs/benchmarks.md, "Label noise"), that replaces its ranking when it
     finishes. Used whenever a newly activated version replaces another; the first start queues the same two runs
     with the PublicTest predictions between them (``apps.core.bootstrap``)."""
     with transaction.atomic():
@@ -130,30 +142,17 @@ def training_faces() -> tuple[list[int], np.ndarray, np.ndarray]:
     return ids, face_pixels(ids), np.array([r[1] for r in rows], dtype=np.int64)
 
 
-def scoring_run_fail(*, run_id: int, error: str) -> bool:
-    return work_fail(SCORING_RUN, run_id, error, from_statuses=(ScoringRun.Status.QUEUED, ScoringRun.Status.RUNNING))
-
-
-class ScoringCancelled(Exception):  # noqa: N818 - a signal, not an error
-    """An admin cancelled the run; raised from the progress callback to stop ml between batches."""
-
-
-class ScoringAborted(Exception):  # noqa: N818
-    """The run is no longer ours (the sweeper took it back, or it failed elsewhere)."""
-
-
 BLEND_UNITS = 0.2  # a blended run's in-sample pass, in folds of work
 
 
-class ProgressRecorder:
-    """The ``progress`` callback of a run: the last event with the share done and an ETA (row updates at most every
-    2 s, plus every epoch and fold), one history entry per finished epoch and fold, and cancellation."""
+class ScoringProgress(WorkProgress):
+    """A scoring run's progress (``apps.core.work.WorkProgress``): the last event with the share done and an ETA (row
+    updates at most every 2 s, plus every epoch and fold), and one history entry per finished epoch and fold."""
 
-    def __init__(self, run: ScoringRun, echo: ProgressCallback | None = None) -> None:
-        self.run_id, self.method, self.folds, self.blend = run.pk, run.method, max(run.folds, 1), run.blend_active
+    def __init__(self, kind: WorkKind, run: ScoringRun, echo: ProgressCallback | None = None) -> None:
+        super().__init__(kind, run, echo)
+        self.method, self.folds, self.blend = run.method, max(run.folds, 1), run.blend_active
         self.history = list(run.history or [])
-        self.echo = echo
-        self.last = 0.0
         self.started = time.monotonic()
         self.start_fraction: float | None = None  # resumed runs start part-way: the ETA counts this process only
 
@@ -179,11 +178,10 @@ class ProgressRecorder:
             return None
         return min(1.0, (fold - 1 + within) / units)
 
-    def __call__(self, event: dict) -> None:
+    def __call__(self, event: dict, **_) -> None:
         if self.echo:
             self.echo(event)
-        clean = {k: (float(v) if isinstance(v, np.floating) else v) for k, v in event.items()
-                 if isinstance(v, (int, float, str, bool, np.floating))}
+        clean = plain_event(event)
         done = self.fraction(event)
         now = time.monotonic()
         if done is not None:
@@ -199,102 +197,68 @@ class ProgressRecorder:
         elif kind == "fold":
             self.history.append({"fold": clean.get("fold"), "folds": clean.get("folds"), "fold_done": True,
                                  "reused": bool(clean.get("reused"))})
-        if kind not in ("epoch", "fold") and done != 1.0 and now - self.last < 2:
-            return
-        self.last = now
-        updated = ScoringRun.objects.filter(pk=self.run_id, status=ScoringRun.Status.RUNNING,
-                                            cancel_requested=False).update(progress=clean, history=self.history)
-        if not updated:
-            status, cancel = ScoringRun.objects.filter(pk=self.run_id).values_list("status", "cancel_requested").get()
-            if cancel:
-                raise ScoringCancelled("cancelled by an admin")
-            raise ScoringAborted(f"scoring run {self.run_id} is {status} now")
+        self.record(clean, force=kind in ("epoch", "fold") or done == 1.0, history=self.history)
 
 
 class ScoringRunNotClaimed(ScoringRunError):
     """Another delivery has the run, or it is finished: nothing to do."""
 
 
+def _work_dir(run: ScoringRun) -> Path:
+    return Path(settings.REVIEW_SCORING_DIR) / f"run-{run.pk}"
+
+
+def scoring_run_work(run: ScoringRun, progress: ScoringProgress) -> None:
+    """The slow part outside any transaction (finished folds kept under the work dir, so an attempt after a lost
+    one resumes at the fold it was in), then the scores, the queue and success in one short transaction."""
+    run = ScoringRun.objects.select_related("model_version").get(pk=run.pk)
+    scores = _score(run, _work_dir(run), progress)
+    with transaction.atomic():
+        work_still_mine(SCORING_RUN, run.pk)
+        created, updated, retired = _record(run, scores)
+        ferplus = scoring_ferplus_report(run=run)  # None unless FER+ votes were imported
+        ScoringRun.objects.filter(pk=run.pk, status=WorkStatus.RUNNING).update(
+            ferplus=ferplus,
+            status=WorkStatus.SUCCEEDED, finished_at=timezone.now(), error="", scored_count=len(scores.rows),
+            issue_count=int(scores.is_issue.sum()), items_created=created, items_updated=updated,
+            items_retired=retired,
+        )
+
+
+def scoring_run_succeeded(run: ScoringRun) -> None:
+    """Nothing left to resume; the bulk worker computes the head of the new queue's overlays ahead of the reviewers
+    (a hint: leasing computes what is missing)."""
+    shutil.rmtree(_work_dir(run), ignore_errors=True)
+    if settings.REVIEW_OVERLAY_PRECOMPUTE:
+        task_send_after_commit(OVERLAYS_PRECOMPUTE_TASK, ())
+
+
 def scoring_run_execute(run_id: int, *, progress: ProgressCallback | None = None,
-                        from_statuses: tuple[str, ...] = (ScoringRun.Status.QUEUED, ScoringRun.Status.FAILED),
-                        release_transient: bool = False) -> ScoringRun:
-    """Run a queued (or failed) scoring run to the end, resuming from its finished folds. Failures are recorded on
-    the run and re-raised; with ``release_transient`` (the task) a database error puts it back to queued instead. A
-    cancelled run keeps its finished folds (and the current fold's last epoch) for ``scoring_run_resume``."""
-    # Conditional update: of two deliveries of the same run, one gets it.
-    if not work_claim(SCORING_RUN, run_id, from_statuses=from_statuses, started_at=timezone.now(),
-                      finished_at=None):
-        run = ScoringRun.objects.get(pk=run_id)
-        raise ScoringRunNotClaimed(f"scoring run {run_id} is {run.status}; only "
+                        from_statuses: tuple[str, ...] = (WorkStatus.QUEUED, WorkStatus.FAILED)) -> ScoringRun:
+    """Run a queued (or failed) scoring run here (the command, tests) to the end, resuming from its finished folds.
+    A failure is recorded on the run and raised. A cancelled run keeps its finished folds (and the current fold's
+    last epoch) for ``scoring_run_resume``."""
+    run = work_run(SCORING_RUN, run_id, echo=progress, from_statuses=from_statuses, raise_errors=True)
+    if run is None:
+        status = ScoringRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        raise ScoringRunNotClaimed(f"scoring run {run_id} is {status or 'missing'}; only "
                                    f"{' or '.join(from_statuses)} runs execute")
-    run = ScoringRun.objects.select_related("model_version").get(pk=run_id)
-    work_dir = Path(settings.REVIEW_SCORING_DIR) / f"run-{run.pk}"
-    try:
-        if run.cancel_requested:  # cancelled while running, then its worker was lost and the sweeper queued it
-            raise ScoringCancelled("cancelled by an admin")
-        with work_heartbeat(SCORING_RUN, run.pk):
-            scores = _score(run, work_dir, ProgressRecorder(run, progress))
-        with transaction.atomic():
-            created, updated, retired = _record(run, scores)
-            ferplus = scoring_ferplus_report(run=run)  # None unless FER+ votes were imported
-            ScoringRun.objects.filter(pk=run.pk).update(
-                ferplus=ferplus,
-                status=ScoringRun.Status.SUCCEEDED, finished_at=timezone.now(), error="", scored_count=len(scores.rows),
-                issue_count=int(scores.is_issue.sum()), items_created=created, items_updated=updated,
-                items_retired=retired,
-            )
-    except ScoringCancelled:
-        ScoringRun.objects.filter(pk=run.pk, status=ScoringRun.Status.RUNNING).update(
-            status=ScoringRun.Status.CANCELLED, finished_at=timezone.now(), error="cancelled by an admin")
-        run.refresh_from_db()
-        return run
-    except ScoringAborted as exc:
-        logger.warning("scoring run %s stopped: %s", run.pk, exc)
-        run.refresh_from_db()
-        return run
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        if release_transient and isinstance(exc, (OperationalError, InterfaceError)) and \
-                work_release(SCORING_RUN, run.pk, error, countdown=10) == ScoringRun.Status.QUEUED:
-            return ScoringRun.objects.get(pk=run.pk)  # resumes from its finished folds
-        logger.exception("scoring run %s failed", run.pk)
-        scoring_run_fail(run_id=run.pk, error=error)
-        raise
-    shutil.rmtree(work_dir, ignore_errors=True)  # finished: nothing left to resume
-    run.refresh_from_db()
     return run
 
 
 def scoring_run_cancel(*, run_id: int) -> ScoringRun:
     """A queued run is cancelled at once; a running one at its next progress event (within a batch or two)."""
-    run = ScoringRun.objects.filter(pk=run_id).first()
-    if run is None:
-        raise NotFound(f"no scoring run {run_id}")
-    if run.is_finished:
-        raise ScoringRunStateError(f"scoring run #{run.pk} has {run.status} already")
-    if not ScoringRun.objects.filter(pk=run_id, status=ScoringRun.Status.QUEUED).update(
-            status=ScoringRun.Status.CANCELLED, cancel_requested=True, finished_at=timezone.now(),
-            error="cancelled by an admin"):
-        ScoringRun.objects.filter(pk=run_id, status=ScoringRun.Status.RUNNING).update(cancel_requested=True)
-    run.refresh_from_db()
-    return run
+    return work_cancel(SCORING_RUN, run_id, state_error=ScoringRunStateError)
 
 
 def scoring_run_requeue(*, run_id: int) -> ScoringRun:
     """A cancelled or failed run back to queued (the state change of ``scoring_run_resume``, without sending it)."""
-    with transaction.atomic():
-        run = ScoringRun.objects.select_for_update().filter(pk=run_id).first()
-        if run is None:
-            raise NotFound(f"no scoring run {run_id}")
-        if run.status not in (ScoringRun.Status.CANCELLED, ScoringRun.Status.FAILED):
-            raise ScoringRunStateError(f"scoring run #{run.pk} is {run.status}; only cancelled or failed runs resume")
-        if run.method == ScoringRun.Method.IN_SAMPLE and run.model_version_id is None:
-            raise ScoringRunStateError(f"scoring run #{run.pk} ranked with a model version that no longer exists; "
-                                       "start a new run")
-        ScoringRun.objects.filter(pk=run.pk).update(status=ScoringRun.Status.QUEUED, cancel_requested=False,
-                                                    finished_at=None, error="", attempts=0)
-    run.refresh_from_db()
-    return run
+    run = ScoringRun.objects.filter(pk=run_id).values("method", "model_version_id").first()
+    if run and run["method"] == ScoringRun.Method.IN_SAMPLE and run["model_version_id"] is None:
+        raise ScoringRunStateError(f"scoring run #{run_id} ranked with a model version that no longer exists; "
+                                   "start a new run")
+    return work_requeue(SCORING_RUN, run_id, from_statuses=(WorkStatus.CANCELLED, WorkStatus.FAILED),
+                        state_error=ScoringRunStateError, refusal="only cancelled or failed runs resume")
 
 
 def scoring_run_resume(*, run_id: int) -> ScoringRun:
@@ -392,3 +356,8 @@ def _record(run: ScoringRun, scores) -> tuple[int, int, int]:
                                                "updated_at"], batch_size=2000)
     ReviewItem.objects.bulk_create(to_create, batch_size=2000, ignore_conflicts=True)
     return len(to_create), len(to_update), retired
+
+
+SCORING_RUN = WorkKind(name="scoring_run", label="label-scoring runs", model=ScoringRun, task="review.score_labels",
+                       queue=QUEUE_BULK, work=scoring_run_work, retry_countdown=10, progress_class=ScoringProgress,
+                       on_succeeded=scoring_run_succeeded)

@@ -92,6 +92,21 @@ def review_progress_for(*, user) -> dict:
     return {"items_left": left, "votes_today": Vote.objects.filter(reviewer=user, created_at__gte=today).count()}
 
 
+# --- scoring runs ----------------------------------------------------------------------------------------------
+
+def scoring_run_list() -> QuerySet[ScoringRun]:
+    """Scoring runs, newest first."""
+    return ScoringRun.objects.select_related("model_version").order_by("-created_at", "-id")
+
+
+def scoring_run_get(*, run_id: int) -> ScoringRun:
+    """Run ``run_id``; ``NotFound`` when there is none."""
+    run = scoring_run_list().filter(pk=run_id).first()
+    if run is None:
+        raise NotFound(f"no scoring run {run_id}")
+    return run
+
+
 # --- reading items, blind --------------------------------------------------------------------------------------
 
 def review_items_visible_to(*, user) -> QuerySet[ReviewItem]:

@@ -1,8 +1,8 @@
-"""Training API (admins): start, list, read, cancel and retry runs; promote and roll back model versions."""
+"""Training API (admins): start, list, read, cancel and retry runs; roll back and compare model versions (activating
+one is ``POST /api/models/{id}/activate``, apps.inference.api)."""
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -11,34 +11,30 @@ from rest_framework.views import APIView
 
 from apps.accounts.roles import IsAdminRole
 from apps.core.schema import ERROR
-from apps.inference.models import ModelVersion
 from apps.inference.serializers import ModelVersionSerializer
-from apps.inference.services.registry import model_version_activate, model_version_rollback
+from apps.inference.services.registry import model_version_rollback
 
 from .models import TrainingRun
-from .selectors import model_versions_compared, training_run_list
+from .selectors import model_versions_compared, training_run_get, training_run_list
 from .serializers import (
     ModelVersionComparisonSerializer,
     TrainingRunInputSerializer,
+    TrainingRunListItemSerializer,
     TrainingRunSerializer,
 )
 from .services import training_run_cancel, training_run_retry, training_run_start
 
 LIST_LIMIT = 50
-LOG_TAIL = 4000  # characters of each log in the list
 
 
 class TrainingRunsApi(APIView):
     permission_classes = [IsAdminRole]
 
-    @extend_schema(operation_id="training_runs_list", responses=TrainingRunSerializer(many=True))
+    @extend_schema(operation_id="training_runs_list", responses=TrainingRunListItemSerializer(many=True))
     def get(self, request: Request) -> Response:
         """The latest 50 runs, newest first, with progress, metrics, the gate's decision and the end of each log
         (the whole log: ``GET /api/training-runs/{id}/``)."""
-        runs = TrainingRunSerializer(training_run_list()[:LIST_LIMIT], many=True).data
-        for run in runs:  # the training page polls this every few seconds
-            run["log"] = run["log"][-LOG_TAIL:]
-        return Response(runs)
+        return Response(TrainingRunListItemSerializer(training_run_list()[:LIST_LIMIT], many=True).data)
 
     @extend_schema(operation_id="training_runs_start", request=TrainingRunInputSerializer,
                    responses={202: TrainingRunSerializer, 400: ERROR, 409: ERROR},
@@ -60,7 +56,7 @@ class TrainingRunDetailApi(APIView):
 
     @extend_schema(operation_id="training_runs_retrieve", responses={200: TrainingRunSerializer, 404: ERROR})
     def get(self, request: Request, pk: int) -> Response:
-        return Response(TrainingRunSerializer(get_object_or_404(training_run_list(), pk=pk)).data)
+        return Response(TrainingRunSerializer(training_run_get(pk=pk)).data)
 
 
 class TrainingRunCancelApi(APIView):
@@ -70,7 +66,6 @@ class TrainingRunCancelApi(APIView):
                    responses={200: TrainingRunSerializer, 404: ERROR, 409: ERROR})
     def post(self, request: Request, pk: int) -> Response:
         """Cancel a queued run at once, or a running one at its next progress event."""
-        get_object_or_404(TrainingRun, pk=pk)
         run = training_run_cancel(run_id=pk)
         return Response(TrainingRunSerializer(run).data)
 
@@ -82,22 +77,8 @@ class TrainingRunRetryApi(APIView):
                    responses={202: TrainingRunSerializer, 404: ERROR, 409: ERROR})
     def post(self, request: Request, pk: int) -> Response:
         """Queue a failed run again; it resumes from its last finished epoch on the same label snapshot."""
-        get_object_or_404(TrainingRun, pk=pk)
         run = training_run_retry(run_id=pk)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
-
-
-class ModelVersionPromoteApi(APIView):
-    permission_classes = [IsAdminRole]
-
-    @extend_schema(operation_id="models_promote", request=None,
-                   responses={200: ModelVersionSerializer, 400: ERROR, 404: ERROR})
-    def post(self, request: Request, pk: int) -> Response:
-        """Make a ready or archived version the active one, bypassing the gate (the same service as
-        ``POST /api/models/{id}/activate``): its PublicTest predictions and a label-scoring run are queued."""
-        version = get_object_or_404(ModelVersion, pk=pk)
-        version = model_version_activate(version=version, actor=request.user)
-        return Response(ModelVersionSerializer(version).data)
 
 
 class ModelVersionRollbackApi(APIView):

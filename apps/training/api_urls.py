@@ -4,7 +4,6 @@ from django.urls import path
 
 from .api import (
     ModelVersionComparisonApi,
-    ModelVersionPromoteApi,
     ModelVersionRollbackApi,
     TrainingRunCancelApi,
     TrainingRunDetailApi,
@@ -17,7 +16,6 @@ urlpatterns = [
     path("training-runs/<int:pk>/", TrainingRunDetailApi.as_view(), name="api-training-run"),
     path("training-runs/<int:pk>/cancel", TrainingRunCancelApi.as_view(), name="api-training-run-cancel"),
     path("training-runs/<int:pk>/retry", TrainingRunRetryApi.as_view(), name="api-training-run-retry"),
-    path("models/<int:pk>/promote", ModelVersionPromoteApi.as_view(), name="api-model-promote"),
     path("models/rollback", ModelVersionRollbackApi.as_view(), name="api-model-rollback"),
     path("models/comparison", ModelVersionComparisonApi.as_view(), name="api-model-comparison"),
 ]

@@ -9,9 +9,8 @@ class TrainingConfig(AppConfig):
     verbose_name = "Training runs"
 
     def ready(self) -> None:
-        from apps.core.work import work_kind_register
+        from apps.core.work import work_kinds_register
 
-        from .kinds import KINDS
+        from .execution import TRAINING_RUN
 
-        for kind in KINDS:
-            work_kind_register(kind)
+        work_kinds_register(TRAINING_RUN)

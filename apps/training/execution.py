@@ -1,36 +1,42 @@
-"""Executing a run: snapshot -> arrays -> ``ml.train.fit`` -> evaluation -> model version -> promotion gate.
+"""Executing a run (the ``work`` of ``TRAINING_RUN``, run by ``apps.core.work.work_run``): snapshot -> arrays ->
+``ml.train.fit`` -> evaluation -> model version -> promotion gate.
 
 Training and evaluation run outside transactions; the run row gets short updates (progress at most every
-``PROGRESS_INTERVAL`` seconds and at every epoch, which also serve as the worker's heartbeat). Cancellation and a
-sweep by another process are noticed at the next progress event. A failed run keeps its work dir
-(``TRAINING_DIR/run-<id>``, with ml's per-epoch state file), so a retry resumes at its last finished epoch.
+``PROGRESS_INTERVAL`` seconds and at every epoch). Cancellation and a sweep by another process are noticed at the
+next progress event. A failed run keeps its work dir (``TRAINING_DIR/run-<id>``, with ml's per-epoch state file), so
+a retry resumes at its last finished epoch.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.core.work import work_heartbeat
+from apps.core.work import (
+    QUEUE_BULK,
+    WorkCancelled,
+    WorkKind,
+    WorkProgress,
+    WorkStatus,
+    plain_event,
+    work_run,
+    work_still_mine,
+)
 from apps.faces.selectors import face_pixels
 from apps.inference import runtime
 from apps.inference.models import ModelVersion
 from apps.inference.selectors import model_version_active
 from apps.inference.services.registry import model_version_activate, model_version_register
 
-from .kinds import TRAINING_RUN
+from .gate import promotion_gate_decide
 from .models import TrainingRun
-from .services import promotion_gate_decide, training_run_claim
 from .snapshot import (
     LabelSnapshot,
     TestSet,
@@ -46,14 +52,6 @@ PROGRESS_INTERVAL = 2.0  # seconds between row updates on batch events
 Echo = Callable[[dict], None]
 
 
-class TrainingCancelled(Exception):  # noqa: N818 - a signal, not an error
-    """An admin cancelled the run; raised from the progress callback to stop ml."""
-
-
-class TrainingAborted(Exception):  # noqa: N818
-    """The run is no longer ours (swept as stale, or failed by someone else)."""
-
-
 class TrainingRunStartError(Exception):
     """A run that cannot start (its starting weights are gone); the message says why."""
 
@@ -64,63 +62,50 @@ def run_dir(run: TrainingRun) -> Path:
     return Path(settings.TRAINING_DIR) / f"run-{run.pk}-{run.created_at:%Y%m%dT%H%M%S%f}"
 
 
-def _plain(value):
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def epoch_entry(event: dict) -> dict:
     """What the run keeps of one epoch (ml's epoch event or a history entry of its state file)."""
-    return {k: _plain(event.get(k)) for k in ("epoch", "train_loss", "train_accuracy", "val_accuracy", "val_macro_f1",
+    plain = plain_event(event)
+    return {k: plain.get(k) for k in ("epoch", "train_loss", "train_accuracy", "val_accuracy", "val_macro_f1",
                                               "val_loss", "seconds", "lr")}
 
 
-class ProgressRecorder:
-    """The ``progress`` callback given to ``fit``: throttled row updates, heartbeat, cancellation."""
+class TrainingProgress(WorkProgress):
+    """A training run's progress (``apps.core.work.WorkProgress``): the latest event, one history entry per finished
+    epoch and a log, written at most every ``PROGRESS_INTERVAL`` seconds and at every epoch."""
 
-    def __init__(self, run: TrainingRun, echo: Echo | None = None) -> None:
-        self.run_id = run.pk
+    every = PROGRESS_INTERVAL
+
+    def __init__(self, kind: WorkKind, run: TrainingRun, echo: Echo | None = None) -> None:
+        super().__init__(kind, run, echo)
         self.epochs = run.epochs
-        self.progress = list(run.progress)
+        self.history = list(run.history)
         self.log = run.log
-        self.echo = echo
-        self.last = 0.0
 
     def note(self, line: str) -> None:
         self.log += f"{timezone.now():%H:%M:%S} {line}\n"
         self.write(force=True)
 
     def write(self, *, force: bool = False, current: dict | None = None) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < PROGRESS_INTERVAL:
-            return
-        self.last = now
-        fields = {"progress": self.progress, "log": self.log[-50_000:], "heartbeat_at": timezone.now()}
-        if current is not None:
-            fields["current"] = current
-        updated = TrainingRun.objects.filter(pk=self.run_id, status=TrainingRun.Status.RUNNING,
-                                             cancel_requested=False).update(**fields)
-        if not updated:
-            status, cancel = TrainingRun.objects.filter(pk=self.run_id).values_list(
-                "status", "cancel_requested").get()
-            if cancel:
-                raise TrainingCancelled("cancelled by an admin")
-            raise TrainingAborted(f"the run is {status} now")
+        self.record(current, force=force, history=self.history, log=self.log[-50_000:])
 
-    def __call__(self, event: dict) -> None:
+    def stopped(self) -> None:
+        try:
+            super().stopped()
+        except WorkCancelled:  # keep the epochs and log lines this write carried
+            TrainingRun.objects.filter(pk=self.pk, status=WorkStatus.RUNNING).update(history=self.history,
+                                                                                    log=self.log[-50_000:])
+            raise
+
+    def __call__(self, event: dict, **_) -> None:
         if self.echo:
             self.echo(event)
-        clean = {k: _plain(v) for k, v in event.items() if isinstance(v, (int, float, str, bool, np.number))}
+        clean = plain_event(event)
         if event.get("kind") != "epoch":
             self.write(current=clean)
             return
         epoch = clean["epoch"]
         entry = epoch_entry(clean)
-        self.progress = [p for p in self.progress if p["epoch"] < epoch] + [entry]
+        self.history = [p for p in self.history if p["epoch"] < epoch] + [entry]
         acc = entry["val_accuracy"]
         self.log += (f"{timezone.now():%H:%M:%S} epoch {epoch}/{self.epochs}: loss {entry['train_loss']:.4f}"
                      + (f", PublicTest accuracy {100 * acc:.2f}%, macro-F1 {100 * entry['val_macro_f1']:.2f}"
@@ -128,7 +113,7 @@ class ProgressRecorder:
         self.write(force=True, current=clean)
 
 
-def _snapshot_for(run: TrainingRun, recorder: ProgressRecorder) -> LabelSnapshot:
+def _snapshot_for(run: TrainingRun, recorder: TrainingProgress) -> LabelSnapshot:
     """The run's own snapshot when it is resumed, else the current labels (recorded on the run)."""
     if run.snapshot_labels is not None:
         snapshot = LabelSnapshot.decode(run.snapshot_labels)
@@ -163,50 +148,61 @@ def _summary(measured: dict | None) -> dict | None:
             for side in ("current", "original")}
 
 
-def training_run_execute(*, run_id: int, echo: Echo | None = None, device: str | None = None) -> TrainingRun:
-    """Claim and train a queued run. Failures and cancellation are recorded on the run (not raised)."""
+def training_run_work(run: TrainingRun, recorder: TrainingProgress, *, device: str | None = None) -> None:
+    """Train the claimed run, register its version (the run succeeds with it), then apply the promotion gate."""
+    run = TrainingRun.objects.select_related("init_version").get(pk=run.pk)
+    recorder.note(f"started on {run.worker}: recipe {run.recipe_name}, {run.arch}, {run.epochs} epoch(s), "
+                  f"seed {run.seed}, soft labels {run.soft_label_mode}")
+    version = _train_and_register(run, recorder, device)
+    try:  # the run has succeeded: the gate can no longer fail it
+        _gate(run.pk, version, recorder)
+    except Exception as exc:  # the version exists but stays inactive; say why on the run
+        logger.exception("training run %s: promotion gate failed", run.pk)
+        TrainingRun.objects.filter(pk=run.pk).update(
+            promoted=False, promotion_reason=f"kept inactive: the gate failed ({type(exc).__name__}: {exc})")
+
+
+def training_run_describe(exc: BaseException) -> str | None:
     from ml.train import TrainingError
 
-    if not training_run_claim(run_id=run_id):
-        return TrainingRun.objects.get(pk=run_id)
-    run = TrainingRun.objects.select_related("init_version").get(pk=run_id)
-    recorder = ProgressRecorder(run, echo)
-    status, error = TrainingRun.Status.FAILED, ""
-    try:
-        recorder.note(f"started on {run.worker}: recipe {run.recipe_name}, {run.arch}, {run.epochs} epoch(s), "
-                      f"seed {run.seed}, soft labels {run.soft_label_mode}")
-        with work_heartbeat(TRAINING_RUN, run.pk):
-            version = _train_and_register(run, recorder, device)
-        status = TrainingRun.Status.SUCCEEDED  # recorded by _train_and_register; the gate can no longer fail the run
-        try:
-            _gate(run.pk, version, recorder)
-        except Exception as exc:  # the version exists but stays inactive; say why on the run
-            logger.exception("training run %s: promotion gate failed", run_id)
-            TrainingRun.objects.filter(pk=run_id).update(
-                promoted=False, promotion_reason=f"kept inactive: the gate failed ({type(exc).__name__}: {exc})")
-    except TrainingCancelled:
-        status = TrainingRun.Status.CANCELLED
-        error = "cancelled by an admin"
-    except TrainingAborted as exc:
-        logger.warning("training run %s stopped: %s", run_id, exc)
-        return TrainingRun.objects.get(pk=run_id)
-    except (TrainingError, TrainingRunStartError) as exc:
-        error = f"training failed: {exc}"
-    except MemoryError:
-        error = "out of memory"
-    except Exception as exc:
-        logger.exception("training run %s failed", run_id)
-        error = f"{type(exc).__name__}: {exc}"
-    if status != TrainingRun.Status.SUCCEEDED:
-        recorder.log += f"{timezone.now():%H:%M:%S} {status}: {error}\n"
-        TrainingRun.objects.filter(pk=run_id).update(status=status, error=error[:5000], log=recorder.log[-50_000:],
-                                                     finished_at=timezone.now())
-    if status != TrainingRun.Status.FAILED:
-        shutil.rmtree(run_dir(run), ignore_errors=True)  # nothing left to resume
-    return TrainingRun.objects.get(pk=run_id)
+    if isinstance(exc, (TrainingError, TrainingRunStartError)):
+        return f"training failed: {exc}"
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    return None
 
 
-def _train_and_register(run: TrainingRun, recorder: ProgressRecorder, device: str | None) -> ModelVersion:
+def _log_line(run_id: int, line: str) -> None:
+    log = TrainingRun.objects.filter(pk=run_id).values_list("log", flat=True).first() or ""
+    TrainingRun.objects.filter(pk=run_id).update(log=(log + f"{timezone.now():%H:%M:%S} {line}\n")[-50_000:])
+
+
+def training_run_failed(run_id: int, reason: str) -> None:
+    """The log ends with why (its work dir stays: a retry resumes from the last epoch)."""
+    _log_line(run_id, f"failed: {reason}")
+
+
+def training_run_cancelled(run: TrainingRun) -> None:
+    _log_line(run.pk, f"cancelled: {run.error}")
+    shutil.rmtree(run_dir(run), ignore_errors=True)  # nothing left to resume
+
+
+def training_run_succeeded(run: TrainingRun) -> None:
+    shutil.rmtree(run_dir(run), ignore_errors=True)  # nothing left to resume
+
+
+def training_run_conflict(run_id: int) -> str:
+    other = TrainingRun.objects.filter(status=WorkStatus.RUNNING).exclude(pk=run_id).first()
+    return f"another run (#{other.pk if other else '?'}) was training; only one run trains at a time"
+
+
+def training_run_execute(*, run_id: int, echo: Echo | None = None, device: str | None = None) -> TrainingRun:
+    """Claim and train a queued run here (the command, tests). Failures and cancellation are recorded on the run,
+    not raised; a run that was not claimed is returned as it is."""
+    return work_run(TRAINING_RUN, run_id, echo=echo, device=device) or TrainingRun.objects.get(pk=run_id)
+
+
+def _train_and_register(run: TrainingRun, recorder: TrainingProgress, device: str | None) -> ModelVersion:
     from ml.checkpoint import load_checkpoint
     from ml.data import FaceArrays
     from ml.recipes import Recipe
@@ -231,8 +227,8 @@ def _train_and_register(run: TrainingRun, recorder: ProgressRecorder, device: st
     if state.is_file():  # a retried run: ml resumes after the last epoch its state file holds
         from ml.checkpoint import read_checkpoint
 
-        recorder.progress = [epoch_entry(h) for h in read_checkpoint(state).get("history", [])]
-        recorder.note(f"resuming after epoch {len(recorder.progress)} from its checkpoint")
+        recorder.history = [epoch_entry(h) for h in read_checkpoint(state).get("history", [])]
+        recorder.note(f"resuming after epoch {len(recorder.history)} from its checkpoint")
     with _initial_weights(run, recipe, recorder) as init_from:
         fit(train, val, recipe, out, epochs=run.epochs, seed=run.seed, resume=True, progress=recorder,
             device=device, extra={"training_run": run.pk, "label_fingerprint": snapshot.fingerprint},
@@ -245,6 +241,7 @@ def _train_and_register(run: TrainingRun, recorder: ProgressRecorder, device: st
         if active is not None:
             previous = _measure(runtime.loaded(active).model, test)
     recorder.note("evaluated on PublicTest" if candidate else "no PublicTest faces: nothing to evaluate on")
+    recorder.check()  # still this run's (not taken back by the sweeper) before a version is registered
     version = model_version_register(checkpoint_path=out, name=f"run {run.pk} ({run.recipe_name})",
                                      created_by=run.created_by)
     summary = {"candidate": _summary(candidate), "previous": None, "delta": None}
@@ -253,6 +250,7 @@ def _train_and_register(run: TrainingRun, recorder: ProgressRecorder, device: st
         summary["delta"] = {side: {k: summary["candidate"][side][k] - summary["previous"][side][k]
                                    for k in ("accuracy", "macro_f1")} for side in ("current", "original")}
     with transaction.atomic():
+        work_still_mine(TRAINING_RUN, run.pk)
         metrics = dict(version.metrics)
         if candidate:
             metrics.update(candidate["current"])
@@ -265,14 +263,14 @@ def _train_and_register(run: TrainingRun, recorder: ProgressRecorder, device: st
                                  "soft_label_mode": run.soft_label_mode, "seed": run.seed, "epochs": run.epochs}
         version.save(update_fields=["metrics", "data_snapshot"])
         recorder.log += f"{timezone.now():%H:%M:%S} registered model version #{version.pk}\n"
-        TrainingRun.objects.filter(pk=run.pk).update(
-            status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), model_version=version, metrics=summary,
-            log=recorder.log[-50_000:], heartbeat_at=timezone.now())
+        TrainingRun.objects.filter(pk=run.pk, status=WorkStatus.RUNNING).update(
+            status=WorkStatus.SUCCEEDED, finished_at=timezone.now(), error="", model_version=version,
+            metrics=summary, history=recorder.history, log=recorder.log[-50_000:], heartbeat_at=timezone.now())
     return version
 
 
 @contextmanager
-def _initial_weights(run: TrainingRun, recipe, recorder: ProgressRecorder) -> Iterator[Path | None]:
+def _initial_weights(run: TrainingRun, recipe, recorder: TrainingProgress) -> Iterator[Path | None]:
     """The checkpoint a warm-start run starts from (its ``init_version``); None for runs from scratch."""
     if not recipe.warm_start:
         yield None
@@ -284,7 +282,7 @@ def _initial_weights(run: TrainingRun, recipe, recorder: ProgressRecorder) -> It
         yield path
 
 
-def _gate(run_id: int, version: ModelVersion, recorder: ProgressRecorder) -> None:
+def _gate(run_id: int, version: ModelVersion, recorder: TrainingProgress) -> None:
     summary = TrainingRun.objects.values_list("metrics", flat=True).get(pk=run_id)
     candidate = (summary.get("candidate") or {}).get("current")
     previous = summary.get("previous")
@@ -304,3 +302,10 @@ def _gate(run_id: int, version: ModelVersion, recorder: ProgressRecorder) -> Non
     recorder.log += f"{timezone.now():%H:%M:%S} gate: {reason}\n"
     TrainingRun.objects.filter(pk=run_id).update(promoted=promote, promotion_reason=reason,
                                                  log=recorder.log[-50_000:])
+
+
+TRAINING_RUN = WorkKind(
+    name="training_run", label="training runs", model=TrainingRun, task="training.run", queue=QUEUE_BULK,
+    work=training_run_work, progress_class=TrainingProgress, describe=training_run_describe,
+    claim_conflict=training_run_conflict, on_failed=training_run_failed, on_cancelled=training_run_cancelled,
+    on_succeeded=training_run_succeeded)

@@ -22,13 +22,6 @@ class TrainingRun(WorkRow):
         API = "api"  # POST /api/training-runs/ with a token
         SCHEDULE = "schedule"  # the periodic check (django-celery-beat)
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-
     class SoftLabelMode(models.TextChoices):
         MAJORITY = "majority", "majority (one label per face)"
         PROBABILITY = "probability", "probability (sample a label from the votes each epoch)"
@@ -56,17 +49,9 @@ class TrainingRun(WorkRow):
     labels_changed = models.PositiveIntegerField(null=True, blank=True,
                                                  help_text="Labels changed since the active version's snapshot.")
     soft_label_count = models.PositiveIntegerField(default=0, help_text="Faces with a vote distribution.")
-    # Lifecycle and progress.
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    cancel_requested = models.BooleanField(default=False)
-    progress = models.JSONField(default=list, blank=True, help_text="One entry per finished epoch.")
-    current = models.JSONField(default=dict, blank=True, help_text="The latest progress event (batch or epoch).")
+    # Lifecycle (status, times, progress: WorkRow) and the log.
+    history = models.JSONField(default=list, blank=True, help_text="One entry per finished epoch.")
     log = models.TextField(blank=True)
-    error = models.TextField(blank=True)
-    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the process training it.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     # Result.
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="training_runs")
@@ -85,10 +70,6 @@ class TrainingRun(WorkRow):
 
     def __str__(self) -> str:
         return f"training run {self.pk} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELLED)
 
 
 class TrainingSettings(models.Model):

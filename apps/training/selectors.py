@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from apps.core.errors import NotFound
 from apps.inference.models import ModelVersion
 from apps.inference.selectors import model_version_active
 
@@ -13,6 +14,14 @@ from .snapshot import labels_changed_since
 
 def training_run_list() -> QuerySet[TrainingRun]:
     return TrainingRun.objects.select_related("created_by", "model_version").defer("snapshot_labels")
+
+
+def training_run_get(*, pk: int) -> TrainingRun:
+    """Run ``pk`` (as ``training_run_list`` reads it); ``NotFound`` when there is none."""
+    run = training_run_list().filter(pk=pk).first()
+    if run is None:
+        raise NotFound(f"no training run {pk}")
+    return run
 
 
 def training_overview() -> dict:

@@ -7,9 +7,6 @@ from ml.recipes import RECIPES
 from .models import TrainingRun
 from .services import MAX_SEED
 
-FIGURES = {"type": "object", "nullable": True, "properties": {
-    "accuracy": {"type": "number"}, "macro_f1": {"type": "number"}}}
-
 
 class TrainingRunInputSerializer(serializers.Serializer):
     recipe = serializers.ChoiceField(choices=sorted(RECIPES), default="default")
@@ -26,6 +23,10 @@ class TrainingRunSerializer(serializers.ModelSerializer):
                                                default=None)
     model_version_status = serializers.CharField(source="model_version.status", read_only=True, allow_null=True,
                                                  default=None)
+    # The API's names from before the one job model: the epochs are the run's history, the latest event its progress.
+    progress = serializers.JSONField(source="history", read_only=True, help_text="One entry per finished epoch.")
+    current = serializers.JSONField(source="progress", read_only=True,
+                                    help_text="The latest progress event (batch or epoch).")
 
     class Meta:
         model = TrainingRun
@@ -35,6 +36,18 @@ class TrainingRunSerializer(serializers.ModelSerializer):
                   "heartbeat_at", "finished_at", "model_version", "model_version_name", "model_version_status",
                   "metrics", "promoted", "promotion_reason"]
         read_only_fields = fields
+
+
+class TrainingRunListItemSerializer(TrainingRunSerializer):
+    """A run in the list (which the training page polls every few seconds): its log is cut to the end."""
+
+    LOG_TAIL = 4000  # characters
+
+    log = serializers.SerializerMethodField(help_text="The last 4,000 characters of the log (the whole log: "
+                                                      "GET /api/training-runs/{id}/).")
+
+    def get_log(self, run: TrainingRun) -> str:
+        return run.log[-self.LOG_TAIL:]
 
 
 class ModelVersionComparisonSerializer(serializers.Serializer):

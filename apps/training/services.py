@@ -1,27 +1,22 @@
-"""Writes for training runs: start, claim, cancel, retry, fail, sweep stale runs, the periodic check, and the
-promotion gate's decision (activation itself is ``apps.inference.services.registry.model_version_activate``).
+"""Writes for training runs: start, cancel, retry, sweep stale runs and the periodic check. The slow part (the
+runner's ``work``) and the kind live in ``execution.py``, the promotion gate's decision in ``gate.py``.
 
 One run at a time: starting a run locks the ``TrainingSettings`` row and is refused (``TrainingRunBusy``) while
 another run is queued or running; a partial unique index on ``status='running'`` makes the database refuse a second
-running run as well. The slow part (``training_run_execute``) lives in ``execution.py``.
+running run as well.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db import transaction
 
 from apps.core.errors import Conflict, InvalidInput
-from apps.core.work import work_send, work_sweep
+from apps.core.work import WorkStatus, work_cancel, work_get, work_requeue, work_send, work_sweep
 from apps.inference.selectors import model_version_active
 
-from .kinds import TRAINING_RUN
+from .execution import TRAINING_RUN
 from .models import SOFT_LABEL_MODES, TrainingRun, TrainingSettings
 from .snapshot import labels_changed_since
 
@@ -76,13 +71,13 @@ def _lock_training() -> TrainingSettings:
 
 
 def _busy_run() -> TrainingRun | None:
-    return TrainingRun.objects.filter(status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]).first()
+    return TrainingRun.objects.filter(status__in=[WorkStatus.QUEUED, WorkStatus.RUNNING]).first()
 
 
 def _busy_message(run: TrainingRun) -> str:
     where = ""
-    if run.status == TrainingRun.Status.RUNNING and run.progress:
-        where = f", epoch {run.progress[-1].get('epoch')}/{run.epochs}"
+    if run.status == WorkStatus.RUNNING and run.history:
+        where = f", epoch {run.history[-1].get('epoch')}/{run.epochs}"
     return (f"training run #{run.pk} is {run.status}{where}; only one run trains at a time. "
             "Wait for it to finish or cancel it.")
 
@@ -137,49 +132,9 @@ def training_run_start(**kwargs) -> TrainingRun:
     return run
 
 
-def training_run_claim(*, run_id: int) -> bool:
-    """Take a queued run for this process: a conditional UPDATE that must touch exactly one row. The partial unique
-    index refuses it while another run is running; that run is then recorded as failed with the reason."""
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            claimed = TrainingRun.objects.filter(
-                pk=run_id, status=TrainingRun.Status.QUEUED, cancel_requested=False,
-            ).update(status=TrainingRun.Status.RUNNING, started_at=now, heartbeat_at=now, finished_at=None,
-                     error="", attempts=F("attempts") + 1, worker=f"{socket.gethostname()}:{os.getpid()}")
-    except IntegrityError:
-        other = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).first()
-        training_run_fail(run_id=run_id, error=f"another run (#{other.pk if other else '?'}) was training; "
-                                               "only one run trains at a time",
-                          from_statuses=(TrainingRun.Status.QUEUED,))
-        return False
-    if claimed != 1:
-        # Cancelled while its worker was lost: it was queued again, and now it is simply cancelled.
-        TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED, cancel_requested=True).update(
-            status=TrainingRun.Status.CANCELLED, finished_at=now)
-    return claimed == 1
-
-
-def training_run_fail(*, run_id: int, error: str,
-                      from_statuses: tuple[str, ...] = (TrainingRun.Status.RUNNING,)) -> bool:
-    """Record a failure; True if this call changed the run (it was in one of ``from_statuses``)."""
-    return bool(TrainingRun.objects.filter(pk=run_id, status__in=from_statuses).update(
-        status=TrainingRun.Status.FAILED, error=error[:5000], finished_at=timezone.now()))
-
-
 def training_run_cancel(*, run_id: int) -> TrainingRun:
     """A queued run is cancelled at once; a running one at its next progress event (between batches)."""
-    run = TrainingRun.objects.get(pk=run_id)
-    if run.is_finished:
-        raise TrainingRunStateError(f"training run #{run.pk} has {run.status} already")
-    now = timezone.now()
-    if TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
-            status=TrainingRun.Status.CANCELLED, cancel_requested=True, finished_at=now):
-        run.refresh_from_db()
-        return run
-    TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(cancel_requested=True)
-    run.refresh_from_db()
-    return run
+    return work_cancel(TRAINING_RUN, run_id, state_error=TrainingRunStateError)
 
 
 def training_run_retry(*, run_id: int) -> TrainingRun:
@@ -193,17 +148,15 @@ def training_run_retry(*, run_id: int) -> TrainingRun:
 
 def training_run_requeue(*, run_id: int) -> TrainingRun:
     """Put a failed run back to queued (the state change of ``training_run_retry``, without sending it)."""
+    work_get(TRAINING_RUN, run_id)  # NotFound first
     training_runs_sweep_stale()
     with transaction.atomic():
         _lock_training()
         busy = _busy_run()
         if busy is not None and busy.pk != run_id:
             raise TrainingRunBusy(_busy_message(busy))
-        if not TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.FAILED).update(
-                status=TrainingRun.Status.QUEUED, cancel_requested=False, finished_at=None):
-            run = TrainingRun.objects.get(pk=run_id)
-            raise TrainingRunStateError(f"training run #{run.pk} is {run.status}; only failed runs are retried")
-    return TrainingRun.objects.get(pk=run_id)
+        return work_requeue(TRAINING_RUN, run_id, from_statuses=(WorkStatus.FAILED,),
+                            state_error=TrainingRunStateError, refusal="only failed runs are retried")
 
 
 def training_runs_sweep_stale(*, now=None) -> list[int]:
@@ -236,24 +189,3 @@ def training_periodic_check() -> dict:
     except (TrainingRunBusy, TrainingRunInvalid) as exc:  # busy, or finetune with no active version
         return {**result, "skipped": str(exc)}
     return {**result, "started": run.pk}
-
-
-# --- promotion -----------------------------------------------------------------------------------------------------
-
-def promotion_gate_decide(*, candidate: dict | None, previous: dict | None, previous_name: str = "",
-                          tolerance: float | None = None) -> tuple[bool, str]:
-    """Promote unless PublicTest accuracy or macro-F1 drops more than ``tolerance`` points below the active
-    version's (both measured now, on the same current labels). Returns (promote, reason)."""
-    tol = settings.TRAINING_PROMOTION_TOLERANCE if tolerance is None else tolerance
-    if previous is None:
-        return True, "no active version to compare with"
-    if not candidate:
-        return False, "no PublicTest faces to measure the new version on; promote it by hand if wanted"
-    drops = {name: 100 * (previous[key] - candidate[key]) for name, key in
-             (("accuracy", "accuracy"), ("macro-F1", "macro_f1"))}
-    figures = (f"accuracy {100 * candidate['accuracy']:.2f}% vs {100 * previous['accuracy']:.2f}%, macro-F1 "
-               f"{100 * candidate['macro_f1']:.2f} vs {100 * previous['macro_f1']:.2f} ({previous_name})")
-    failed = [f"{name} drops {drop:.2f} points" for name, drop in drops.items() if drop > tol + 1e-9]
-    if failed:
-        return False, f"kept inactive: {', '.join(failed)} (tolerance {tol:g}); {figures}"
-    return True, f"promoted: within tolerance {tol:g} points; {figures}"

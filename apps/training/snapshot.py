@@ -15,15 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 from django.db.models import F
 
-from apps.faces.labels import FERPLUS_COLUMNS
+from apps.faces.labels import FERPLUS_COLUMNS, FERPLUS_INDEX
 from apps.faces.models import FaceImage, Split
 from apps.faces.selectors import face_pixels, training_faces_labelled
 from apps.inference.models import ModelVersion
 from ml.labels import CLASSES, NUM_CLASSES
 
-# FER+ vote columns that are FER-2013 emotions (contempt, unknown and "not a face" are dropped).
-_FERPLUS_TO_CLASS = {"anger": 0, "disgust": 1, "fear": 2, "happiness": 3, "sadness": 4, "surprise": 5, "neutral": 6}
-FERPLUS_INDEX = [(FERPLUS_COLUMNS.index(name), cls) for name, cls in _FERPLUS_TO_CLASS.items()]
 assert len(CLASSES) == NUM_CLASSES == 7  # noqa: S101
 MIN_REVIEWER_VOTES = 2  # one reviewer's vote is not a distribution
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -15,12 +14,11 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
-from apps.core.errors import ErrorSerializer, NotFound
+from apps.core.errors import ErrorSerializer
 from apps.inference.api import EXPLANATION_PENDING, explanation_pending_response
 from apps.inference.serializers import ExplanationWaitSerializer
 
 from .explanations import upload_explanation_request
-from .models import Upload
 from .selectors import upload_get_for, upload_list_for, upload_results
 from .serializers import (
     UploadCreateQuerySerializer,
@@ -56,13 +54,6 @@ class UploadPagination(PageNumberPagination):
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
-
-
-def _upload_or_404(request: Request, upload_id) -> Upload:
-    try:
-        return upload_get_for(user=request.user, upload_id=upload_id)
-    except (Upload.DoesNotExist, DjangoValidationError):
-        raise NotFound("No such upload.") from None
 
 
 _WAIT = OpenApiParameter("wait", OpenApiTypes.FLOAT, description="Seconds to wait for a finished result (bounded).")
@@ -117,7 +108,7 @@ class UploadDetailApi(APIView):
     def get(self, request: Request, upload_id) -> Response:
         query = WaitSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        upload = _upload_or_404(request, upload_id)
+        upload = upload_get_for(user=request.user, upload_id=upload_id)
         (result,) = upload_results_wait(uploads=[upload], timeout=query.validated_data["wait"])
         return Response(UploadResultSerializer(result, context={"request": request}).data)
 
@@ -137,7 +128,8 @@ class UploadExplanationApi(APIView):
     def post(self, request: Request, upload_id) -> Response:
         """200 with the heatmap when it is stored (or lands within `?wait=` seconds), else 202 while a worker makes
         it: this request never does."""
-        upload = _upload_or_404(request, upload_id)  # first: someone else's upload is a 404 whatever the body says
+        # First: someone else's upload is a 404, whatever the body says.
+        upload = upload_get_for(user=request.user, upload_id=upload_id)
         query = ExplanationWaitSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         body = UploadExplanationRequestSerializer(data=request.data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from django.db.models import QuerySet
 
 from apps.accounts.roles import Role, user_has_role
+from apps.core.errors import NotFound
 from apps.inference.models import Explanation, Prediction, PredictionFailure
 from apps.inference.selectors import model_version_active
 
@@ -63,9 +65,17 @@ def upload_list_for(*, user) -> QuerySet[Upload]:
     return uploads if user_has_role(user, Role.ADMIN) else uploads.filter(user=user)
 
 
-def upload_get_for(*, user, upload_id) -> Upload:
-    """``Upload.DoesNotExist`` for someone else's upload too: its existence is not revealed."""
-    return upload_list_for(user=user).get(pk=upload_id)
+def upload_get_for(*, user, upload_id: uuid.UUID | str) -> Upload:
+    """Upload ``upload_id`` if ``user`` may see it; ``NotFound`` otherwise, for someone else's upload too (its
+    existence is not revealed) and for an id that is not a uuid."""
+    try:
+        pk = upload_id if isinstance(upload_id, uuid.UUID) else uuid.UUID(str(upload_id))
+    except ValueError:
+        raise NotFound(f"no upload {upload_id}") from None
+    upload = upload_list_for(user=user).filter(pk=pk).first()
+    if upload is None:
+        raise NotFound(f"no upload {upload_id}")
+    return upload
 
 
 def upload_results(uploads: Sequence[Upload]) -> list[UploadResult]:

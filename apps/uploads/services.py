@@ -1,8 +1,9 @@
 """Writes for uploads: validate every file, then store them all in one go and queue their predictions.
 
 Nothing of a request is stored unless every file in it is valid: bounds, decoding and face detection run first,
-in memory; then the face PNGs are written (slow I/O, outside the transaction) and one short transaction records the
-rows. If that transaction fails, the PNGs this request wrote are deleted again, so no orphan media is left.
+in memory; then ``FaceWriter`` (the importers' writer too) writes the face PNGs (slow I/O, outside the transaction)
+and one short transaction records the rows. If that transaction fails, the PNGs this request wrote are deleted again,
+so no orphan media is left.
 
 Memory: the headers of all files are read first, and their total pixels bounded (``UPLOADS_MAX_REQUEST_PIXELS``),
 before any file is decoded; then the files are decoded one at a time, each released once its 48x48 crop is cut, so a
@@ -11,20 +12,17 @@ request never holds more than one full-size decode (a 40 MP photo is ~160 MB of 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError
-from apps.faces.models import FACE_SIZE, FaceImage, FacePixels, Split, face_png_path
-from apps.faces.services import dataset_get_or_create, face_png_encode, face_sha256
+from apps.core.waiting import wait_until
+from apps.faces.models import FACE_SIZE, FaceImage, Split
+from apps.faces.services import FaceWriter, dataset_get_or_create
 from apps.inference.selectors import model_version_active
 from apps.inference.services.chunks import prediction_chunks_create
 from apps.inference.services.predictions import (
@@ -36,9 +34,6 @@ from ml.facedetect import FaceCrop, NoFaceFound, crop_largest_face
 from .images import ImageFacts, ImageHeader, ImageRejected, image_check_size, image_decode, image_probe
 from .models import UPLOADS_DATASET, Upload
 from .selectors import UploadResult, upload_results
-
-POLL_FAST_SECONDS, POLL_FAST_FOR_SECONDS, POLL_SLOW_SECONDS = 0.015, 3.0, 0.2
-# Used until the settings define UPLOADS_MAX_REQUEST_PIXELS: 5 photos at the 40 MP per-file cap, or 16 of 12 MP.
 
 
 @dataclass(frozen=True)
@@ -166,27 +161,6 @@ def _problems_raise(problems: list[FileProblem], *, total: int) -> None:
                         status=statuses.pop() if len(statuses) == 1 else 400)
 
 
-def _face_pngs_store(crops: list[FaceCrop | None]) -> tuple[list[str | None], dict[str, str]]:
-    """Write the PNG of every crop whose pixels are not stored yet: the sha256 per crop, and {sha: new file}."""
-    shas = [face_sha256(crop.pixels.tobytes()) if crop is not None else None for crop in crops]
-    known = set(FacePixels.objects.filter(sha256__in={s for s in shas if s}).values_list("sha256", flat=True))
-    written: dict[str, str] = {}
-    try:
-        for sha, crop in zip(shas, crops, strict=True):
-            if sha is None or sha in known or sha in written:
-                continue
-            written[sha] = default_storage.save(face_png_path(sha), ContentFile(face_png_encode(crop.pixels.tobytes())))
-    except BaseException:
-        _files_delete(written.values())
-        raise
-    return shas, written
-
-
-def _files_delete(names) -> None:
-    for name in names:
-        default_storage.delete(name)
-
-
 def upload_create(*, user, files: Sequence[UploadedFile], no_face: str | None = None,
                   methods: list[str] | None = None) -> list[Upload]:
     """Validate ``files`` (all or nothing), store their face crops and queue prediction and heatmaps.
@@ -203,35 +177,22 @@ def upload_create(*, user, files: Sequence[UploadedFile], no_face: str | None = 
         raise UploadInvalid(str(exc), code="unknown_method") from None
     checked = upload_files_check(files=files, no_face=no_face)
     version = model_version_active()
-    shas, written = _face_pngs_store([c.crop for c in checked])
-    committed: list[bool] = []
-    try:
-        with transaction.atomic():
-            transaction.on_commit(lambda: committed.append(True))  # runs first, before the sends below
-            dataset = dataset_get_or_create(name=UPLOADS_DATASET)
-            # Pixels that another request stored meanwhile win (ignore_conflicts); our copy is removed below.
-            FacePixels.objects.bulk_create(
-                [FacePixels(sha256=sha, png=name) for sha, name in written.items()], ignore_conflicts=True)
-            uploads = []
-            for check, sha in zip(checked, shas, strict=True):
-                face = None
-                if sha is not None:
-                    face = FaceImage.objects.create(dataset=dataset, pixels_id=sha, split=Split.UPLOAD,
-                                                    source_name="")
-                uploads.append(_upload_record(user=user, check=check, face=face, methods=methods, version=version))
-            face_ids = [u.face_id for u in uploads if u.face_id is not None]
-            if face_ids:
-                # Rows of work, sent once this transaction commits (a broker that is down leaves them queued for
-                # the sweeper and never fails this request); each chunk records its uploads' state when it ends.
-                for chunk in prediction_chunks_create(face_ids=face_ids, methods=methods):
-                    Upload.objects.filter(face_id__in=chunk.face_ids, pk__in=[u.pk for u in uploads]).update(
-                        chunk=chunk)
-    except BaseException:
-        if not committed:  # the rows never committed, so nothing refers to these files
-            _files_delete(written.values())
-        raise
-    kept = set(FacePixels.objects.filter(sha256__in=written).values_list("png", flat=True))
-    _files_delete(name for name in written.values() if name not in kept)
+    crops = [c.crop.pixels.tobytes() if c.crop is not None else None for c in checked]
+    # The face PNGs are written first, outside the transaction; they are deleted again if the rows do not commit.
+    with FaceWriter().recording(crops) as pngs:
+        dataset = dataset_get_or_create(name=UPLOADS_DATASET)
+        uploads = []
+        for check, sha in zip(checked, pngs.shas, strict=True):
+            face = None
+            if sha is not None:
+                face = FaceImage.objects.create(dataset=dataset, pixels_id=sha, split=Split.UPLOAD, source_name="")
+            uploads.append(_upload_record(user=user, check=check, face=face, methods=methods, version=version))
+        face_ids = [u.face_id for u in uploads if u.face_id is not None]
+        if face_ids:
+            # Rows of work, sent once this transaction commits (a broker that is down leaves them queued for the
+            # sweeper and never fails this request); each chunk records its uploads' state when it ends.
+            for chunk in prediction_chunks_create(face_ids=face_ids, methods=methods):
+                Upload.objects.filter(face_id__in=chunk.face_ids, pk__in=[u.pk for u in uploads]).update(chunk=chunk)
     return uploads
 
 
@@ -286,14 +247,6 @@ def upload_status_record(*, face_ids: Sequence[int]) -> int:
 
 def upload_results_wait(*, uploads: Sequence[Upload], timeout: float) -> list[UploadResult]:
     """The uploads' results, polling the database for up to ``timeout`` seconds until every one is finished."""
-    started = time.monotonic()
-    deadline = started + max(0.0, timeout)
-    while True:
-        results = upload_results(uploads)
-        now = time.monotonic()
-        if all(r.is_finished for r in results) or now >= deadline:
-            return results
-        # Results usually land within a second: poll finely then (a few cheap queries each), coarsely after.
-        delay = POLL_FAST_SECONDS if now - started < POLL_FAST_FOR_SECONDS else POLL_SLOW_SECONDS
-        time.sleep(min(delay, deadline - now))
+    return wait_until(lambda: upload_results(uploads), done=lambda results: all(r.is_finished for r in results),
+                      seconds=timeout)
 

@@ -1,4 +1,4 @@
-"""Settings shared by every environment; everything that varies comes from the environment (see README)."""
+"""Settings shared by every environment; everything that varies comes from the environment (docs/settings.md)."""
 
 from __future__ import annotations
 
@@ -230,21 +230,9 @@ CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name, type="direct"), routing_ke
                            for name in ("interactive", "bulk"))
 CELERY_TASK_DEFAULT_EXCHANGE = "interactive"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "interactive"
-CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
-    # interactive: a person waits on these
-    "inference.predict_chunk": {"queue": "interactive"},
-    "inference.explain": {"queue": "interactive"},
-    "inference.explain_on_demand": {"queue": "interactive"},
-    "core.sweep_work": {"queue": "interactive"},
-    "core.health_check": {"queue": "interactive"},
-    "training.periodic_check": {"queue": "interactive"},
-    # bulk: minutes to hours each
-    "inference.predict_split": {"queue": "bulk"},
-    "review.score_labels": {"queue": "bulk"},
-    "review.overlays_precompute": {"queue": "bulk"},
-    "gallery.faithfulness": {"queue": "bulk"},
-    "training.run": {"queue": "bulk"},
-}
+# Each task declares its queue (a job's kind in apps/*, beat's and hint tasks in their decorator); this table only
+# overrides, e.g. {"training.run": {"queue": "gpu"}} for a dedicated worker. apps.core.work reads it at send time.
+CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

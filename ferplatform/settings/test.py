@@ -7,6 +7,9 @@ import os
 # Read before base so that base sees the test defaults.
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ferplatform")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# A scoring run run in a test's own process would otherwise send the overlay precompute to the suite's bulk queue;
+# tests/review turns it on where it is the subject.
+os.environ.setdefault("REVIEW_OVERLAY_PRECOMPUTE", "0")
 
 from .base import *  # noqa: E402, F403
 

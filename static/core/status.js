@@ -56,6 +56,8 @@
       const oldest = q.oldest_wait === null ? DASH : [q.oldest_wait, el("small", {
         text: ` (${labels[q.oldest_queued_kind] || q.oldest_queued_kind} #${q.oldest_queued_id})`,
         title: `queued ${when(q.oldest_queued_at)}`})];
+      // Waiting its turn behind running work is no alarm: say what it waits behind.
+      if (q.waiting) oldest.push(el("div", {class: "waiting", text: q.waiting}));
       rows.push(el("tr", {class: level(q.level), dataset: {queue: q.queue, level: q.level}}, [
         el("th", {text: q.queue}),
         el("td", {class: "messages"}, q.messages === null ? bad("broker down") : String(q.messages)),
@@ -92,7 +94,7 @@
         el("td", {class: "queued", text: num(k.queued)}),
         el("td", {class: "running", text: num(k.running)}),
         el("td", {class: "failed", text: num(k.failed)}),
-        el("td", {class: `oldest ${level(k.oldest_level)}`, text: k.oldest_wait === null ? DASH
+        el("td", {class: "oldest", text: k.oldest_wait === null ? DASH
           : `${k.oldest_wait} (#${k.oldest_queued_id})`}),
         el("td", {class: `lost ${level(lostLevel)}`, text: lostSignals(k)}),
       ]));

@@ -159,7 +159,7 @@
         if (row.status === "ready" || row.status === "archived") {
           const promote = el("button", {type: "button", class: "promote", text: "Promote"});
           promote.addEventListener("click", async () => {
-            try { await api(urlFor(URLS.promoteUrl, row.id), {method: "POST"}); setVersionsStatus(`#${row.id} is active`); }
+            try { await api(urlFor(URLS.activateUrl, row.id), {method: "POST"}); setVersionsStatus(`#${row.id} is active`); }
             catch (error) { setVersionsStatus(error.message, true); }
             refreshVersions();
           });

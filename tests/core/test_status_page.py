@@ -1,4 +1,4 @@
-"""The status page's figures (``apps.inference.status``) from real rows in PostgreSQL and real messages in Redis: per
+"""The status page's figures (``apps.core.status``) from real rows in PostgreSQL and real messages in Redis: per
 queue the messages waiting, the workers consuming it and the age of the oldest job; per kind the queued, running and
 failed rows, the latest failures, and the rows that look lost, with what the sweeper will do (checked against the
 sweeper itself)."""
@@ -18,12 +18,12 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from apps.core.broker import REDIS_PRIORITY_SEPARATOR, queue_lengths
-from apps.core.work import QUEUES, work_sweep
-from apps.inference.kinds import PREDICTION_CHUNK
+from apps.core.status import ALERT_CODES, SWEEP_TASK, duration_text, platform_status, queue_status
+from apps.core.work import QUEUES, task_queues, work_sweep
 from apps.inference.models import PredictionChunk
-from apps.inference.status import ALERT_CODES, SWEEP_TASK, duration_text, platform_status
-from apps.review.kinds import SCORING_RUN
+from apps.inference.services.chunks import PREDICTION_CHUNK
 from apps.review.models import ScoringRun
+from apps.review.scoring import SCORING_RUN
 from apps.training.models import TrainingRun
 from ferplatform.celery import app as celery_app
 
@@ -37,8 +37,7 @@ def route_to_private_queues(settings) -> dict[str, str]:
     (the session worker of tests/conftest.py consumes interactive and bulk). Returns {platform queue: private}."""
     tag = uuid.uuid4().hex[:8]
     names = {queue: f"status-{tag}-{queue}" for queue in QUEUES}
-    settings.CELERY_TASK_ROUTES = {task: {**route, "queue": names.get(route.get("queue"), route.get("queue"))}
-                                   for task, route in settings.CELERY_TASK_ROUTES.items()}
+    settings.CELERY_TASK_ROUTES = {task: {"queue": names.get(queue, queue)} for task, queue in task_queues().items()}
     return names
 
 
@@ -119,7 +118,7 @@ def test_per_kind_counts_ages_failures_and_lost_rows(queues):
     chunks = kinds["prediction_chunk"]
     assert (chunks["queue"], chunks["queued"], chunks["running"], chunks["failed"]) == (queues["interactive"], 4, 2, 0)
     assert chunks["oldest_queued_id"] == never_sent.pk and chunks["oldest_wait"].startswith("10 min ")
-    assert chunks["oldest_level"] == "amber" and chunks["level"] == "red"
+    assert chunks["level"] == "red"
     assert chunks["never_sent"] == 2  # the fresh one counts, but only the overdue one is due for a re-send
     assert chunks["lost_running_ids"] == [lost.pk] and chunks["lost_running_final"] == 0
     assert sorted(chunks["resend_due_ids"]) == sorted([never_sent.pk, gone.pk]) and chunks["message_missing"] == 1
@@ -151,10 +150,8 @@ def test_per_kind_counts_ages_failures_and_lost_rows(queues):
     assert interactive["oldest_queued_kind"] == "prediction_chunk" and interactive["oldest_queued_id"] == never_sent.pk
     assert interactive["level"] == "red"
     texts = {a["code"]: a["text"] for a in interactive["alerts"]}
-    assert texts["no_worker"] == "no worker consumes this queue: 4 jobs wait."
-    assert texts["waiting_long"].startswith(
-        f"the oldest job (prediction chunks (uploads, review pages) #{never_sent.pk}) has waited 10 min ")
-    assert "longer than WORK_RESEND_AFTER (60 s)" in texts["waiting_long"]
+    assert texts == {"no_worker": "no worker consumes this queue: 4 jobs wait."}
+    assert interactive["waiting"] is None  # nobody to wait for: that is the alarm above
     assert bulk["messages"] == 0 and bulk["queued"] == 1 and bulk["running"] == 1  # the training run, the scoring run
     assert {a["text"] for a in bulk["alerts"]} == {"no worker consumes this queue: 1 job waits."}
 
@@ -197,7 +194,7 @@ def test_a_message_waiting_in_the_broker_is_not_lost(queues):
     celery_app.send_task("inference.predict_chunk", args=[sent.pk], queue=queues["interactive"])
     chunks = by_kind(platform_status())["prediction_chunk"]
     assert (chunks["message_missing"], chunks["resend_due"]) == (0, 0)
-    assert codes(chunks["alerts"]) == set() and chunks["oldest_level"] == "amber"  # slow, but not lost
+    assert codes(chunks["alerts"]) == set() and chunks["level"] == "ok"  # slow, but not lost
 
 
 def test_broker_down_is_said_plainly_and_the_rows_are_still_read(settings, queues):
@@ -212,7 +209,7 @@ def test_broker_down_is_said_plainly_and_the_rows_are_still_read(settings, queue
     assert len(broker_alerts) == 1 and broker_alerts[0]["where"] == "broker"  # said once, not once per queue
     interactive = by_queue(status)[queues["interactive"]]
     assert interactive["messages"] is None and interactive["workers"] is None and interactive["queued"] == 1
-    assert codes(interactive["alerts"]) == {"broker_down", "waiting_long"}  # "no worker" is not known: not said
+    assert codes(interactive["alerts"]) == {"broker_down"}  # "no worker" is not known: not said
     chunks = by_kind(status)["prediction_chunk"]
     assert chunks["queued"] == 1 and codes(chunks["alerts"]) == {"waits_for_broker"}
     assert "the sweeper sends it once it answers" in chunks["alerts"][0]["text"]
@@ -261,9 +258,9 @@ def test_the_api_and_the_page_carry_the_same_figures(client, admin_user, reviewe
 
     page = client.get(reverse("status")).content.decode()
     data = json.loads(re.search(r'<script id="status-data" type="application/json">(.*?)</script>', page, re.S)[1])
-    assert codes(by_queue(data)[queues["bulk"]]["alerts"]) == codes(bulk["alerts"]) == {"no_worker", "waiting_long"}
+    assert codes(by_queue(data)[queues["bulk"]]["alerts"]) == codes(bulk["alerts"]) == {"no_worker"}
     assert by_kind(data)["scoring_run"]["latest_failures"][0]["error"] == "CUDA out of memory"
-    assert 'src="/static/inference/status.js"' in page and f'data-status-url="{reverse("api-status")}"' in page
+    assert 'src="/static/core/status.js"' in page and f'data-status-url="{reverse("api-status")}"' in page
 
 
 def test_the_schema_documents_the_queue_and_kind_figures(client, admin_user):
@@ -286,4 +283,28 @@ def test_a_queue_lists_the_workers_consuming_it(celery_worker_process):
     interactive = by_queue(status)["interactive"]
     assert any(name.startswith("pytest-") for name in interactive["workers"])
     assert any(name.startswith("pytest-") for name in by_queue(status)["bulk"]["workers"])
-    assert "no_worker" not in codes(interactive["alerts"]) and "waiting_long" in codes(interactive["alerts"])
+    assert codes(interactive["alerts"]) == set()  # a worker consumes it: the row's missing message is the alarm
+    assert codes(by_kind(status)["prediction_chunk"]["alerts"]) == {"never_sent"}
+    assert interactive["waiting"] is None  # not waiting its turn: lost
+
+
+def test_a_job_waiting_its_turn_behind_a_running_one_is_no_alarm(queues):
+    """Right after the first start, scoring run #2 waits on the one bulk worker behind run #1 for minutes: that is
+    the queue working as it should, not something an operator must act on."""
+    sweeper_scheduled()
+    running = aged(ScoringRun, age_s=900, status="running", attempts=1, heartbeat_at=ago(5), last_sent_at=ago(900))
+    waiting = aged(ScoringRun, age_s=388, last_sent_at=ago(388))
+    celery_app.send_task("review.score_labels", args=[waiting.pk], queue=queues["bulk"])  # its message waits
+    status = platform_status()
+    scoring = by_kind(status)["scoring_run"]
+    assert (scoring["queued"], scoring["running"], scoring["oldest_wait"]) == (1, 1, "6 min 28 s")
+    assert (scoring["level"], scoring["alerts"], scoring["running_id"]) == ("ok", [], running.pk)
+
+    bulk_entry = by_queue(status)[queues["bulk"]]
+    consumed = queue_status(queues["bulk"], messages=bulk_entry["messages"],
+                            workers=[{"name": "bulk@host", "queues": [queues["bulk"]]}], kinds=status["jobs_by_kind"])
+    assert (consumed["level"], consumed["alerts"]) == ("ok", [])
+    assert consumed["waiting"] == f"1 job waits its turn behind label-scoring runs #{running.pk}."
+    # The same row without its message, or behind a worker that stopped beating, is an alarm.
+    ScoringRun.objects.filter(pk=running.pk).update(heartbeat_at=ago(600))
+    assert codes(by_kind(platform_status())["scoring_run"]["alerts"]) == {"lost_running"}

@@ -15,10 +15,20 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.broker import queue_lengths, queue_messages
-from apps.core.work import work_claim, work_heartbeat, work_kind, work_kinds, work_release, work_sweep
-from apps.inference.kinds import PREDICTION_CHUNK, SPLIT_JOB
+from apps.core.work import (
+    task_queue,
+    work_cancel,
+    work_claim,
+    work_heartbeat,
+    work_kind,
+    work_kinds,
+    work_release,
+    work_run,
+    work_sweep,
+)
 from apps.inference.models import InferenceJob, PredictionChunk, PredictionFailure
-from apps.inference.services.chunks import prediction_chunks_create
+from apps.inference.services.chunks import PREDICTION_CHUNK, prediction_chunks_create
+from apps.inference.services.jobs import SPLIT_JOB
 from tests.faces.factories import DatasetFactory, FaceImageFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,10 +51,17 @@ def waiting(queue: str) -> list[tuple]:
     return [m.args for m in queue_messages((queue,))]
 
 
-def test_every_kind_is_registered_with_its_queue_from_the_route_table():
+def test_every_kind_is_declared_once_with_its_task_and_queue():
+    from ferplatform.celery import app
+
     kinds = {k.name: k.queue for k in work_kinds()}
     assert kinds == {"prediction_chunk": "interactive", "split_job": "bulk", "scoring_run": "bulk",
                      "training_run": "bulk", "faithfulness_run": "bulk"}
+    app.loader.import_default_modules()
+    for kind in work_kinds():
+        task = app.tasks[kind.task]  # made from the kind by work_task: its name and queue come from there
+        assert (task_queue(kind.task), task.__name__) == (kind.queue, f"{kind.name}_task")
+        assert kind.routed_queue == kind.queue and not django_settings.CELERY_TASK_ROUTES  # overrides only
 
 
 def test_a_chunk_is_sent_only_after_its_transaction_commits(own_queues):
@@ -160,3 +177,46 @@ def test_a_process_that_never_imported_a_task_module_still_sends_its_rows(own_qu
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "True"
     assert waiting(own_queues["inference.predict_split"]) == [(987654,)]
+
+
+def test_the_runner_records_every_outcome_the_same_way(active_version, django_capture_on_commit_callbacks, own_queues):
+    """One runner for every kind: success, a transient error (queued again and sent), a final failure with the
+    reason, a cancel before the claim, and a second delivery that finds the row taken."""
+    dataset = DatasetFactory()
+    FaceImageFactory.create_batch(3, dataset=dataset, split="PublicTest")
+    job = InferenceJob.objects.create(dataset=dataset, split="PublicTest", methods=[])
+    done = work_run(SPLIT_JOB, job.pk, batch_size=2)
+    assert (done.status, done.done, done.total, done.attempts, done.error) == ("succeeded", 3, 3, 1, "")
+    assert done.progress == {"kind": "predict", "done": 3, "total": 3} and done.worker and done.finished_at
+    assert work_run(SPLIT_JOB, job.pk) is None  # another delivery of the same message: nothing to do
+
+    active_version.status = "archived"
+    active_version.save()
+    flaky = InferenceJob.objects.create(dataset=dataset, split="PublicTest", methods=[])
+    with django_capture_on_commit_callbacks(execute=True):
+        released = work_run(SPLIT_JOB, flaky.pk, release_transient=True)  # no active version yet: worth another try
+    assert released.status == "queued" and "attempt 1 of 3 ended: NoActiveModelVersion" in released.error
+    assert waiting(own_queues["inference.predict_split"]) == [(flaky.pk,)]
+    with pytest.raises(Exception, match="no active model version"):
+        work_run(SPLIT_JOB, flaky.pk, raise_errors=True)  # a command or test: recorded, then raised
+    flaky.refresh_from_db()
+    assert (flaky.status, flaky.attempts) == ("failed", 2) and flaky.error.startswith("NoActiveModelVersion")
+
+    cancelled = work_cancel(SPLIT_JOB, InferenceJob.objects.create(dataset=dataset, split="PublicTest").pk)
+    assert (cancelled.status, cancelled.error) == ("cancelled", "cancelled by an admin")
+    assert work_run(SPLIT_JOB, cancelled.pk) is None and cancelled.attempts == 0
+
+
+def test_an_interrupted_job_is_never_left_running(active_version):
+    """Ctrl-C in a command (or a worker's cold shutdown) ends the attempt on the row before it propagates."""
+    dataset = DatasetFactory()
+    FaceImageFactory.create_batch(2, dataset=dataset, split="PublicTest")
+    job = InferenceJob.objects.create(dataset=dataset, split="PublicTest", methods=[])
+
+    def ctrl_c(event):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        work_run(SPLIT_JOB, job.pk, echo=ctrl_c, batch_size=1)
+    job.refresh_from_db()
+    assert (job.status, job.error, job.done) == ("failed", "interrupted (KeyboardInterrupt)", 1)

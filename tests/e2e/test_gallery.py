@@ -14,10 +14,7 @@ from apps.inference.models import Explanation
 from tests.accounts.factories import PASSWORD
 from tests.gallery import conftest as gallery_fixtures
 
-tiny_checkpoint = gallery_fixtures.tiny_checkpoint
-active_version = gallery_fixtures.active_version
-fresh_runtime = gallery_fixtures.fresh_runtime
-gallery_data = gallery_fixtures.gallery_data
+gallery_data = gallery_fixtures.gallery_data  # the gallery tests' data set (its checkpoint: tests/conftest.py)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

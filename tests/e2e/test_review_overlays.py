@@ -11,7 +11,7 @@ from apps.inference import runtime
 from apps.inference.models import Explanation
 from apps.inference.services.registry import model_version_register
 from tests.accounts.factories import PASSWORD, UserFactory
-from tests.inference.conftest import write_tiny_checkpoint
+from tests.helpers import write_tiny_checkpoint
 from tests.review.factories import ReviewItemFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transaction=True)]

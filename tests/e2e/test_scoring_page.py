@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transac
 
 
 def test_start_watch_cancel_and_resume_scoring_runs(live_server, page, shared_media_root, settings, tmp_path):
-    from tests.inference.conftest import write_tiny_checkpoint
+    from tests.helpers import write_tiny_checkpoint
 
     settings.INFERENCE_REFRESH_ON_ACTIVATE = False
     UserFactory(username="ada", roles=[Role.ADMIN], is_staff=True)

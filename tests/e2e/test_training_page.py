@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transac
 
 def test_retrain_now_shows_live_progress_curves_and_the_result(live_server, page, shared_media_root, settings,
                                                                  tmp_path):
-    from tests.inference.conftest import write_tiny_checkpoint
+    from tests.helpers import write_tiny_checkpoint
 
     UserFactory(username="ada", roles=[Role.ADMIN], is_staff=True)
     synthetic_faces(test_per_class=0)  # no PublicTest: the gate keeps the new version inactive (nothing re-queued)

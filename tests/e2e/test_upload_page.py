@@ -5,18 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from apps.inference.services.registry import model_version_register
 from tests.accounts.factories import PASSWORD, UserFactory
 from tests.uploads import samples
-from tests.uploads.checkpoints import tiny_checkpoint_write
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def active_version(tmp_path):
-    return model_version_register(checkpoint_path=tiny_checkpoint_write(tmp_path / "tiny.pt"), name="tiny-e2e",
-                                  activate=True)
 
 
 def log_in(page, live_server, username: str) -> None:

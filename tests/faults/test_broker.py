@@ -154,7 +154,7 @@ def test_an_upload_while_the_broker_is_down_gets_201_and_finishes_once_it_is_bac
           "after it was sent")
     upload.chunk.refresh_from_db()
     assert upload.status == Upload.Status.DONE and upload.model_version == version, upload.error
-    assert (upload.chunk.status, upload.chunk.attempts) == (PredictionChunk.Status.DONE, 1)
+    assert (upload.chunk.status, upload.chunk.attempts) == (PredictionChunk.Status.SUCCEEDED, 1)
     assert_each_face_predicted_and_explained_once(media_root, faces=1)
     assert face_file.is_file() and files_before <= media_files(media_root)  # nothing deleted
     assert http.get(f"{web.url}/api/uploads/{upload.pk}/", timeout=10).json()["status"] == "done"
@@ -166,7 +166,7 @@ def test_an_upload_while_the_broker_is_down_gets_201_and_finishes_once_it_is_bac
     assert chunk.last_sent_at is not None
     wait_until(lambda: worker.tasks_succeeded("inference.predict_chunk") == 2, timeout=30,
                what="the upload sent after the outage")
-    assert PredictionChunk.objects.get(pk=chunk.pk).status == PredictionChunk.Status.DONE
+    assert PredictionChunk.objects.get(pk=chunk.pk).status == PredictionChunk.Status.SUCCEEDED
     assert_each_face_predicted_and_explained_once(media_root, faces=2)
     assert worker.process.alive()
     # Last, so that everything above is checked whatever the timing: the request did not wait on the broker.
@@ -209,8 +209,8 @@ def test_work_queued_while_redis_restarts_is_done_exactly_once(platform, reviewe
     started = time.monotonic()
 
     def all_finished():
-        return (not PredictionChunk.objects.exclude(status__in=["done", "failed"]).exists()
-                and not InferenceJob.objects.exclude(status__in=["done", "failed"]).exists()
+        return (not PredictionChunk.objects.exclude(status__in=["succeeded", "failed"]).exists()
+                and not InferenceJob.objects.exclude(status__in=["succeeded", "failed"]).exists()
                 and not TrainingRun.objects.filter(status__in=["queued", "running"]).exists())
 
     tasks = {"inference.predict_chunk": 3, "inference.predict_split": 1, "training.run": 1}
@@ -225,10 +225,10 @@ def test_work_queued_while_redis_restarts_is_done_exactly_once(platform, reviewe
           f"the {'worker was started' if appendonly else 'sweep'}")
 
     for chunk in PredictionChunk.objects.all():
-        assert (chunk.status, chunk.attempts) == ("done", 1), chunk.error
+        assert (chunk.status, chunk.attempts) == ("succeeded", 1), chunk.error
     job.refresh_from_db()
     run.refresh_from_db()
-    assert (job.status, job.attempts, job.done, job.total) == ("done", 1, 70, 70), job.error
+    assert (job.status, job.attempts, job.done, job.total) == ("succeeded", 1, 70, 70), job.error
     assert (run.status, run.attempts) == (TrainingRun.Status.SUCCEEDED, 1), run.error
     assert ModelVersion.objects.count() == 2 and run.model_version is not None  # the active one, and the trained one
     checkpoints = {str(p.relative_to(media_root)) for p in media_files(media_root, "models")}

@@ -152,13 +152,13 @@ def test_postgres_restart_answers_503_then_recovers_without_restarting_anything(
                       "u.face_id), (SELECT count(*) FROM inference_explanation e WHERE e.face_id = u.face_id) FROM "
                       "uploads_upload u JOIN inference_predictionchunk c ON c.id = u.chunk_id WHERE u.id = %s",
                       (upload["id"],), database="ferplatform")
-    assert rows == [("done", 1, 1, 1)]
+    assert rows == [("succeeded", 1, 1, 1)]
     assert worker.process.alive()
 
     # The split job: finished on the same bulk worker, each face predicted and explained once, one file per heatmap.
-    wait_until(lambda: job_row(pg, job)[0] in ("done", "failed") and bulk.tasks_ended("inference.predict_split") >= 2,
-               timeout=60, what="the split job to finish")
-    assert job_row(pg, job) == ("done", 2, setup["faces"], setup["faces"])
+    wait_until(lambda: job_row(pg, job)[0] in ("succeeded", "failed")
+               and bulk.tasks_ended("inference.predict_split") >= 2, timeout=60, what="the split job to finish")
+    assert job_row(pg, job) == ("succeeded", 2, setup["faces"], setup["faces"])
     counts = pg.execute(
         "SELECT (SELECT count(*) FROM inference_prediction), (SELECT count(DISTINCT face_id) FROM "
         "inference_prediction), (SELECT count(*) FROM inference_explanation), (SELECT count(*) FROM "

@@ -109,7 +109,7 @@ def test_a_split_job_killed_mid_batch_redoes_that_batch_once(settings, tmp_path)
     assert "stopped sending heartbeats" in cut["error_after_sweep"]  # queued again (and sent) with the reason
 
     job = InferenceJob.objects.get(pk=cycle.job_id)
-    assert cycle.status == job.status == "done", job.error
+    assert cycle.status == job.status == "succeeded", job.error
     assert job.done == job.total == 96 and job.attempts == 2
     checks = cycle.checks
     assert checks["ok"], {**checks, "cut": cut}  # one row per face / key, and each overlay file owned by one row
@@ -211,7 +211,7 @@ def test_checkpoints_on_a_full_disk_fail_the_run_and_keep_the_active_model(setti
             run.refresh_from_db()
             assert run.status == TrainingRun.Status.FAILED, run.error
             assert "No space left on device while writing a checkpoint" in run.error, run.error
-            assert [p["epoch"] for p in run.progress] == [1]
+            assert [p["epoch"] for p in run.history] == [1]
             kept = training_dir_audit(training)
             assert kept["broken"] == kept["stray"] == [], kept  # epoch 1's files, whole: the run can resume
             assert sorted(n.rsplit("/", 1)[-1] for n in kept["whole"]) == ["model.pt", "model.pt.state"], kept

@@ -13,14 +13,8 @@ from apps.inference.services.predictions import predict_and_explain
 from apps.inference.services.registry import model_version_register
 from apps.review.models import LabelHistory, LabelScore, ReviewItem, ScoringRun, Vote
 from tests.faces.factories import FaceImageFactory
-from tests.inference import conftest as inference_fixtures
 
-# The inference tests' small real checkpoints and active version, shared here.
-tiny_checkpoint = inference_fixtures.tiny_checkpoint
-tiny_checkpoint_v2 = inference_fixtures.tiny_checkpoint_v2
-active_version = inference_fixtures.active_version
-fresh_runtime = inference_fixtures.fresh_runtime
-
+# tiny_checkpoint, tiny_checkpoint_v2 and active_version are the shared ones (tests/conftest.py).
 
 VISIBLE = (Split.TRAINING, Split.PUBLIC_TEST)  # PrivateTest only for admins when enabled; uploads never
 

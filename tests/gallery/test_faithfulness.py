@@ -25,7 +25,7 @@ def test_command_stores_one_score_per_method_and_the_page_shows_them(client, res
     assert "ROAD" in capsys.readouterr().out
     # Measuring again replaces the score instead of adding one; a second delivery of the same run does nothing.
     run = faithfulness_enqueue(version=version, methods=["gradcam"], sample_size=4)
-    assert faithfulness_task(run.pk)["status"] == "done"
+    assert faithfulness_task(run.pk)["status"] == "succeeded"
     assert faithfulness_task(run.pk)["status"] == "not claimed"
     run.refresh_from_db()
     assert run.attempts == 1 and run.finished_at
@@ -93,7 +93,7 @@ def test_queued_measurement_runs_on_a_real_worker(shared_media_root, client, adm
     row = FaithfulnessScore.objects.get(model_version=gallery_data.version)
     assert (row.method, row.sample_size, row.split) == ("gradcam", 4, "PublicTest") and math.isfinite(row.mean)
     run = FaithfulnessRun.objects.get(pk=response.json()["run"])
-    while run.status != FaithfulnessRun.Status.DONE:
+    while run.status != FaithfulnessRun.Status.SUCCEEDED:
         assert time.monotonic() < deadline, f"the run stayed {run.status}"
         time.sleep(0.2)
         run.refresh_from_db()

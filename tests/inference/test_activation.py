@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from apps.faces.models import Split
 from apps.inference.models import InferenceJob, ModelVersion
 from apps.inference.services.registry import model_version_register
 from apps.review.models import ScoringRun
 from tests.faces.factories import FaceImageFactory
+from tests.helpers import api_client
 
 pytestmark = pytest.mark.django_db
 
@@ -26,12 +26,6 @@ def two_versions(tiny_checkpoint, tiny_checkpoint_v2, settings):
     return first, second
 
 
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
 def follow_up(version: ModelVersion) -> tuple[list[tuple], list[tuple]]:
     jobs = [(j.split, j.total, j.methods, j.status) for j in InferenceJob.objects.filter(model_version=version)]
     runs = [(r.method, r.model_version_id, r.blend_active) for r in
@@ -40,12 +34,12 @@ def follow_up(version: ModelVersion) -> tuple[list[tuple], list[tuple]]:
 
 
 def activate_by_api(user, version):
-    response = api(user).post(f"/api/models/{version.pk}/activate")
+    response = api_client(user).post(f"/api/models/{version.pk}/activate")
     assert response.status_code == 200, response.content
 
 
 def promote_by_api(user, version):
-    response = api(user).post(f"/api/models/{version.pk}/promote")
+    response = api_client(user).post(f"/api/models/{version.pk}/promote")
     assert response.status_code == 200, response.content
 
 
@@ -83,7 +77,7 @@ def test_activating_the_active_version_again_queues_nothing(two_versions, admin_
 def test_rollback_goes_through_the_same_service(two_versions, admin_user):
     first, second = two_versions
     activate_by_api(admin_user, second)
-    response = api(admin_user).post("/api/models/rollback")
+    response = api_client(admin_user).post("/api/models/rollback")
     assert response.status_code == 200 and response.json()["id"] == first.pk
     assert follow_up(first) == ([(Split.PUBLIC_TEST, 3, ["gradcam"], "queued")],
                                 [("in_sample", second.pk, False), ("out_of_fold", second.pk, True),  # activating 2nd

@@ -20,8 +20,8 @@ def test_predict_split_command_covers_the_split_with_progress(active_version):
     call_command("predict_split", "--dataset", "tiny", "--split", "publictest", "--method", "gradcam",
                  "--batch-size", "2", stdout=out, stderr=err)
     job = InferenceJob.objects.get()
-    assert (job.status, job.done, job.total, job.model_version) == ("done", 5, 5, active_version)
-    assert f"job #{job.pk} done: 5/5 images of tiny/PublicTest" in out.getvalue()
+    assert (job.status, job.done, job.total, job.model_version) == ("succeeded", 5, 5, active_version)
+    assert f"job #{job.pk} succeeded: 5/5 images of tiny/PublicTest" in out.getvalue()
     assert "5/5" in err.getvalue()  # the tqdm bar
     assert Prediction.objects.count() == 5 and Explanation.objects.filter(method="gradcam").count() >= 5
     call_command("predict_split", "--dataset", "tiny", "--split", "PublicTest", stdout=io.StringIO(),
@@ -60,4 +60,4 @@ def test_admin_action_on_a_dataset_queues_a_job(client, admin_user, active_versi
     predict_split_task(job.pk)
     assert predict_split_task(job.pk)["status"] == "not claimed"
     job.refresh_from_db()
-    assert (job.status, job.done) == ("done", 3)
+    assert (job.status, job.done) == ("succeeded", 3)

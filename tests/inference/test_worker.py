@@ -19,11 +19,11 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 def predicted_on_the_worker(face_ids: list[int], timeout: float = 120) -> PredictionChunk:
     (chunk,) = prediction_chunks_create(face_ids=face_ids, methods=["gradcam"])  # sent at once: no transaction
     deadline = time.monotonic() + timeout
-    while chunk.status not in ("done", "failed"):
+    while chunk.status not in ("succeeded", "failed"):
         assert time.monotonic() < deadline, f"chunk {chunk.pk} stayed {chunk.status}"
         time.sleep(0.1)
         chunk.refresh_from_db()
-    assert chunk.status == "done", chunk.error
+    assert chunk.status == "succeeded", chunk.error
     return chunk
 
 

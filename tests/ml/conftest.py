@@ -28,8 +28,6 @@ def write_kaggle_csv(path: Path, n_train: int = 280, n_test: int = 70, seed: int
     return path
 
 
-TINY_ARCH = {"widths": (8, 16, 16, 32), "depths": (1, 1, 1, 1)}
-
 
 @pytest.fixture(scope="session")
 def kaggle_csv(tmp_path_factory) -> Path:

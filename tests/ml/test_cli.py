@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -8,11 +10,21 @@ from pathlib import Path
 import pytest
 import torch
 
+from ml.cli import main
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_ml(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ml", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    """``python -m ml *args`` in this process (``ml.cli.main``): its exit code, stdout and stderr. A new process would
+    import torch again for every command; one test below runs the real ``python -m ml``."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse: --help, a usage error
+            code = exc.code
+    return subprocess.CompletedProcess(["python", "-m", "ml", *args], code, out.getvalue(), err.getvalue())
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, needle: str) -> None:
@@ -79,6 +91,13 @@ def test_predict_and_explain(trained, tmp_path):
 def test_missing_file(tmp_path):
     assert_one_line_error(run_ml("train", "--csv", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "m.pt")),
                           "no such file")
+
+
+def test_python_m_ml_runs_as_a_process_with_its_exit_code_and_one_line_errors(tmp_path):
+    """The one real process: ``python -m ml`` starts, runs ``main`` and exits with its code, no traceback."""
+    proc = subprocess.run([sys.executable, "-m", "ml", "train", "--csv", str(tmp_path / "nope.csv"), "--out",
+                           str(tmp_path / "m.pt")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert_one_line_error(proc, "no such file")
 
 
 def test_malformed_csv(tmp_path):

@@ -6,8 +6,9 @@ import torch
 
 from ml.explain import METHODS, explain, map_to_uint8
 from ml.models import create_model
+from tests.helpers import TINY_ARCH
 
-from .conftest import TINY_ARCH, synthetic_faces
+from .conftest import synthetic_faces
 
 
 @pytest.fixture(scope="module")

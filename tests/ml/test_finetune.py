@@ -12,8 +12,7 @@ from ml.evaluate import evaluate
 from ml.models import create_model
 from ml.recipes import get_recipe
 from ml.train import TrainingError, build_state, fit
-
-from .conftest import TINY_ARCH
+from tests.helpers import TINY_ARCH
 
 FINETUNE = get_recipe("finetune").with_overrides(arch="fer_vgg", arch_kwargs=TINY_ARCH, batch_size=32)
 SCRATCH = get_recipe("default").with_overrides(arch="fer_vgg", arch_kwargs=TINY_ARCH, batch_size=32, lr=0.05,

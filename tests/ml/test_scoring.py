@@ -15,8 +15,9 @@ from ml.scoring import (
     score_from_probabilities,
     score_labels,
 )
+from tests.helpers import TINY_ARCH
 
-from .conftest import TINY_ARCH, synthetic_faces
+from .conftest import synthetic_faces
 
 RECIPE = get_recipe("scoring").with_overrides(arch_kwargs=TINY_ARCH, batch_size=32)
 

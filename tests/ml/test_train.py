@@ -13,8 +13,9 @@ from ml.data import FaceArrays, balanced_class_weights
 from ml.evaluate import evaluate, predict_proba
 from ml.recipes import Recipe, apply_overrides, get_recipe
 from ml.train import TrainingError, build_state, fit, train_one_epoch, train_size, validate_epoch
+from tests.helpers import TINY_ARCH
 
-from .conftest import TINY_ARCH, synthetic_faces
+from .conftest import synthetic_faces
 
 RECIPE = get_recipe("default").with_overrides(arch="fer_vgg", arch_kwargs=TINY_ARCH, batch_size=32, lr=0.05)
 # Nothing random between the data and the loss (no augmentation, dropout, mixup or smoothing; fp32), so that the loss

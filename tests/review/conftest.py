@@ -36,5 +36,6 @@ def review_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     base = tmp_path_factory.mktemp("review-worker")
     queue = f"review-test-{os.getpid()}"
     with running_worker(name=f"review-{os.getpid()}", queues=queue, log=base / "worker.log",
-                        env={"MEDIA_ROOT": str(base / "media"), "REVIEW_SCORING_DIR": str(base / "scoring")}):
+                        env={"MEDIA_ROOT": str(base / "media"), "REVIEW_SCORING_DIR": str(base / "scoring"),
+                             "REVIEW_OVERLAY_PRECOMPUTE": "5000"}):  # off in the test settings, the subject here
         yield queue, base / "media"

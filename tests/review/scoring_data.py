@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from apps.faces.services import FaceRecord, FaceWriter, dataset_get_or_create
+from tests.helpers import TINY_ARCH
 
-TINY_RECIPE = {"arch_kwargs": {"widths": (8, 16, 16, 32), "depths": (1, 1, 1, 1)}, "batch_size": 32}
+TINY_RECIPE = {"arch_kwargs": dict(TINY_ARCH), "batch_size": 32}
 
 
 def synthetic_faces(per_class: int = 8, seed: int = 0) -> None:

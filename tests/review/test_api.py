@@ -10,33 +10,28 @@ from apps.review.choices import UNSURE
 from apps.review.models import ReviewItem, Skip, Vote
 from apps.review.services import review_item_next_for
 from tests.api_errors import error_body
+from tests.helpers import api_client
 
 from .factories import ReviewItemFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
 def test_only_reviewers_and_admins_use_the_queue(reviewer, researcher, admin_user):
     item = ReviewItemFactory()
     assert APIClient().get("/api/review/items/next").status_code in (401, 403)
-    assert client_for(researcher).get("/api/review/items/next").status_code == 403
-    assert client_for(researcher).post(f"/api/review/items/{item.pk}/votes", {"choice": 1}).status_code == 403
-    assert client_for(reviewer).get("/api/review/items/next").status_code == 200
-    assert client_for(admin_user).get("/api/review/stats").status_code == 200
-    assert client_for(reviewer).post(f"/api/review/items/{item.pk}/reopen").status_code == 403
-    assert client_for(reviewer).get("/api/review/export/kaggle.csv").status_code == 403
-    assert client_for(researcher).get("/api/review/export/history.csv").status_code == 200
+    assert api_client(researcher).get("/api/review/items/next").status_code == 403
+    assert api_client(researcher).post(f"/api/review/items/{item.pk}/votes", {"choice": 1}).status_code == 403
+    assert api_client(reviewer).get("/api/review/items/next").status_code == 200
+    assert api_client(admin_user).get("/api/review/stats").status_code == 200
+    assert api_client(reviewer).post(f"/api/review/items/{item.pk}/reopen").status_code == 403
+    assert api_client(reviewer).get("/api/review/export/kaggle.csv").status_code == 403
+    assert api_client(researcher).get("/api/review/export/history.csv").status_code == 200
 
 
 def test_next_vote_undo_skip_through_the_api(reviewers):
     first, second = ReviewItemFactory(priority=0.1), ReviewItemFactory(priority=0.2)
-    api = client_for(reviewers[0])
+    api = api_client(reviewers[0])
     body = api.get("/api/review/items/next", {"count": 2}).json()
     assert [i["id"] for i in body["items"]] == [first.pk, second.pk]
     shown = body["items"][0]
@@ -58,13 +53,13 @@ def test_next_vote_undo_skip_through_the_api(reviewers):
 def test_votes_are_blind_until_you_vote(reviewers, admin_user):
     item = ReviewItemFactory()
     assert [i.pk for i in review_item_next_for(user=reviewers[0])] == [item.pk]
-    client_for(reviewers[0]).post(f"/api/review/items/{item.pk}/votes", {"choice": 2}, format="json")
-    second = client_for(reviewers[1])
+    api_client(reviewers[0]).post(f"/api/review/items/{item.pk}/votes", {"choice": 2}, format="json")
+    second = api_client(reviewers[1])
     served = second.get("/api/review/items/next").json()["items"][0]
     assert served["id"] == item.pk and "votes" not in served and "2" not in str(served.get("choice", ""))
     detail = second.get(f"/api/review/items/{item.pk}").json()  # leased to reviewer1 now, so readable
     assert detail["votes"] is None  # not before voting
-    assert client_for(admin_user).get(f"/api/review/items/{item.pk}").json()["votes"][0]["choice"] == 2
+    assert api_client(admin_user).get(f"/api/review/items/{item.pk}").json()["votes"][0]["choice"] == 2
     second.post(f"/api/review/items/{item.pk}/votes", {"choice": UNSURE}, format="json")
     votes = second.get(f"/api/review/items/{item.pk}").json()["votes"]
     assert [(v["reviewer"], v["choice"]) for v in votes] == [("reviewer0", 2), ("reviewer1", UNSURE)]
@@ -74,14 +69,14 @@ def test_item_detail_shows_history_and_admin_reopen(reviewers, admin_user):
     item = ReviewItemFactory()
     for reviewer in reviewers[:2]:
         assert [i.pk for i in review_item_next_for(user=reviewer)] == [item.pk]
-        client_for(reviewer).post(f"/api/review/items/{item.pk}/votes", {"choice": 0}, format="json")
-    detail = client_for(reviewers[0]).get(f"/api/review/items/{item.pk}").json()
+        api_client(reviewer).post(f"/api/review/items/{item.pk}/votes", {"choice": 0}, format="json")
+    detail = api_client(reviewers[0]).get(f"/api/review/items/{item.pk}").json()
     assert detail["status"] == "settled" and detail["settled_label"] == 0
     assert [(h["kind"], h["old_label"], h["new_label"]) for h in detail["history"]] == [("quorum", 3, 0)]
-    reopened = client_for(admin_user).post(f"/api/review/items/{item.pk}/reopen").json()
+    reopened = api_client(admin_user).post(f"/api/review/items/{item.pk}/reopen").json()
     assert reopened["status"] == "reopened" and reopened["round"] == 2
-    assert client_for(admin_user).post(f"/api/review/items/{item.pk}/reopen").status_code == 409
-    settled = client_for(admin_user).post(f"/api/review/items/{item.pk}/settle", {"choice": 5}, format="json").json()
+    assert api_client(admin_user).post(f"/api/review/items/{item.pk}/reopen").status_code == 409
+    settled = api_client(admin_user).post(f"/api/review/items/{item.pk}/settle", {"choice": 5}, format="json").json()
     assert settled["status"] == "settled" and settled["history"][-1]["actor"] == "ada-admin"
 
 
@@ -89,24 +84,24 @@ def test_stats_agreement_and_gold(reviewers, admin_user):
     items = ReviewItemFactory.create_batch(3)
     gold_face = items[2].face
     ReviewItem.objects.filter(pk=items[2].pk).delete()
-    gold = client_for(admin_user).post("/api/review/gold", {"face": gold_face.pk, "label": 3}, format="json")
+    gold = api_client(admin_user).post("/api/review/gold", {"face": gold_face.pk, "label": 3}, format="json")
     assert gold.status_code == 201 and gold.json()["gold_label"] == 3
     votes = {0: (4, 4, 3), 1: (4, 5, 3)}  # reviewer -> choices on items[0], items[1], gold
     for r, choices in votes.items():
-        api = client_for(reviewers[r])
+        api = api_client(reviewers[r])
         assert len(review_item_next_for(user=reviewers[r], count=3)) == 3  # leases all three
         for item_id, choice in zip([items[0].pk, items[1].pk, gold.json()["id"]], choices, strict=True):
             assert api.post(f"/api/review/items/{item_id}/votes", {"choice": choice}, format="json").status_code == 201
-    stats = client_for(reviewers[0]).get("/api/review/stats").json()
+    stats = api_client(reviewers[0]).get("/api/review/stats").json()
     assert stats["settled"] == 1 and stats["open"] == 1 and stats["gold"] is None and stats["votes"] == 6
-    assert client_for(admin_user).get("/api/review/stats").json()["gold"] == 1  # gold figures: admins only
-    agreement = client_for(admin_user).get("/api/review/agreement").json()
+    assert api_client(admin_user).get("/api/review/stats").json()["gold"] == 1  # gold figures: admins only
+    agreement = api_client(admin_user).get("/api/review/agreement").json()
     rows = {r["reviewer"]: r for r in agreement["reviewers"]}
     assert rows["reviewer0"]["agreement"] == 1.0 and rows["reviewer0"]["gold_accuracy"] == 1.0
     assert rows["reviewer1"]["on_settled"] == 1 and rows["reviewer1"]["gold_votes"] == 1
     assert agreement["kappa_items"] == 2 and agreement["fleiss_kappa"] is not None
     # A reviewer: their own row, no gold figures, kappa over decided rounds (items[1] is still open).
-    own = client_for(reviewers[0]).get("/api/review/agreement").json()
+    own = api_client(reviewers[0]).get("/api/review/agreement").json()
     assert [(r["reviewer"], r["agreement"]) for r in own["reviewers"]] == [("reviewer0", 1.0)]
     assert "gold_accuracy" not in own["reviewers"][0] and own["kappa_items"] == 1
 
@@ -114,12 +109,12 @@ def test_stats_agreement_and_gold(reviewers, admin_user):
 def test_model_view_says_when_no_model_is_active(reviewer):
     item = ReviewItemFactory()
     review_item_next_for(user=reviewer)  # reviewers read the items leased to them
-    body = client_for(reviewer).get(f"/api/review/items/{item.pk}/model").json()
+    body = api_client(reviewer).get(f"/api/review/items/{item.pk}/model").json()
     assert body["model_active"] is False and body["overlays"] == {}
 
 
 def test_endpoints_are_in_the_openapi_schema(admin_user):
-    response = client_for(admin_user).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    response = api_client(admin_user).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     paths = response.json()["paths"]
     for path in ["/api/review/items/next", "/api/review/items/{item_id}/votes", "/api/review/votes/undo",
@@ -148,7 +143,7 @@ def test_model_view_never_computes_it_queues_the_missing_overlays(reviewer, djan
     model_version_register(checkpoint_path=default, name="default", activate=True)
     item = ReviewItemFactory(suggested_label=5)
     review_item_next_for(user=reviewer)  # leased (by the service: the API would queue the overlays here already)
-    client = client_for(reviewer)
+    client = api_client(reviewer)
     with django_capture_on_commit_callbacks(execute=False) as queued:
         body = client.get(f"/api/review/items/{item.pk}/model").json()
     # The read computed nothing: no heatmap is stored, both are pending, and work was queued for a worker.
@@ -172,7 +167,7 @@ def test_a_reviewer_cannot_vote_on_or_skip_an_item_not_leased_to_them(reviewers)
     free, others = ReviewItemFactory(priority=0.1), ReviewItemFactory(priority=0.2)
     review_item_next_for(user=reviewers[1], count=2)  # both leased to reviewer1 ...
     ReviewItem.objects.filter(pk=free.pk).update(lease_holder=None, lease_expires_at=None)  # ... free let go
-    api = client_for(reviewers[0])
+    api = api_client(reviewers[0])
     missing = error_body(api.post("/api/review/items/999999/votes", {"choice": 1}, format="json"))
     for item in (free, others):
         vote = api.post(f"/api/review/items/{item.pk}/votes", {"choice": 1}, format="json")
@@ -189,7 +184,7 @@ def test_a_reviewer_cannot_vote_on_or_skip_an_item_not_leased_to_them(reviewers)
 
 def test_an_admin_may_vote_on_any_open_item(reviewers, admin_user):
     item = ReviewItemFactory()
-    response = client_for(admin_user).post(f"/api/review/items/{item.pk}/votes", {"choice": 2}, format="json")
+    response = api_client(admin_user).post(f"/api/review/items/{item.pk}/votes", {"choice": 2}, format="json")
     assert response.status_code == 201, response.content
     assert list(Vote.objects.values_list("item_id", "reviewer_id", "choice")) == [(item.pk, admin_user.pk, 2)]
 
@@ -198,7 +193,7 @@ def test_a_reviewer_whose_lease_ran_out_may_still_vote_and_skip(reviewers):
     voted, skipped = ReviewItemFactory(priority=0.1), ReviewItemFactory(priority=0.2)
     assert [i.pk for i in review_item_next_for(user=reviewers[0], count=2)] == [voted.pk, skipped.pk]
     ReviewItem.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))  # nobody took them since
-    api = client_for(reviewers[0])
+    api = api_client(reviewers[0])
     assert api.post(f"/api/review/items/{voted.pk}/votes", {"choice": 2}, format="json").status_code == 201
     assert api.post(f"/api/review/items/{skipped.pk}/skip").status_code == 204
     assert list(Vote.objects.values_list("item_id", "reviewer_id")) == [(voted.pk, reviewers[0].pk)]

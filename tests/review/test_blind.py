@@ -12,12 +12,12 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from apps.review.choices import UNSURE
 from apps.review.models import LabelScore, ReviewItem, ScoringRun
 from tests.api_errors import error_body
 from tests.faces.factories import FaceImageFactory
+from tests.helpers import api_client
 
 from .factories import ReviewItemFactory, leased_to
 
@@ -26,21 +26,15 @@ pytestmark = pytest.mark.django_db
 PROBABILITIES = [0.05, 0.05, 0.1, 0.2, 0.1, 0.45, 0.05]
 
 
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
 def vote(user, item_id: int, choice: int) -> dict:
     leased_to(ReviewItem.objects.get(pk=item_id), user)  # as if the queue had handed it out
-    response = client_for(user).post(f"/api/review/items/{item_id}/votes", {"choice": choice}, format="json")
+    response = api_client(user).post(f"/api/review/items/{item_id}/votes", {"choice": choice}, format="json")
     assert response.status_code == 201, response.content
     return response.json()
 
 
 def detail(user, item_id: int):
-    return client_for(user).get(f"/api/review/items/{item_id}")
+    return api_client(user).get(f"/api/review/items/{item_id}")
 
 
 # --- blind votes in the item's detail and history -----------------------------------------------------------------
@@ -50,7 +44,7 @@ def test_history_after_an_undo_hides_the_rounds_remaining_votes(reviewers):
     r0, r1, r2 = reviewers[:3]
     vote(r0, item.pk, 4)
     vote(r1, item.pk, 4)  # settles
-    assert client_for(r1).post("/api/review/votes/undo").status_code == 200  # reopens it, leased back to r1
+    assert api_client(r1).post("/api/review/votes/undo").status_code == 200  # reopens it, leased back to r1
 
     response = detail(r1, item.pk)
     assert response.status_code == 200
@@ -66,7 +60,7 @@ def test_history_after_an_undo_hides_the_rounds_remaining_votes(reviewers):
     assert [h["kind"] for h in body["history"]] == ["quorum", "undo"]
     assert [v["reviewer"] for v in body["history"][0]["votes"]] == ["reviewer0", "reviewer1"]
 
-    served = client_for(r2).get("/api/review/items/next").json()["items"]
+    served = api_client(r2).get("/api/review/items/next").json()["items"]
     assert [i["id"] for i in served] == [item.pk]
     response = detail(r2, item.pk)  # leased to reviewer2, who has not voted
     assert response.json()["votes"] is None and response.json()["history"] == []
@@ -78,9 +72,9 @@ def test_history_after_a_reopen_hides_earlier_rounds_votes(reviewers, admin_user
     r0, r1, r2 = reviewers[:3]
     vote(r0, item.pk, 4)
     vote(r1, item.pk, 4)
-    assert client_for(admin_user).post(f"/api/review/items/{item.pk}/reopen").status_code == 200
+    assert api_client(admin_user).post(f"/api/review/items/{item.pk}/reopen").status_code == 200
 
-    assert [i["id"] for i in client_for(r2).get("/api/review/items/next").json()["items"]] == [item.pk]
+    assert [i["id"] for i in api_client(r2).get("/api/review/items/next").json()["items"]] == [item.pk]
     response = detail(r2, item.pk)
     body = response.json()
     assert body["round"] == 2 and body["votes"] is None
@@ -104,7 +98,7 @@ def test_history_after_a_reopen_hides_earlier_rounds_votes(reviewers, admin_user
 def test_a_reviewer_reads_only_items_leased_to_them_or_voted_on(reviewers, admin_user):
     mine, other = ReviewItemFactory(priority=0.1), ReviewItemFactory(priority=0.2)
     r0, r1 = reviewers[:2]
-    api = client_for(r0)
+    api = api_client(r0)
     assert [i["id"] for i in api.get("/api/review/items/next").json()["items"]] == [mine.pk]
 
     assert detail(r0, mine.pk).status_code == 200
@@ -130,7 +124,7 @@ def _gold(admin_user, label: int = 3, *, scored: bool = False) -> int:
     face = FaceImageFactory()
     if scored:
         _score(face)
-    response = client_for(admin_user).post("/api/review/gold", {"face": face.pk, "label": label}, format="json")
+    response = api_client(admin_user).post("/api/review/gold", {"face": face.pk, "label": label}, format="json")
     assert response.status_code == 201, response.content
     return response.json()["id"]
 
@@ -139,14 +133,14 @@ def test_gold_figures_are_for_admins_only(reviewers, admin_user, client):
     gold = _gold(admin_user, 3)
     vote(reviewers[0], gold, 3)
 
-    response = client_for(reviewers[0]).get("/api/review/agreement")
+    response = api_client(reviewers[0]).get("/api/review/agreement")
     assert "gold" not in response.content.decode()
     assert [r["reviewer"] for r in response.json()["reviewers"]] == ["reviewer0"]
-    rows = {r["reviewer"]: r for r in client_for(admin_user).get("/api/review/agreement").json()["reviewers"]}
+    rows = {r["reviewer"]: r for r in api_client(admin_user).get("/api/review/agreement").json()["reviewers"]}
     assert rows["reviewer0"]["gold_votes"] == 1 and rows["reviewer0"]["gold_accuracy"] == 1.0
 
-    assert client_for(reviewers[0]).get("/api/review/stats").json()["gold"] is None
-    assert client_for(admin_user).get("/api/review/stats").json()["gold"] == 1
+    assert api_client(reviewers[0]).get("/api/review/stats").json()["gold"] is None
+    assert api_client(admin_user).get("/api/review/stats").json()["gold"] == 1
 
     client.force_login(reviewers[0])
     assert "gold" not in client.get("/review/reviewers/").content.decode().lower()
@@ -161,12 +155,12 @@ def test_agreement_shows_a_reviewer_no_choices_of_open_rounds(reviewers, admin_u
     vote(reviewers[1], live.pk, 2)
     vote(reviewers[2], live.pk, 5)  # two counted votes that disagree: still open
 
-    body = client_for(reviewers[3]).get("/api/review/agreement").json()
+    body = api_client(reviewers[3]).get("/api/review/agreement").json()
     assert body["reviewers"] == []  # reviewer3 has no votes; the others' rows are not theirs to see
     assert body["kappa_items"] == 0  # an open round's votes do not move the figures reviewers see
-    body = client_for(reviewers[1]).get("/api/review/agreement").json()
+    body = api_client(reviewers[1]).get("/api/review/agreement").json()
     assert [(r["reviewer"], r["unsure"]) for r in body["reviewers"]] == [("reviewer1", 0)]
-    admin = client_for(admin_user).get("/api/review/agreement").json()
+    admin = api_client(admin_user).get("/api/review/agreement").json()
     assert admin["kappa_items"] == 1 and {r["reviewer"]: r["unsure"] for r in admin["reviewers"]}["reviewer0"] == 1
 
     client.force_login(reviewers[1])
@@ -223,7 +217,7 @@ def test_a_gold_item_and_its_undo_look_like_any_other_item(reviewers, admin_user
     gold = _gold(admin_user, 5, scored=True)
     for other in reviewers[1:3]:  # on a regular item these two would have settled it
         vote(other, gold, 5)
-    api = client_for(reviewers[0])
+    api = api_client(reviewers[0])
     # Leased together (gold items fill the slots that regular ones leave, at a random place among them).
     assert {i["id"] for i in api.get("/api/review/items/next", {"count": 2}).json()["items"]} == {regular.pk, gold}
 
@@ -238,7 +232,7 @@ def test_a_gold_item_and_its_undo_look_like_any_other_item(reviewers, admin_user
 def test_undo_cannot_retry_a_gold_answer(reviewers, admin_user):
     gold = _gold(admin_user, 5)
     vote(reviewers[0], gold, 2)  # wrong
-    assert client_for(reviewers[0]).post("/api/review/votes/undo").status_code == 200
+    assert api_client(reviewers[0]).post("/api/review/votes/undo").status_code == 200
     vote(reviewers[0], gold, 5)  # right, second time
-    rows = {r["reviewer"]: r for r in client_for(admin_user).get("/api/review/agreement").json()["reviewers"]}
+    rows = {r["reviewer"]: r for r in api_client(admin_user).get("/api/review/agreement").json()["reviewers"]}
     assert rows["reviewer0"]["gold_votes"] == 1 and rows["reviewer0"]["gold_accuracy"] == 0.0  # the first answer

@@ -1,6 +1,6 @@
 """After a scoring run the bulk worker computes the review page's prediction and Grad-CAM overlays for the head of the
 queue. Before, every item handed out sent that work to the interactive worker while reviewers waited: under 16
-reviewers it took half a core next to the web's requests (README, "Load, measured")."""
+reviewers it took half a core next to the web's requests (docs/benchmarks.md, "Load on the production set")."""
 
 from __future__ import annotations
 

@@ -88,9 +88,10 @@ def test_task_called_directly_and_routed_to_bulk():
 
     synthetic_faces()
     run = scoring_run_create(**RUN)
-    result = score_labels_task(run.pk)
-    assert result["status"] == "succeeded" and result["scored"] == 56
-    assert work_kind("scoring_run").queue == "bulk"  # the route table, read when the run is sent
+    assert score_labels_task(run.pk) == {"scoring_run": run.pk, "status": "succeeded"}
+    run.refresh_from_db()
+    assert run.scored_count == 56  # the row says it all
+    assert work_kind("scoring_run").queue == "bulk"  # declared with the kind, read when the run is sent
 
 
 def test_management_command_reports_progress(capsys, monkeypatch):

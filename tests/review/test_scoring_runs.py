@@ -11,7 +11,8 @@ from apps.inference import runtime
 from apps.inference.services.registry import model_version_register
 from apps.review.models import LabelScore, ReviewItem, ScoringRun
 from apps.review.scoring import (
-    ProgressRecorder,
+    SCORING_RUN,
+    ScoringProgress,
     ScoringRunError,
     scoring_run_cancel,
     scoring_run_create,
@@ -20,7 +21,7 @@ from apps.review.scoring import (
 )
 from apps.review.services import review_vote_cast
 from apps.review.tasks import score_labels_task
-from tests.inference.conftest import write_tiny_checkpoint
+from tests.helpers import write_tiny_checkpoint
 
 from .factories import leased_to
 from .scoring_data import TINY_RECIPE, synthetic_faces
@@ -100,12 +101,12 @@ def test_the_refined_run_replaces_the_provisional_queue_without_duplicates_or_lo
 
 def test_progress_has_the_share_done_and_an_eta_per_fold_and_epoch():
     run = ScoringRun.objects.create(folds=4, status=ScoringRun.Status.RUNNING)
-    recorder = ProgressRecorder(run)
+    recorder = ScoringProgress(SCORING_RUN, run)
     assert recorder.fraction({"kind": "batch", "fold": 2, "folds": 4, "epoch": 3, "epochs": 4, "step": 5,
                               "steps": 10}) == pytest.approx((1 + (2 + 0.5) / 4) / 4)
     assert recorder.fraction({"kind": "epoch", "fold": 1, "folds": 4, "epoch": 2, "epochs": 4}) == 0.125
     assert recorder.fraction({"kind": "fold", "fold": 3, "folds": 4}) == 0.75
-    in_sample = ProgressRecorder(ScoringRun.objects.create(method="in_sample", folds=0))
+    in_sample = ScoringProgress(SCORING_RUN, ScoringRun.objects.create(method="in_sample", folds=0))
     assert in_sample.fraction({"kind": "predict", "done": 30, "total": 120}) == 0.25
     recorder({"kind": "epoch", "fold": 1, "folds": 4, "epoch": 1, "epochs": 4, "train_loss": 1.5, "seconds": 3.0})
     run.refresh_from_db()
@@ -118,6 +119,22 @@ def test_progress_has_the_share_done_and_an_eta_per_fold_and_epoch():
     assert run.progress["fraction"] == 0.25
     assert 60 * 0.75 / (0.25 - 0.0625) == pytest.approx(run.progress["eta_seconds"], abs=2)
     assert run.history[-1] == {"fold": 1, "folds": 4, "fold_done": True, "reused": False}
+
+
+def test_a_run_the_sweeper_took_back_meanwhile_records_no_results():
+    """Its worker was thought lost and the row went back to the queue: this attempt's scores are not stored (the
+    next attempt stores them once), and no item is made."""
+    synthetic_faces()
+    run = scoring_run_create(**OOF)
+
+    def taken_back(event):
+        if event.get("kind") == "fold" and event["fold"] == 2:
+            ScoringRun.objects.filter(pk=run.pk).update(status=ScoringRun.Status.QUEUED)  # what the sweeper does
+
+    assert scoring_run_execute(run.pk, progress=taken_back).status == ScoringRun.Status.QUEUED
+    assert not LabelScore.objects.filter(run=run).exists() and not ReviewItem.objects.exists()
+    done = scoring_run_execute(run.pk)
+    assert done.status == ScoringRun.Status.SUCCEEDED and LabelScore.objects.filter(run=run).count() == 56
 
 
 def test_cancel_stops_a_running_run_and_resume_finishes_it_from_its_folds():
@@ -148,7 +165,7 @@ def test_cancel_stops_a_running_run_and_resume_finishes_it_from_its_folds():
 def test_a_queued_run_is_cancelled_at_once_and_its_message_does_nothing():
     run = scoring_run_create(**OOF)
     assert scoring_run_cancel(run_id=run.pk).status == ScoringRun.Status.CANCELLED
-    assert score_labels_task(run.pk) == {"run": run.pk, "status": "not claimed"}
+    assert score_labels_task(run.pk) == {"scoring_run": run.pk, "status": "not claimed"}
 
 
 def test_api_starts_watches_cancels_and_resumes(admin_user, reviewer, active):
@@ -190,9 +207,9 @@ def test_in_sample_run_through_a_real_worker(review_worker, settings, tmp_path):
     synthetic_faces()
     run = scoring_run_create(method="in_sample", filter_by="predicted_neq_given")
     result = score_labels_task.apply_async((run.pk,), queue=queue).get(timeout=300)
-    assert result["status"] == "succeeded" and result["scored"] == 56
+    assert result == {"scoring_run": run.pk, "status": "succeeded"}
     run.refresh_from_db()
-    assert run.progress["kind"] == "predict" and run.progress["fraction"] == 1.0
+    assert run.scored_count == 56 and run.progress["kind"] == "predict" and run.progress["fraction"] == 1.0
     assert ReviewItem.objects.count() == run.items_created > 0
 
 
@@ -209,7 +226,7 @@ def test_a_blended_run_averages_the_held_out_and_the_active_models_probabilities
     expected = (np.array([probs[oof.pk][f] for f in faces]) + np.array([probs[in_sample.pk][f] for f in faces])) / 2
     assert np.allclose([probs[blended.pk][f] for f in faces], expected, atol=2e-3)
     # Progress: the folds take 2 of 2.2 units, the in-sample pass the rest.
-    recorder = ProgressRecorder(blended)
+    recorder = ScoringProgress(SCORING_RUN, blended)
     assert recorder.fraction({"kind": "fold", "fold": 2, "folds": 2}) == pytest.approx(2 / 2.2)
     assert recorder.fraction(events[-1]) == 1.0 and events[-1]["kind"] == "predict"
     with pytest.raises(ScoringRunError, match="out-of-fold runs"):

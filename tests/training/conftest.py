@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 
 from apps.faces.services import FaceRecord, FaceWriter, dataset_get_or_create
-from apps.inference import runtime
 from apps.inference.services.registry import model_version_register
-from tests.inference.conftest import write_tiny_checkpoint
+from tests.helpers import TINY_ARCH, write_tiny_checkpoint
 
 # The "scoring" recipe trains fer_vgg; these make it tiny and deterministic (no bf16, no augmentation noise needed).
-TINY = {"arch_kwargs": {"widths": (8, 16, 16, 32), "depths": (1, 1, 1, 1)}, "batch_size": 16, "amp_bf16": False}
+TINY = {"arch_kwargs": dict(TINY_ARCH), "batch_size": 16, "amp_bf16": False}
 BAD = {**TINY, "lr": 1e-12}  # never learns: random weights (a learning rate must be > 0)
 NAN = {**TINY, "lr": 1e12, "scheduler": "none", "label_smoothing": 0.0}
 
@@ -43,9 +42,7 @@ def training_settings(settings, tmp_path):
     settings.TRAINING_PROMOTION_TOLERANCE = 0.5
     settings.WORK_HEARTBEAT_TIMEOUT = 900
     settings.TRAINING_AUTO_MIN_CHANGED = 200
-    runtime.clear()
-    yield settings
-    runtime.clear()
+    return settings  # the model cache is emptied around every test (tests/conftest.py, fresh_runtime)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from apps.training.services import (
     TrainingRunBusy,
     TrainingRunInvalid,
     training_run_cancel,
-    training_run_claim,
     training_run_retry,
     training_run_start,
 )
@@ -30,8 +29,8 @@ def start_and_execute(**kwargs) -> TrainingRun:
 def test_a_run_trains_registers_a_version_with_metrics_and_promotes_it(faces, admin_user, settings):
     run = start_and_execute(created_by=admin_user)
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
-    assert [p["epoch"] for p in run.progress] == [1, 2, 3]
-    assert all(p["val_accuracy"] is not None and p["train_loss"] > 0 for p in run.progress)
+    assert [p["epoch"] for p in run.history] == [1, 2, 3]
+    assert all(p["val_accuracy"] is not None and p["train_loss"] > 0 for p in run.history)
     assert run.snapshot_count == 70 and len(run.snapshot_fingerprint) == 64
     assert run.labels_changed == 0  # nothing active yet: compared with the original labels
     assert run.started_at and run.finished_at and run.heartbeat_at
@@ -78,7 +77,7 @@ def test_only_one_run_at_a_time(faces):
     # The database refuses a second running run, whatever the code path.
     TrainingRun.objects.filter(pk=first.pk).update(status=TrainingRun.Status.RUNNING)
     second = TrainingRun.objects.create(trigger="api", recipe_name="scoring", arch="fer_vgg", epochs=1)
-    assert training_run_claim(run_id=second.pk) is False
+    assert training_run_execute(run_id=second.pk).status == TrainingRun.Status.FAILED  # the claim is refused
     second.refresh_from_db()
     assert second.status == TrainingRun.Status.FAILED and "only one run trains at a time" in second.error
 
@@ -147,7 +146,7 @@ def test_cancel_a_running_run_stops_it_between_batches(faces, random_active_vers
 
     run = training_run_execute(run_id=run.pk, echo=cancel_on_first_batch)
     assert run.status == TrainingRun.Status.CANCELLED and run.error == "cancelled by an admin"
-    assert len(run.progress) < 50 and run.model_version is None
+    assert len(run.history) < 50 and run.model_version is None
     assert model_version_active() == random_active_version
 
 
@@ -177,7 +176,7 @@ def test_a_failed_run_resumes_from_its_last_epoch_checkpoint(faces):
     run = training_run_execute(run_id=run.pk, echo=lambda e: e["kind"] == "epoch" and epochs.append(e["epoch"]))
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
     assert epochs == [3]  # epochs 1 and 2 came from the checkpoint
-    assert [p["epoch"] for p in run.progress] == [1, 2, 3]
+    assert [p["epoch"] for p in run.history] == [1, 2, 3]
     assert run.snapshot_fingerprint == fingerprint and "resuming on its snapshot" in run.log
 
 

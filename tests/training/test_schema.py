@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from apps.inference.serializers import ModelVersionSerializer
 from apps.training.serializers import TrainingRunSerializer
 from apps.training.services import training_run_create
+from tests.helpers import api_client
 
 from .conftest import run_kwargs
 
@@ -16,9 +16,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def schema(admin_user) -> dict:
-    client = APIClient()
-    client.force_authenticate(admin_user)
-    response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    response = api_client(admin_user).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     return response.json()["components"]["schemas"]
 

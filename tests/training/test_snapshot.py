@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from apps.review.models import Vote
-from apps.training.services import promotion_gate_decide
+from apps.training.gate import promotion_gate_decide
 from apps.training.snapshot import LabelSnapshot, label_snapshot_current, labels_changed_since, vote_distributions
 from tests.accounts.factories import UserFactory
 from tests.faces.factories import FaceImageFactory

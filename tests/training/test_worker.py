@@ -52,7 +52,7 @@ def test_the_bulk_queue_worker_trains_a_run(shared_media_root, random_checkpoint
 
     wait_for(finished, 180, f"run {run.pk} on the worker")
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
-    assert [p["epoch"] for p in run.progress] == [1, 2] and run.worker
+    assert [p["epoch"] for p in run.history] == [1, 2] and run.worker
     assert run.model_version.status == ModelVersion.Status.READY and run.promoted is False
     assert "no PublicTest faces" in run.promotion_reason
     assert model_version_active() == active
@@ -81,14 +81,14 @@ def test_a_worker_killed_mid_run_is_taken_back_by_the_sweeper_and_resumes(killab
 
     def two_epochs_done():
         run.refresh_from_db()
-        return len(run.progress) >= 2
+        return len(run.history) >= 2
 
     wait_for(two_epochs_done, 180, "two finished epochs on the worker")
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=30)
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.RUNNING  # the dead worker could not say anything
-    killed_after = len(run.progress)
+    killed_after = len(run.history)
     assert killed_after < 60
 
     # Once its heartbeat is older than the timeout, the sweeper (beat) takes it back: queued again, with the reason,
@@ -107,5 +107,5 @@ def test_a_worker_killed_mid_run_is_taken_back_by_the_sweeper_and_resumes(killab
     run = training_run_execute(run_id=run.pk, echo=lambda e: e["kind"] == "epoch" and epochs.append(e["epoch"]))
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
     assert epochs and epochs[0] >= killed_after and epochs[-1] == 60
-    assert [p["epoch"] for p in run.progress] == list(range(1, 61))
+    assert [p["epoch"] for p in run.history] == list(range(1, 61))
     assert run.attempts == 2 and ModelVersion.objects.count() == 2  # one new version, not two

@@ -1,49 +1,20 @@
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
-from django.core.cache import cache
-from rest_framework.test import APIClient
 
-from apps.inference import runtime
-from apps.inference.services.registry import model_version_register
+from tests.helpers import api_client
 
-from .checkpoints import tiny_checkpoint_write
-
-
-@pytest.fixture(autouse=True)
-def fresh_throttles_and_models():
-    """Throttle counters live in the (per-process) cache, models in the runtime cache: start each test clean."""
-    cache.clear()
-    runtime.clear()
-    yield
-    cache.clear()
-    runtime.clear()
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    return tiny_checkpoint_write(tmp_path_factory.mktemp("uploads-ckpt") / "tiny.pt")
-
-
-@pytest.fixture
-def active_version(db, tiny_checkpoint):
-    return model_version_register(checkpoint_path=tiny_checkpoint, name="tiny-uploads", activate=True)
+# Throttle counters and the model cache are emptied before every test, and active_version is the shared one
+# (tests/conftest.py: empty_cache, fresh_runtime, active_version).
 
 
 @pytest.fixture
 def client_for():
-    """An API client logged in (token auth) as ``user``."""
-
-    def make(user) -> APIClient:
-        from apps.accounts.services import api_token_create
-
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user)[1]}")
-        return client
-
-    return make
+    """``client_for(user)``: an API client that sends ``user``'s API token, as a real client's uploads do."""
+    return partial(api_client, token=True)
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def test_finished_upload_has_probabilities_and_heatmap(client, active_version, e
     assert list(probabilities) == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert abs(sum(probabilities.values()) - 1) < 1e-3
     assert upload["predicted_label"] == max(probabilities, key=probabilities.get)
-    assert upload["model_version"] == {"id": active_version.pk, "name": "tiny-uploads"}
+    assert upload["model_version"] == {"id": active_version.pk, "name": "tiny-v1"}
     (heatmap,) = upload["heatmaps"]
     assert heatmap["method"] == "gradcam" and heatmap["target_label"] == upload["predicted_label"]
     assert heatmap["url"].startswith("http://testserver/media/explanations/")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from django.core.files.storage import default_storage
 
 from apps.inference.models import Explanation, Prediction
 from apps.uploads.models import Upload
+from tests.helpers import wait_until
 
 from . import samples
 
@@ -36,12 +36,14 @@ def test_upload_goes_through_a_real_worker_to_a_stored_result_and_heatmap(
     assert upload["heatmaps"][0]["url"].endswith(explanation.overlay.name)
     # The worker recorded the state on the row (the GET only derived it) when the chunk ended; the chunk is a row too.
     row = Upload.objects.get(pk=upload["id"])
-    deadline = time.monotonic() + 30
-    while row.status != "done" and time.monotonic() < deadline:
-        time.sleep(0.2)
+
+    def recorded() -> bool:
         row.refresh_from_db()
+        return row.status == "done"
+
+    wait_until(recorded, timeout=30, what=lambda: f"upload {row.pk} stayed {row.status}")
     assert (row.status, row.model_version_id) == ("done", active_version.pk) and row.finished_at is not None
-    assert (row.chunk.status, row.chunk.attempts, row.chunk.face_ids) == ("done", 1, [row.face_id])
+    assert (row.chunk.status, row.chunk.attempts, row.chunk.face_ids) == ("succeeded", 1, [row.face_id])
 
 
 @pytest.mark.django_db

@@ -91,8 +91,7 @@ def _import_batch(batch, columns, writer: FaceWriter, report: ImportReport, stri
             report.add_bad(bad)
             continue
         records.append(FaceRecord(raw=raw, split=usage, label=label, source_row=source_row))
-    with writer.scope():
-        result = writer.write(records)
+    result = writer.write(records)  # its own short transaction, or a part of the strict import's one
     report.created += result.created
     report.duplicates_linked += result.duplicates_linked
     report.pixels_stored += result.pixels_stored

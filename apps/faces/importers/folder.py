@@ -83,8 +83,7 @@ def _import_batch(root: Path, batch: list[Path], writer: FaceWriter, report: Imp
             report.add_bad(bad)
             continue
         records.append(FaceRecord(raw=raw, split=split, label=label, source_name=name))
-    with writer.scope():
-        result = writer.write(records)
+    result = writer.write(records)  # its own short transaction, or a part of the strict import's one
     report.created += result.created
     report.duplicates_linked += result.duplicates_linked
     report.pixels_stored += result.pixels_stored

@@ -3,28 +3,28 @@
 The web process never runs the model, not for the heatmap and not for the prediction that picks the default class:
 a stored heatmap is returned at once; a missing one is sent to a worker (``inference.explain_on_demand``) and waited
 for, polling the database, for up to ``wait`` seconds; after that the answer is "pending" and the client asks again.
-Identical requests within ``RESEND_AFTER_SECONDS`` send one task between them; one after that sends it again, since a
-message is only a hint (lost with a broker restart, or sent while the broker was down) and the worker skips what is
-stored by then.
+Identical requests within ``WORK_RESEND_AFTER`` seconds (the one resend window, as for job rows) send one task
+between them; one after that sends it again, since a message is only a hint (lost with a broker restart, or sent
+while the broker was down) and the worker skips what is stored by then.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from apps.core.work import task_send
+from apps.core.waiting import wait_until
+from apps.core.work import task_send, tasks_eager
 from apps.faces.models import FaceImage
 
 from ..models import Explanation, ModelVersion, Prediction
 from ..selectors import model_version_active
-from ..tasks import explain_on_demand_task
 from .predictions import (
+    EXPLAIN_ON_DEMAND_TASK,
     NoActiveModelVersion,
     cam_method_validate,
     explanations_compute,
@@ -34,9 +34,6 @@ from .predictions import (
 
 logger = logging.getLogger(__name__)
 
-RESEND_AFTER_SECONDS = 60
-# Cheap methods land within a second: poll finely then (one or two small queries each), coarsely after.
-POLL_FAST_SECONDS, POLL_FAST_FOR_SECONDS, POLL_SLOW_SECONDS = 0.02, 3.0, 0.2
 
 
 @dataclass(frozen=True)
@@ -107,17 +104,10 @@ def _stored(*, face_id: int, version: ModelVersion, method: str,
 
 def _wait(*, face_id: int, version: ModelVersion, method: str, target_label: int | None,
           seconds: float) -> tuple[int | None, Explanation | None]:
-    started = time.monotonic()
-    deadline = started + seconds
     if transaction.get_connection().in_atomic_block:
-        deadline = started  # the task is sent when the caller's transaction commits: nothing can land before
-    while True:
-        found = _stored(face_id=face_id, version=version, method=method, target_label=target_label)
-        now = time.monotonic()
-        if found[1] is not None or now >= deadline:
-            return found
-        delay = POLL_FAST_SECONDS if now - started < POLL_FAST_FOR_SECONDS else POLL_SLOW_SECONDS
-        time.sleep(min(delay, deadline - now))
+        seconds = 0.0  # the task is sent when the caller's transaction commits: nothing can land before
+    return wait_until(lambda: _stored(face_id=face_id, version=version, method=method, target_label=target_label),
+                      done=lambda found: found[1] is not None, seconds=seconds)
 
 
 def _sent_key(*, face_id: int, version_id: int, method: str, target_label: int | None) -> str:
@@ -127,15 +117,15 @@ def _sent_key(*, face_id: int, version_id: int, method: str, target_label: int |
 
 def _send(*, face_id: int, version_id: int, method: str, target_label: int | None, key: str) -> None:
     """Send the task once the current transaction commits (at once outside one), unless an identical request sent
-    it within ``RESEND_AFTER_SECONDS``. A broker that is down never fails the request: the mark is dropped again,
+    it within ``WORK_RESEND_AFTER`` seconds. A broker that is down never fails the request: the mark is dropped again,
     so that the client's next request sends it."""
-    if not cache.add(key, 1, timeout=RESEND_AFTER_SECONDS):
+    if not cache.add(key, 1, timeout=settings.WORK_RESEND_AFTER):
         return
-    eager = bool(explain_on_demand_task.app.conf.task_always_eager)
+    eager = tasks_eager()
 
     def send() -> None:
         try:
-            task_send(explain_on_demand_task.name, (face_id, version_id, method, target_label))
+            task_send(EXPLAIN_ON_DEMAND_TASK, (face_id, version_id, method, target_label))
         except Exception as exc:
             cache.delete(key)
             if eager:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.conf import settings
-from django.utils import timezone
+from django.db import InterfaceError, OperationalError
 
-from apps.core.work import work_claim, work_fail, work_heartbeat, work_send
+from apps.core.work import QUEUE_BULK, WorkKind, WorkProgress, work_run, work_send
 from apps.faces.models import Dataset, FaceImage
 
-from ..kinds import SPLIT_JOB
 from ..models import InferenceJob, ModelVersion
 from ..selectors import model_version_active
 from .predictions import NoActiveModelVersion, cam_methods_validate, predict_and_explain
@@ -33,14 +30,9 @@ def inference_job_enqueue(*, dataset: Dataset, split: str, methods: list[str] | 
     return job
 
 
-def inference_job_run(*, job_id: int, batch_size: int | None = None,
-                      progress: Callable[[int], None] | None = None) -> InferenceJob | None:
-    """Claim a queued job and predict its split batch by batch, counting progress on the row; None when another
-    delivery has it or it is finished. A job queued again after a lost attempt resumes after its ``done`` faces
-    (the batch that was interrupted is redone; what it had stored already is skipped)."""
-    if not work_claim(SPLIT_JOB, job_id, started_at=timezone.now()):
-        return None
-    job = InferenceJob.objects.get(pk=job_id)
+def inference_job_work(job: InferenceJob, progress: WorkProgress, *, batch_size: int | None = None) -> None:
+    """Predict the job's split batch by batch, counting progress on the row. A job queued again after a lost attempt
+    resumes after its ``done`` faces (the batch that was interrupted is redone; what it had stored is skipped)."""
     version = job.model_version or model_version_active()
     if version is None:
         raise NoActiveModelVersion("no active model version")
@@ -48,18 +40,21 @@ def inference_job_run(*, job_id: int, batch_size: int | None = None,
                .values_list("pk", flat=True))
     InferenceJob.objects.filter(pk=job.pk).update(model_version=version, total=len(ids))
     size = batch_size or settings.INFERENCE_BATCH_SIZE
-    with work_heartbeat(SPLIT_JOB, job.pk):
-        for start in range(min(job.done, len(ids)), len(ids), size):
-            chunk = ids[start:start + size]
-            predict_and_explain(face_ids=chunk, methods=job.methods, version=version)
-            InferenceJob.objects.filter(pk=job.pk).update(done=start + len(chunk), heartbeat_at=timezone.now())
-            if progress is not None:
-                progress(len(chunk))
-    InferenceJob.objects.filter(pk=job.pk, status=InferenceJob.Status.RUNNING).update(
-        status=InferenceJob.Status.DONE, finished_at=timezone.now(), error="")
-    job.refresh_from_db()
-    return job
+    for start in range(min(job.done, len(ids)), len(ids), size):
+        chunk = ids[start:start + size]
+        predict_and_explain(face_ids=chunk, methods=job.methods, version=version)
+        done = start + len(chunk)
+        progress({"kind": "predict", "done": done, "total": len(ids)}, force=True, done=done)
 
 
-def inference_job_fail(*, job_id: int, error: str) -> bool:
-    return work_fail(SPLIT_JOB, job_id, error, from_statuses=(InferenceJob.Status.QUEUED, InferenceJob.Status.RUNNING))
+def inference_job_run(*, job_id: int, batch_size: int | None = None, echo=None) -> InferenceJob | None:
+    """Run a queued job here (the command, tests): None when another delivery has it or it is finished; a failure is
+    recorded on the row and raised."""
+    return work_run(SPLIT_JOB, job_id, echo=echo, raise_errors=True,
+                    **({"batch_size": batch_size} if batch_size else {}))
+
+
+SPLIT_JOB = WorkKind(
+    name="split_job", label="split prediction jobs", model=InferenceJob, task="inference.predict_split",
+    queue=QUEUE_BULK, work=inference_job_work,
+    transient=(OperationalError, InterfaceError, ConnectionError, TimeoutError, NoActiveModelVersion))

@@ -31,13 +31,16 @@ from ml.labels import class_index
 from .. import runtime
 from ..models import Explanation, ModelVersion, Prediction, PredictionFailure, explanation_overlay_path
 from ..selectors import model_version_active
-from ..tasks import explain_task
 
 CAM_METHODS: tuple[str, ...] = tuple(ml_explain.METHODS)
 DEFAULT_METHODS: list[str] = [ml_explain.DEFAULT_METHOD]
 OVERLAY_SIZE = 192
 OVERLAY_NAMESPACE = uuid.UUID("5d0c8a52-4b0e-4d8e-9a37-6f2f3c1e8b11")  # of the overlay names (uuid5)
 logger = logging.getLogger(__name__)
+
+# Hint tasks (no row behind them) of this app's services, sent by name: services never import a tasks module.
+EXPLAIN_TASK = "inference.explain"  # review overlays: heatmaps for (face, target) pairs
+EXPLAIN_ON_DEMAND_TASK = "inference.explain_on_demand"  # one heatmap a person asked for
 
 
 class UnknownCamMethod(InvalidInput):
@@ -218,7 +221,7 @@ def explanations_enqueue(*, version: ModelVersion, method: str, pairs: Sequence[
     method = cam_method_validate(method)
     wanted = [[int(f), target_label_validate(t)] for f, t in pairs]
     if wanted:
-        task_send_after_commit(explain_task.name, (version.pk, method, wanted))
+        task_send_after_commit(EXPLAIN_TASK, (version.pk, method, wanted))
 
 
 def prediction_failures_record(*, face_ids: list[int], error: str, version: ModelVersion | None = None) -> None:

@@ -3,14 +3,10 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from apps.core.work import WorkStatus, work_fail
 from apps.faces.models import Dataset
 from apps.faces.services import split_from_name
-from apps.inference.services.jobs import (
-    inference_job_create,
-    inference_job_enqueue,
-    inference_job_fail,
-    inference_job_run,
-)
+from apps.inference.services.jobs import SPLIT_JOB, inference_job_create, inference_job_enqueue, inference_job_run
 from apps.inference.services.predictions import (
     CAM_METHODS,
     NoActiveModelVersion,
@@ -48,12 +44,16 @@ class Command(BaseCommand):
         job = inference_job_create(dataset=dataset, split=split, methods=methods)
         label = f"{dataset}/{split} {'+'.join(methods) or 'predictions'}"
         with tqdm(total=job.total, unit="img", desc=label, file=self.stderr._out, mininterval=0.5) as bar:
+            def echo(event: dict) -> None:
+                bar.total = event["total"]
+                bar.update(event["done"] - bar.n)
+
             try:
-                job = inference_job_run(job_id=job.pk, batch_size=options["batch_size"], progress=bar.update)
-            except NoActiveModelVersion as exc:
-                inference_job_fail(job_id=job.pk, error=str(exc))
+                job = inference_job_run(job_id=job.pk, batch_size=options["batch_size"], echo=echo)
+            except NoActiveModelVersion as exc:  # recorded on the job by the runner
                 raise CommandError(f"{exc}") from None
-            except BaseException as exc:
-                inference_job_fail(job_id=job.pk, error=f"{type(exc).__name__}: {exc}")
+            except BaseException as exc:  # before it was claimed too: never leave the job for a worker
+                work_fail(SPLIT_JOB, job.pk, f"interrupted ({type(exc).__name__})",
+                          from_statuses=(WorkStatus.QUEUED, WorkStatus.RUNNING))
                 raise
         self.stdout.write(f"job #{job.pk} {job.status}: {job.done}/{job.total} images of {dataset}/{split}")
