@@ -47,6 +47,11 @@ def write_tiny_checkpoint(path: Path, seed: int = 1) -> Path:
     return path
 
 
+class WaitTimeout(AssertionError, TimeoutError):
+    """A test's condition did not come true in time (a failed assertion, and a timeout for code that waits on
+    services)."""
+
+
 def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str | Callable[[], str],
                interval: float = 0.2) -> Any:
     """``predicate()``'s first truthy value, polled every ``interval`` seconds; after ``timeout`` seconds the test fails
@@ -57,5 +62,23 @@ def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str | Call
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what() if callable(what) else what}")
+            raise WaitTimeout(f"not within {timeout:g} s: {what() if callable(what) else what}")
         time.sleep(interval)
+
+
+def migrate_to(targets):
+    """Migrate the test database to ``targets`` ([(app, migration)]); the apps registry of that state."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+def migrate_to_latest():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    return migrate_to(MigrationExecutor(connection).loader.graph.leaf_nodes())

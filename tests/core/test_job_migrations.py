@@ -5,11 +5,9 @@ faithfulness run said "done" and says "succeeded"; a training run's epochs move 
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from tests.faces.factories import DatasetFactory
-from tests.helpers import write_tiny_checkpoint
+from tests.helpers import migrate_to, migrate_to_latest, write_tiny_checkpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,17 +15,10 @@ BEFORE = [("inference", "0002_work_rows"), ("gallery", "0002_faithfulnessrun"), 
 AFTER = [("inference", "0003_one_job_model"), ("gallery", "0003_one_job_model"), ("training", "0005_one_job_model")]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.fixture(autouse=True)
 def back_to_the_latest_schema():
     yield
-    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    migrate_to_latest()
 
 
 def test_rows_keep_their_state_across_the_one_job_model(tmp_path):
@@ -35,7 +26,7 @@ def test_rows_keep_their_state_across_the_one_job_model(tmp_path):
     from apps.inference.services.registry import model_version_register
 
     version = model_version_register(checkpoint_path=write_tiny_checkpoint(tmp_path / "v.pt"), name="v")
-    old = _migrate(BEFORE)
+    old = migrate_to(BEFORE)
     Job, Chunk = old.get_model("inference", "InferenceJob"), old.get_model("inference", "PredictionChunk")
     Faithfulness, Training = old.get_model("gallery", "FaithfulnessRun"), old.get_model("training", "TrainingRun")
     job = Job.objects.create(dataset_id=dataset.pk, split="PublicTest", status="done", done=5, total=5)
@@ -46,7 +37,7 @@ def test_rows_keep_their_state_across_the_one_job_model(tmp_path):
     run = Training.objects.create(trigger="api", recipe_name="scoring", arch="fer_vgg", epochs=2, status="succeeded",
                                   progress=epochs, current={"kind": "epoch", "epoch": 2})
 
-    new = _migrate(AFTER)
+    new = migrate_to(AFTER)
     status = {m: dict(new.get_model(*m.split(".")).objects.values_list("pk", "status"))
               for m in ("inference.InferenceJob", "inference.PredictionChunk", "gallery.FaithfulnessRun")}
     assert status == {"inference.InferenceJob": {job.pk: "succeeded", failed.pk: "failed"},
@@ -55,6 +46,6 @@ def test_rows_keep_their_state_across_the_one_job_model(tmp_path):
     moved = new.get_model("training", "TrainingRun").objects.get(pk=run.pk)
     assert (moved.history, moved.progress, moved.status) == (epochs, {"kind": "epoch", "epoch": 2}, "succeeded")
 
-    back = _migrate(BEFORE)
+    back = migrate_to(BEFORE)
     assert back.get_model("inference", "InferenceJob").objects.get(pk=job.pk).status == "done"
     assert back.get_model("training", "TrainingRun").objects.get(pk=run.pk).progress == epochs

@@ -37,6 +37,7 @@ from apps.faces.models import Dataset, FaceImage, FacePixels
 from apps.faces.services import FaceRecord, FaceWriter, dataset_get_or_create
 from apps.inference.models import Explanation, InferenceJob, ModelVersion, Prediction, explanation_overlay_path
 from apps.review.models import LabelScore, ReviewItem, ScoringRun
+from tests.helpers import wait_until
 from tests.workers import running_worker
 
 TINY_VGG = {"widths": (8, 16, 16, 32), "depths": (1, 1, 1, 1)}
@@ -48,14 +49,8 @@ _names = itertools.count(1)
 # --- waiting, workers, killing, sweeping ---------------------------------------------------------------------------
 
 def wait_for(predicate: Callable[..., Any], *args: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    """``predicate(*args)``'s first truthy value, polling; AssertionError naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate(*args)
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    """``predicate(*args)``'s first truthy value, polling (``tests.helpers.wait_until``)."""
+    return wait_until(lambda: predicate(*args), timeout=timeout, what=what, interval=interval)
 
 
 def own_queue(tag: str) -> str:

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.helpers import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_SERVER = Path("/usr/bin/redis-server")
 REDIS_CLI = Path("/usr/bin/redis-cli")
@@ -43,18 +45,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1) -> Any:
-    """``predicate()``'s first truthy value, polling; ``TimeoutError`` naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 def missing_binaries(*, postgres: bool = False) -> list[str]:

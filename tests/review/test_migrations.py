@@ -3,33 +3,26 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.helpers import migrate_to, migrate_to_latest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE, AFTER = [("review", "0001_initial")], [("review", "0002_blind_rounds_gold_answers")]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.fixture(autouse=True)
 def back_to_the_latest_schema():
     """Later tests need every migration applied again (later ones add columns, e.g. 0003's work-row fields)."""
     yield
-    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    migrate_to_latest()
 
 
 def test_backfill_rounds_and_gold_answers(reviewers):
     from tests.faces.factories import FaceImageFactory
 
     faces = [FaceImageFactory(), FaceImageFactory()]
-    old = _migrate(BEFORE)
+    old = migrate_to(BEFORE)
     try:
         Item, Vote, History = (old.get_model("review", n) for n in ("ReviewItem", "Vote", "LabelHistory"))
         item = Item.objects.create(face_id=faces[0].pk, round=2, status="settled")
@@ -39,7 +32,7 @@ def test_backfill_rounds_and_gold_answers(reviewers):
         Vote.objects.create(item=gold, reviewer_id=reviewers[0].pk, choice=2)
         Vote.objects.create(item=gold, reviewer_id=reviewers[1].pk, choice=5)
     finally:
-        new = _migrate(AFTER)
+        new = migrate_to(AFTER)
     History, Answer = new.get_model("review", "LabelHistory"), new.get_model("review", "GoldAnswer")
     assert list(History.objects.order_by("pk").values_list("kind", "round")) == [
         ("quorum", 1), ("reopen", 1), ("quorum", 2)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from apps.training.services import (
     training_run_start,
     training_runs_sweep_stale,
 )
+from tests.helpers import wait_until
 from tests.workers import running_worker
 
 from .conftest import TINY, run_kwargs, synthetic_faces
@@ -31,13 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
+    return wait_until(predicate, timeout=timeout, what=what)
 
 
 def test_the_bulk_queue_worker_trains_a_run(shared_media_root, random_checkpoint, celery_worker_process):
