@@ -51,7 +51,8 @@ def login(browser, prod_stack, users):
 
 
 def test_reviewer_settles_an_item_with_the_keyboard(prod_stack, login):
-    prod_stack.wait_for("the first start's review queue", "SELECT id FROM review_reviewitem LIMIT 1", seconds=240)
+    prod_stack.wait_for("an open item in the review queue (the first start's scoring run)",
+                        "SELECT id FROM review_reviewitem WHERE status IN ('open', 'reopened') LIMIT 1")
     page = login("rita", "/review/")
     page.wait_for_selector('#review-app[data-pending="0"]:not([data-item-id=""])')
     item_id = int(page.get_attribute("#review-app", "data-item-id"))
@@ -66,43 +67,66 @@ def test_reviewer_settles_an_item_with_the_keyboard(prod_stack, login):
     assert prod_stack.query("SELECT count(*) FROM review_labelhistory")[0][0] >= 1
 
 
+def watch(prod_stack, page, selector: str, *, table: str, run_id: int) -> None:
+    """Wait until the page shows ``selector``, for as long as the stack's work moves; a run that failed or was
+    cancelled fails the test at once, with its error."""
+    def shown():
+        status, error = prod_stack.query(f"SELECT status, error FROM {table} WHERE id = %s", [run_id])[0]
+        if status in {"failed", "cancelled"}:
+            raise AssertionError(f"{table} #{run_id} {status}: {error}")
+        return page.query_selector(selector)
+
+    prod_stack.wait_until(f"the page showing {selector}", shown)
+
+
 def test_admin_watches_a_scoring_run_and_a_training_run_finish(prod_stack, login):
+    """Each run starts on an idle bulk worker, so that it is the run the page shows; and each is held at its last
+    write (the scores, the new model version) until the page has shown it running with its progress: a run on a
+    tiny data set takes a second or two, less than the page's 2 s poll, and a fast machine would finish it unseen."""
     page = login("admin", "/review/scoring/")
     page.wait_for_selector("#scoring-form")
     page.select_option("#method", "out_of_fold")
     page.fill("#folds", "2")
     page.fill("#epochs", "3")
-    page.click("#start")
-    page.wait_for_function("document.getElementById('start-status').textContent.includes('queued')")
-    run_id = prod_stack.query("SELECT max(id) FROM review_scoringrun")[0][0]
-    card = f'.srun[data-run-id="{run_id}"]'
-    # Behind the first start's runs on the one bulk worker; live progress once it runs, then its figures.
-    page.wait_for_selector(f'{card}[data-status="running"] progress:not([value="0"])', timeout=300_000)
-    page.wait_for_selector(f'{card}[data-status="succeeded"]', timeout=300_000)
+    prod_stack.wait_idle()  # the first start's runs, its split job and the overlays computed ahead are done
+    with prod_stack.holding("review_labelscore"):
+        page.click("#start")
+        page.wait_for_function("document.getElementById('start-status').textContent.includes('queued')")
+        run_id = prod_stack.query("SELECT max(id) FROM review_scoringrun")[0][0]
+        card = f'.srun[data-run-id="{run_id}"]'
+        # Live progress while it runs (it stops before storing its scores while this block holds them).
+        watch(prod_stack, page, f'{card}[data-status="running"] progress:not([value="0"])',
+              table="review_scoringrun", run_id=run_id)
+    watch(prod_stack, page, f'{card}[data-status="succeeded"]', table="review_scoringrun", run_id=run_id)
     assert "flagged" in page.inner_text(f"{card} table.figures")
 
+    prod_stack.wait_idle()  # the scoring run's follow-up: the overlays of the queue's head, computed ahead
     page.goto(f"{prod_stack.url}/training/")
     page.wait_for_selector("#retrain-form")
     page.select_option("#recipe", "scoring")
     page.fill("#epochs", "3")
-    page.click("#retrain")
-    page.wait_for_function("document.getElementById('retrain-status').textContent.includes('queued')")
-    run_id = prod_stack.query("SELECT max(id) FROM training_trainingrun")[0][0]
-    card = f'.run[data-run-id="{run_id}"]'
-    page.wait_for_selector(f'{card}[data-status="running"]', timeout=300_000)
-    page.wait_for_selector(f'{card}[data-status="succeeded"]', timeout=300_000)
+    with prod_stack.holding("inference_modelversion"):
+        page.click("#retrain")
+        page.wait_for_function("document.getElementById('retrain-status').textContent.includes('queued')")
+        run_id = prod_stack.query("SELECT max(id) FROM training_trainingrun")[0][0]
+        card = f'.run[data-run-id="{run_id}"]'
+        # Live progress while it runs (it stops before registering its model version while this block holds them).
+        watch(prod_stack, page, f'{card}[data-status="running"] progress:not([value="0"])',
+              table="training_trainingrun", run_id=run_id)
+    watch(prod_stack, page, f'{card}[data-status="succeeded"]', table="training_trainingrun", run_id=run_id)
     assert page.inner_text(f"{card} .epoch") == "3/3 epochs"
     assert len(page.get_attribute(f"{card} svg.curves polyline.loss", "points").split()) == 3
 
 
 def test_researcher_walks_gallery_face_evaluation_and_a_confusion_cell(prod_stack, login):
-    prod_stack.wait_for("PublicTest predictions of the first start",
-                        "SELECT 1 FROM inference_prediction p JOIN faces_faceimage f ON f.id = p.face_id "
-                        "WHERE f.split = 'PublicTest' LIMIT 1", seconds=300)
-    prod_stack.wait_for("every PublicTest face predicted",
-                        "SELECT 1 WHERE (SELECT count(*) FROM faces_faceimage WHERE split = 'PublicTest') = "
-                        "(SELECT count(DISTINCT p.face_id) FROM inference_prediction p JOIN faces_faceimage f "
-                        " ON f.id = p.face_id WHERE f.split = 'PublicTest')", seconds=300)
+    # The gallery shows the active version. The bulk worker predicts PublicTest for it (the first start's split job,
+    # or the one a promotion queues) and activates a trained version: once it is idle, nothing changes under the
+    # pages below, and every PublicTest face must have the active version's prediction.
+    prod_stack.wait_idle()
+    assert prod_stack.query(
+        "SELECT count(*) FROM faces_faceimage f WHERE f.split = 'PublicTest' AND NOT EXISTS (SELECT 1 FROM "
+        "inference_prediction p JOIN inference_modelversion v ON v.id = p.model_version_id "
+        "WHERE v.status = 'active' AND p.face_id = f.id)")[0][0] == 0
     page = login("rob", "/gallery/")
     page.wait_for_selector("#gallery-grid .tile")
     page.click("#gallery-grid .tile >> nth=0")
