@@ -138,12 +138,18 @@ def _celery_app():
     return app
 
 
+_IMPORT_LOCK = threading.RLock()
+
+
 def _task(name: str):
-    """The registered task ``name``. A web process imports only some ``tasks.py`` modules, so the first lookup of
-    another one imports them all (Celery's autodiscovery)."""
+    """The registered task ``name``. A process that has not imported every ``tasks.py`` module imports them all at
+    the first lookup of a missing one (Celery's autodiscovery), one thread at a time: a second request thread looking
+    while the first imports would find the task not registered yet."""
     app = _celery_app()
     if name not in app.tasks:
-        app.loader.import_default_modules()
+        with _IMPORT_LOCK:
+            if name not in app.tasks:
+                app.loader.import_default_modules()
     return app.tasks[name]
 
 
@@ -185,7 +191,8 @@ def task_queue(name: str, *, default: str | None = None) -> str:
 def task_queues() -> dict[str, str]:
     """Every task of the platform and the queue it is sent to now."""
     app = _celery_app()
-    app.loader.import_default_modules()
+    with _IMPORT_LOCK:
+        app.loader.import_default_modules()
     return {name: task_queue(name) for name in sorted(app.tasks) if not name.startswith("celery.")}
 
 

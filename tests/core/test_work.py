@@ -220,3 +220,33 @@ def test_an_interrupted_job_is_never_left_running(active_version):
         work_run(SPLIT_JOB, job.pk, echo=ctrl_c, batch_size=1)
     job.refresh_from_db()
     assert (job.status, job.error, job.done) == ("failed", "interrupted (KeyboardInterrupt)", 1)
+
+
+def test_request_threads_sending_their_first_tasks_at_once_all_find_them():
+    """Two gunicorn threads sending the first task of a kind at the same moment: before the import lock, the second
+    found the task "never registered" while the first was importing the tasks modules, and its row waited for the
+    sweeper (seen in the deploy tests: a prediction chunk sent 70 s late)."""
+    import subprocess
+    import sys
+
+    script = ("import threading, django\n"
+              "django.setup()\n"
+              "import apps.core.work as work\n"
+              "names = ['review.score_labels', 'training.run', 'inference.predict_chunk', 'gallery.faithfulness']\n"
+              "barrier, errors = threading.Barrier(len(names)), []\n"
+              "def send(name):\n"
+              "    barrier.wait()\n"
+              "    try:\n"
+              "        work._task(name)\n"
+              "    except Exception as exc:\n"
+              "        errors.append(repr(exc))\n"
+              "threads = [threading.Thread(target=send, args=(n,)) for n in names]\n"
+              "[t.start() for t in threads]\n"
+              "[t.join() for t in threads]\n"
+              "print(errors)\n")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ferplatform.settings.test"}
+    for _ in range(2):  # it failed every time without the lock; twice, to be sure it holds
+        result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+                                cwd=django_settings.BASE_DIR)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout.strip().splitlines()[-1] == "[]"
