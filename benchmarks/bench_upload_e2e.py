@@ -6,7 +6,7 @@
 Without ``--url`` it starts everything itself against PostgreSQL and Redis: a fresh database
 ``ferplatform_bench_upload`` on the server of $DATABASE_URL (migrated, bootstrapped with the shipped default model),
 Redis $BENCH_REDIS_URL (default redis://127.0.0.1:6379/13), gunicorn (deploy/gunicorn.conf.py, 2 workers x 2 threads)
-and one Celery worker (queues gpu,default, solo pool); all are stopped and the database dropped afterwards.
+and one Celery worker (queues interactive,bulk, solo pool); all are stopped and the database dropped afterwards.
 The photo is ../shared/data/photos/obama.jpg cut to 640x480 around the face (or, when the shared photos are absent,
 a synthetic 640x480 picture uploaded with no_face=use_whole; the output says which). Each request asks for GradCAM;
 latency is measured on the client from sending the request to reading the finished result. The upload throttle is
@@ -131,7 +131,7 @@ class Services:
         subprocess.run([*manage, "migrate", "-v0"], env=self.env, check=True, cwd=ROOT)
         subprocess.run([*manage, "bootstrap"], env=self.env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         self.logs.mkdir()
-        self._spawn("worker", [sys.executable, "-m", "celery", "-A", "ferplatform", "worker", "-Q", "gpu,default",
+        self._spawn("worker", [sys.executable, "-m", "celery", "-A", "ferplatform", "worker", "-Q", "interactive,bulk",
                                "--pool", "solo", "--purge", "--without-gossip", "--without-mingle",
                                "-n", f"bench-{os.getpid()}@%h", "-l", "warning"])
         self._spawn("web", [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
