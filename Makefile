@@ -26,6 +26,7 @@ venv:
 run: export DJANGO_SETTINGS_MODULE ?= ferplatform.settings.local
 run: venv
 	$(MANAGE) migrate --noinput
+	$(MANAGE) createcachetable
 	$(MANAGE) bootstrap
 	exec $(PY) scripts/run_all.py
 

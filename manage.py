@@ -10,9 +10,9 @@ def main() -> None:
     from ferplatform.startup import settings_or_exit
 
     settings_or_exit()  # production settings unless DJANGO_SETTINGS_MODULE says otherwise
-    from django.core.management import execute_from_command_line
+    from ferplatform.startup import manage_or_exit
 
-    execute_from_command_line(sys.argv)
+    manage_or_exit(sys.argv)  # a database that cannot be had: one line, not a traceback
 
 
 if __name__ == "__main__":

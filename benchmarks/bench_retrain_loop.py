@@ -399,8 +399,6 @@ def _reviewers() -> list:
 def child_settle(spec: dict) -> dict:
     """Two reviewers settle the queue up to ``top`` settled items, each voting the oracle's answer for the face (or
     the scoring run's suggestion without an oracle): the quorum of two settles each item."""
-    import random
-
     from django.conf import settings
 
     from apps.review.models import ReviewItem, ScoringRun
@@ -412,7 +410,6 @@ def child_settle(spec: dict) -> dict:
     answers = json.loads(Path(spec["answers"]).read_text()) if spec.get("answers") else None
     truth = json.loads(Path(spec["truth"]).read_text())
     reviewers = _reviewers()
-    rng = random.Random(0)
     started = time.monotonic()
     votes = 0
     regular = ReviewItem.objects.filter(is_gold=False)
@@ -425,7 +422,7 @@ def child_settle(spec: dict) -> dict:
         want = min(settings.REVIEW_PREFETCH, top - settled)
         cast = 0
         for reviewer in reviewers:  # the second reviewer is served the items the first one just voted on
-            for item in review_item_next_for(user=reviewer, count=want, rng=rng):
+            for item in review_item_next_for(user=reviewer, count=want):
                 choice = item.suggested_label if answers is None else answers[item.face.source_row]
                 review_vote_cast(user=reviewer, item_id=item.pk, choice=choice)
                 cast += 1

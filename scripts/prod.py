@@ -230,6 +230,7 @@ def main() -> int:
             wait_until("Redis", lambda: redis_answers(port))
         main_conf = nginx_files(var, env)
         manage(env, "migrate", "--noinput")
+        manage(env, "createcachetable")  # the shared cache's table when it is the database (none on Redis)
         manage(env, "collectstatic", "--noinput", "-v", "0")
         manage(env, "bootstrap")
         for name, command in run_all.commands().items():

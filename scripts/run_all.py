@@ -1,5 +1,6 @@
-"""Run web (gunicorn), two Celery workers (queue ``interactive`` and queue ``bulk``) and Celery beat; stop all when
-one stops.
+"""Run web (gunicorn), three Celery workers (queues ``interactive``, ``bulk`` and ``chores``) and Celery beat; stop
+all when one stops. The chores worker runs only beat's small tasks (the sweeper, the periodic checks), so that a
+backed-up interactive queue never keeps lost jobs from being taken back.
 
 ``make run`` starts it after migrating (local settings); ``make prod`` (``scripts/prod.py``) starts the same processes
 with the production settings, plus Redis and nginx, through ``supervise``. Ctrl-C or SIGTERM stops the children and
@@ -31,6 +32,7 @@ def commands() -> dict[str, list[str]]:
                                "-l", "info"],
         "worker-bulk": ["nice", "-n", str(BULK_NICE), *celery, "worker", "-Q", "bulk", "--concurrency", "1",
                         "-n", "bulk@%h", "-l", "info"],
+        "worker-chores": [*celery, "worker", "-Q", "chores", "--concurrency", "1", "-n", "chores@%h", "-l", "info"],
         # --pidfile= : no pid file, so a crash never leaves one behind that blocks the next start.
         "beat": [*celery, "beat", "-l", "info", "--pidfile=",
                  "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
@@ -38,9 +40,9 @@ def commands() -> dict[str, list[str]]:
 
 
 def worker_env(env: dict[str, str]) -> dict[str, str]:
-    """Two worker processes share the CPU: each gets half the cores for torch's threads (unless OMP_NUM_THREADS is
-    set), so that an interactive prediction is not slowed by threads fighting a training run over the same cores.
-    The upload latency benchmark measures what it buys (docs/benchmarks.md)."""
+    """The two workers that run the model share the CPU: each gets half the cores for torch's threads (unless
+    OMP_NUM_THREADS is set), so that an interactive prediction is not slowed by threads fighting a training run over
+    the same cores. The upload latency benchmark measures what it buys (docs/benchmarks.md)."""
     threads = str(max(1, (os.cpu_count() or 2) // 2))
     return {**env, "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", threads)}
 
@@ -90,7 +92,7 @@ def main() -> int:
     env.setdefault("GUNICORN_WORKERS", "2")
     children = {name: start(name, cmd, env) for name, cmd in commands().items()}
     return supervise(children, banner=f"ferplatform: web on http://{env['GUNICORN_BIND']}/ (workers for the "
-                                      "interactive and bulk queues, and beat, running); Ctrl-C stops all")
+                                      "interactive, bulk and chores queues, and beat, running); Ctrl-C stops all")
 
 
 if __name__ == "__main__":

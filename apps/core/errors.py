@@ -18,13 +18,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from .parsers import RequestTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +175,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = drf_exceptions.NotFound(str(exc) or "not found")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, RequestDataTooBig):  # DRF reads request.body, which checks DATA_UPLOAD_MAX_MEMORY_SIZE
+        exc = RequestTooLarge(f"the body may have at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
     response = drf_exception_handler(exc, context)  # keeps WWW-Authenticate, Retry-After and Allow headers
     if response is not None and isinstance(exc, drf_exceptions.APIException):
         response.data = _drf_body(exc)

@@ -54,6 +54,33 @@ class ApplicationErrorMiddleware:
 FORWARDED_HEADERS = ("HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT")
 
 
+def _address(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """The client's address as the proxy saw it: what failed logins are counted against (``AXES_CLIENT_IP_CALLABLE``).
+
+    From a trusted proxy, the entry of ``X-Forwarded-For`` that nginx appended (the last) or, with
+    ``LOGIN_PROXY_COUNT`` proxies in front of nginx that append too, the one that many entries further left. Whatever
+    a client wrote to the left of those is never read, so a forged chain counts against its sender, not against nginx
+    (and everyone behind it). From anyone else the header is gone (``TrustedProxyMiddleware``): the connection's
+    address."""
+    remote = request.META.get("REMOTE_ADDR", "")
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if not forwarded or not from_trusted_proxy(remote):
+        return _address(remote) or remote or None
+    entries = [entry for entry in forwarded.split(",") if entry.strip()]
+    # The client's position, or the first valid address right of it (written by a proxy, not by the client).
+    for entry in entries[max(0, len(entries) - 1 - settings.LOGIN_PROXY_COUNT):]:
+        if (address := _address(entry)) is not None:
+            return address
+    return _address(remote) or remote or None
+
+
 def from_trusted_proxy(remote_addr: str) -> bool:
     try:
         address = ipaddress.ip_address(remote_addr)
@@ -77,3 +104,33 @@ class TrustedProxyMiddleware:
             for header in FORWARDED_HEADERS:
                 request.META.pop(header, None)
         return self.get_response(request)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Every response carries ``CONTENT_SECURITY_POLICY``: the pages load scripts and styles from this site only
+    (their data travels in ``<script type="application/json">`` blocks and ``data-`` attributes, which run nothing),
+    so an injected ``<script>`` or event handler does not run. A view that sets its own header keeps it."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
+        return response
+
+
+class WaitSlotMiddleware:
+    """Gives back the waiting-request slot a request took (``apps.core.throttles.WaitSlotThrottle``) once its response
+    is made, whatever happened in the view."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from .throttles import wait_slot_release
+
+        try:
+            return self.get_response(request)
+        finally:
+            wait_slot_release(request)

@@ -1,9 +1,9 @@
 """The OpenAPI side of the one error shape: every operation's 4xx answers are declared with ``ErrorSerializer``.
 
 ``ErrorAwareAutoSchema`` (``REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]``) adds the answers any operation can give:
-400 when it takes a body or query parameters, 401 and 403 when it needs a login or a role, 404 wherever a path id,
-a page number or an id in the input can name a missing row, 429 when it is throttled; and it gives the Error body to
-the 4xx answers that views declare with ``ERROR``.
+400 when it takes a body or query parameters, 413 when it takes a body, 401 and 403 when it needs a login or a role,
+404 wherever a path id, a page number or an id in the input can name a missing row, 429 when it is throttled; and it
+gives the Error body to the 4xx answers that views declare with ``ERROR``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ _DESCRIPTIONS = {
     "401": "No credentials, or a bad or expired token (`WWW-Authenticate: Token`).",
     "403": "The role does not allow it (or a session request without its CSRF token).",
     "404": "No such row (or one the caller may not see).",
+    "413": "The body is over DATA_UPLOAD_MAX_MEMORY_SIZE (apps.core.parsers).",
     "429": "Too many requests: see Retry-After.",
 }
 
@@ -45,6 +46,8 @@ class ErrorAwareAutoSchema(AutoSchema):
             [p for p in self._process_override_parameters(direction="request").values() if p.get("in") == "query"])
         if takes_input:
             codes.append("400")
+        if self.method in ("POST", "PUT", "PATCH"):  # any body is bounded in size (apps.core.parsers)
+            codes.append("413")
         permissions = getattr(self.view, "permission_classes", [])
         if not all(p is AllowAny for p in permissions) or not permissions:
             codes += ["401", "403"]

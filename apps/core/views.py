@@ -12,9 +12,9 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
-from apps.accounts.roles import Role, RoleRequiredMixin, user_has_role
+from apps.accounts.roles import Role, RoleRequiredMixin, user_has_role, user_roles
 from apps.accounts.selectors import users_per_role
-from apps.faces.selectors import face_counts_by_split_and_label
+from apps.faces.selectors import face_counts_by_split_and_label, faces_visible_to
 
 from .errors import error_body
 from .media import MEDIA_CONTENT_TYPE, media_file_for
@@ -22,16 +22,19 @@ from .status import platform_status
 
 
 class HomeView(LoginRequiredMixin, TemplateView):
-    """What the platform holds: images per split and label, users per role, links to the parts that exist."""
+    """What the platform holds: images per split and label (of the faces this user may see, ``faces_visible_to``),
+    users per role (admins only), links to the parts that exist."""
 
     template_name = "core/home.html"
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["faces"] = face_counts_by_split_and_label()
-        context["users"] = users_per_role()
-        context["is_admin"] = user_has_role(self.request.user, Role.ADMIN)
-        context["is_researcher"] = user_has_role(self.request.user, Role.RESEARCHER)
+        user = self.request.user
+        context["faces"] = face_counts_by_split_and_label(faces=faces_visible_to(user))
+        context["is_admin"] = user_has_role(user, Role.ADMIN)
+        context["is_researcher"] = user_has_role(user, Role.RESEARCHER)
+        context["has_role"] = bool(user_roles(user))
+        context["users"] = users_per_role() if context["is_admin"] else None
         return context
 
 

@@ -46,9 +46,12 @@ from .models import WorkRow, WorkStatus
 
 logger = logging.getLogger(__name__)
 
-QUEUE_INTERACTIVE = "interactive"  # uploads, on-demand heatmaps, review overlays, beat's small tasks
+QUEUE_INTERACTIVE = "interactive"  # uploads, on-demand heatmaps, review overlays
 QUEUE_BULK = "bulk"  # split jobs, label scoring, training, faithfulness
-QUEUES = (QUEUE_INTERACTIVE, QUEUE_BULK)
+# The platform's own small tasks (beat's: the sweeper, the periodic checks), on a worker that no user work reaches, so
+# that a backed-up interactive queue never keeps lost jobs from being taken back.
+QUEUE_CHORES = "chores"
+QUEUES = (QUEUE_INTERACTIVE, QUEUE_BULK, QUEUE_CHORES)
 
 # One quick retry only: a request must not hang on a broker that is down (the sweeper sends the row again).
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}

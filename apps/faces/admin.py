@@ -35,12 +35,15 @@ class FacePixelsAdmin(admin.ModelAdmin):
 
 @admin.register(FaceImage)
 class FaceImageAdmin(admin.ModelAdmin):
+    """Labels are read-only here: they change only through the face's review item (decide or reopen it under Review
+    items, which links it from here), so every change is in the label history and an undo cannot overwrite it."""
+
     list_display = ("thumbnail", "id", "dataset", "split", "original_label", "current_label", "source_row", "excluded")
     list_filter = ("dataset", "split", "current_label", "original_label", "excluded")
     search_fields = ("=source_row", "source_name", "pixels__sha256")
     list_select_related = ("pixels", "dataset")
-    readonly_fields = ("large_thumbnail", "pixels", "original_label", "source_row", "source_name", "created_at",
-                       "updated_at")
+    readonly_fields = ("large_thumbnail", "pixels", "original_label", "current_label", "excluded", "ferplus_votes",
+                       "source_row", "source_name", "created_at", "updated_at")
     list_per_page = 100
 
     @admin.display(description="face")

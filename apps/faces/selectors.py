@@ -101,8 +101,9 @@ class FaceCounts:
     excluded: int
 
 
-def face_counts_by_split_and_label() -> FaceCounts:
-    grouped = FaceImage.objects.values_list("split", "current_label").annotate(n=Count("id")).order_by()
+def face_counts_by_split_and_label(*, faces: QuerySet[FaceImage]) -> FaceCounts:
+    """Counts of ``faces``: pass ``faces_visible_to(user)`` wherever a user is shown them."""
+    grouped = faces.values_list("split", "current_label").annotate(n=Count("id")).order_by()
     table: dict[str, list[int]] = {split: [0] * (len(CLASSES) + 1) for split in Split.values}
     for split, label, n in grouped:
         column = len(CLASSES) if label is None else label
@@ -114,5 +115,5 @@ def face_counts_by_split_and_label() -> FaceCounts:
         rows=rows,
         column_totals=column_totals,
         total=sum(column_totals),
-        excluded=FaceImage.objects.filter(excluded=True).count(),
+        excluded=faces.filter(excluded=True).count(),
     )

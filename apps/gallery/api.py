@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.roles import IsAdminRole, IsResearcher
 from apps.core.schema import ERROR
+from apps.core.throttles import ExplanationRateThrottle, WaitRateThrottle, WaitSlotThrottle
 from apps.faces.models import Split
 from apps.inference.api import EXPLANATION_PENDING, explanation_pending_response
 from apps.inference.models import Prediction
@@ -109,6 +110,7 @@ class GalleryFaceDetailApi(APIView):
 
 class GalleryExplanationApi(APIView):
     permission_classes = [IsResearcher]
+    throttle_classes = [ExplanationRateThrottle, WaitRateThrottle, WaitSlotThrottle]
 
     @extend_schema(parameters=[ExplanationWaitSerializer], request=GalleryExplanationRequestSerializer,
                    responses={200: FaceExplanationSerializer, 202: EXPLANATION_PENDING, 400: ERROR, 404: ERROR,

@@ -27,14 +27,13 @@ from django.db.models import (
     When,
 )
 
-from apps.accounts.roles import Role, user_has_role
 from apps.core.errors import NotFound
 from apps.faces.models import FaceImage, Split
 from apps.faces.selectors import face_splits_visible_to, training_faces_labelled
 from apps.inference.models import MAP_SIZE, Explanation, ModelVersion, Prediction
 from apps.review.ferplus import ferplus_majority_accuracy
 from apps.review.models import LabelHistory, LabelScore, ReviewItem, Vote
-from apps.review.selectors import BlindReview, blind_review_for
+from apps.review.selectors import blind_review_for
 from ml.cam_stats import MapAverager
 from ml.evaluate import classification_metrics
 from ml.labels import CLASSES, NUM_CLASSES
@@ -89,13 +88,14 @@ class FaceDetail:
 def gallery_face_detail(*, face: FaceImage, version: ModelVersion | None, user) -> FaceDetail:
     """A face with the prediction and every stored heatmap of ``version``, its label history and review votes, as
     ``user`` may see them: votes and the votes inside history entries follow the blind-review rule
-    (``apps.review.selectors.blind_review_for``), so a researcher who also reviews learns nothing early."""
+    (``apps.review.selectors.blind_review_for``): admins and the round's voters whose counted vote is final see who
+    chose what; other researchers see the outcome only."""
     prediction = (Prediction.objects.filter(face=face, model_version=version).first() if version else None)
     explanations = Explanation.objects.filter(face=face, model_version=version).order_by("method", "target_label")
     item = ReviewItem.objects.filter(face=face).first()
-    # Only people who can vote are kept blind: a researcher without the reviewer role sees every vote.
-    blind = (blind_review_for(user=user, item_ids=[item.pk] if item else []) if user_has_role(user, Role.REVIEWER)
-             else BlindReview(is_admin=True, user_id=user.pk))
+    # The one blind-review rule, for researchers too: admins and the round's final voters see who chose what;
+    # everyone else sees the settled outcome (the labels) only.
+    blind = blind_review_for(user=user, item_ids=[item.pk] if item else [])
     history = []
     for entry in LabelHistory.objects.filter(face=face).select_related("actor").order_by("created_at", "id"):
         shown = blind.entry(entry, item)

@@ -83,7 +83,8 @@ class GalleryLabelHistorySerializer(serializers.Serializer):
     new_class = serializers.SerializerMethodField()
     new_excluded = serializers.BooleanField()
     actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
-    votes = serializers.JSONField(allow_null=True, help_text="null for a round the viewer has no vote in")
+    votes = serializers.JSONField(allow_null=True, help_text="null for a round whose votes the viewer may not see "
+                                  "(admins and final counted voters of the round see them)")
     created_at = serializers.DateTimeField()
 
     def get_old_class(self, obj) -> str | None:

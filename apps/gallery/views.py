@@ -14,6 +14,7 @@ from django.views.generic import TemplateView
 
 from apps.accounts.roles import Role, RoleRequiredMixin
 from apps.core.errors import NotFound
+from apps.core.throttles import ThrottledPageMixin
 from apps.inference.models import ModelVersion
 from apps.inference.selectors import model_version_get, model_version_list
 from apps.inference.services.predictions import CAM_METHODS
@@ -209,7 +210,7 @@ class CompareView(ResearcherView, TemplateView):
         return context
 
 
-class GalleryExportView(ResearcherView, View):
+class GalleryExportView(ResearcherView, ThrottledPageMixin, View):  # EXPORTS_THROTTLE_RATE
     """The gallery's current selection (same filters, every page, at most ``EXPORT_LIMIT`` faces) as a ZIP."""
 
     def get(self, request: HttpRequest) -> HttpResponse:

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.roles import IsAdminRole, IsResearcher
 from apps.core.schema import ERROR
+from apps.core.throttles import ExplanationRateThrottle, WaitRateThrottle, WaitSlotThrottle
 from apps.faces.selectors import face_get_for
 
 from .selectors import explanations_for, model_version_get, model_version_list, prediction_active_get
@@ -85,6 +86,7 @@ def explanation_pending_response(request: Request, result: ExplanationRequest) -
 
 class FaceExplanationCreateApi(APIView):
     permission_classes = [IsResearcher]
+    throttle_classes = [ExplanationRateThrottle, WaitRateThrottle, WaitSlotThrottle]
 
     @extend_schema(parameters=[ExplanationWaitSerializer], request=ExplanationRequestSerializer,
                    responses={200: ExplanationSerializer, 202: EXPLANATION_PENDING, 400: ERROR, 404: ERROR,

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.roles import IsAdminRole, IsResearcher, IsReviewer, Role, user_has_role
 from apps.core.schema import ERROR
+from apps.core.throttles import ExportRateThrottle
 from apps.faces.selectors import face_splits_visible_to, faces_visible_to
 
 from . import selectors, serializers, services
@@ -52,7 +53,11 @@ class VoteCastApi(APIView):
 
     @extend_schema(operation_id="review_items_vote", request=serializers.ChoiceInputSerializer,
                    responses={201: serializers.VoteResultSerializer, 404: ERROR, 409: ERROR},
-                   description="Settled, leased to someone else, or already voted: 409.")
+                   description="Your vote on an item leased to you (its lease, even just run out, while nobody took "
+                               "it since; admins: any open item). Your vote already stored in the item's round: "
+                               "409 `already_voted` (a resent vote counts as sent). Any other item (leased to "
+                               "someone else, settled, disputed, gold or missing): 404 `not_found`, the same answer "
+                               "for all.")
     def post(self, request: Request, item_id: int) -> Response:
         body = serializers.ChoiceInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -68,8 +73,12 @@ class VoteUndoApi(APIView):
 
     @extend_schema(operation_id="review_votes_undo", request=None,
                    responses={200: serializers.UndoResultSerializer, 404: ERROR, 409: ERROR},
-                   description="Withdraw your last vote; a settlement it made is reverted. The item is leased back "
-                               "to you so you can vote again.")
+                   description="Withdraw your last vote within REVIEW_UNDO_SECONDS of casting it; a settlement it "
+                               "made is reverted. The item is leased back to you so you can vote again. 409 "
+                               "`vote_final`: past that window (the round's votes may have been shown to you); 409 "
+                               "`undo_used`: you took back a vote on this item in this round already; 409 "
+                               "`item_leased`: another reviewer holds the item now; 409 `conflict`: an admin "
+                               "decided or reopened it. Nothing changes on a 409.")
     def post(self, request: Request) -> Response:
         vote = services.review_vote_undo(user=request.user)
         item = selectors.review_item_detail(item_id=vote.item_id)
@@ -121,9 +130,10 @@ class ItemDetailApi(APIView):
     permission_classes = [IsReviewer]
 
     @extend_schema(operation_id="review_items_detail", responses=serializers.ReviewItemDetailSerializer,
-                   description="An item with its label history, blind: `votes` is null until you have voted in "
-                               "the current round, and history entries show votes only of rounds you voted in. "
-                               "Reviewers read only items leased to them or voted on (others: 404).")
+                   description="An item with its label history, blind: `votes` is null until you hold a final "
+                               "counted vote in the current round (not unsure, past the undo window), and history "
+                               "entries show votes only of rounds where you hold one. Reviewers read only items "
+                               "leased to them or voted on (others: 404).")
     def get(self, request: Request, item_id: int) -> Response:
         return _detail_response(request, item_id)
 
@@ -168,7 +178,11 @@ class GoldApi(APIView):
     permission_classes = [IsAdminRole]
 
     @extend_schema(operation_id="review_gold_set", request=serializers.GoldInputSerializer,
-                   responses={201: serializers.ReviewItemDetailSerializer, 409: ERROR})
+                   responses={201: serializers.ReviewItemDetailSerializer, 400: ERROR, 404: ERROR, 409: ERROR},
+                   description="Mark a face as gold with its known answer. Only labelled Training faces with a label "
+                               "score (400 otherwise: never PublicTest, PrivateTest or an upload); the item takes its "
+                               "place in the queue by that score, like any other. 409: its item is settled or "
+                               "disputed (reopen it first).")
     def post(self, request: Request) -> Response:
         body = serializers.GoldInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -256,6 +270,7 @@ def _csv_response(rows, filename: str) -> StreamingHttpResponse:
 class KaggleExportApi(APIView):
     permission_classes = [IsResearcher]
     renderer_classes = [JSONRenderer, CSVRenderer]
+    throttle_classes = [ExportRateThrottle]  # a whole dataset per request
 
     @extend_schema(operation_id="review_export_kaggle", parameters=[serializers.KaggleExportQuerySerializer],
                    responses={(200, "text/csv"): OpenApiTypes.STR},
@@ -271,6 +286,7 @@ class KaggleExportApi(APIView):
 class FerplusExportApi(APIView):
     permission_classes = [IsResearcher]
     renderer_classes = [JSONRenderer, CSVRenderer]
+    throttle_classes = [ExportRateThrottle]  # a whole dataset per request
 
     @extend_schema(operation_id="review_export_ferplus", parameters=[serializers.KaggleExportQuerySerializer],
                    responses={(200, "text/csv"): OpenApiTypes.STR},
@@ -289,6 +305,7 @@ class FerplusExportApi(APIView):
 class HistoryExportApi(APIView):
     permission_classes = [IsResearcher]
     renderer_classes = [JSONRenderer, CSVRenderer]
+    throttle_classes = [ExportRateThrottle]  # a whole dataset per request
 
     @extend_schema(operation_id="review_export_history", responses={(200, "text/csv"): OpenApiTypes.STR},
                    description="One row per label change of the faces you may see: face, source row, old and new "

@@ -145,6 +145,21 @@ class Vote(models.Model):
         return f"{self.reviewer_id} -> {self.item_id}: {self.choice}"
 
 
+class VoteUndo(models.Model):
+    """A vote its reviewer took back. One per reviewer, item and round: a vote's answer tells whether it settled the
+    item, so undoing and voting again until it does would find the other votes; one undo corrects a slip of the key
+    and leaves that probe two tries. Kept for the record (the undone choice)."""
+
+    item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="undos")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    round = models.PositiveIntegerField(default=1)
+    choice = models.PositiveSmallIntegerField(choices=Choice.choices, help_text="The choice taken back.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "reviewer", "round"], name="review_one_undo")]
+
+
 class Skip(models.Model):
     """A reviewer passed on an item; it is not offered to them again in the same round."""
 

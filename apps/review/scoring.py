@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from apps.core.errors import Conflict, InvalidInput
@@ -36,7 +37,7 @@ from apps.faces.selectors import face_pixels, training_faces_labelled
 from apps.inference.selectors import model_version_active
 
 from .ferplus import scoring_ferplus_report
-from .models import LabelScore, ReviewItem, ScoringRun
+from .models import LabelHistory, LabelScore, ReviewItem, ScoringRun, Skip, Vote, VoteUndo
 
 logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[dict], None]
@@ -331,12 +332,7 @@ def _record(run: ScoringRun, scores) -> tuple[int, int, int]:
     index = {int(face): i for i, face in enumerate(scores.rows)}
     flagged = {int(scores.rows[i]) for i in np.flatnonzero(scores.is_issue)}
     now = timezone.now()
-    untouched = (ReviewItem.objects.filter(status=ReviewItem.Status.OPEN, is_gold=False, round=1)
-                 .exclude(face_id__in=flagged)
-                 .exclude(lease_expires_at__gt=now)
-                 .filter(votes__isnull=True, skips__isnull=True, history__isnull=True))
-    _, deleted = ReviewItem.objects.filter(pk__in=list(untouched.values_list("pk", flat=True))).delete()
-    retired = deleted.get(ReviewItem._meta.label, 0)
+    retired = _retire_untouched(keep=flagged, now=now)
     existing = {item.face_id: item for item in ReviewItem.objects.select_for_update().filter(face_id__in=index)}
     to_update, to_create = [], []
     for face_id, item in existing.items():
@@ -356,6 +352,31 @@ def _record(run: ScoringRun, scores) -> tuple[int, int, int]:
                                                "updated_at"], batch_size=2000)
     ReviewItem.objects.bulk_create(to_create, batch_size=2000, ignore_conflicts=True)
     return len(to_create), len(to_update), retired
+
+
+def _untouched(*, keep: set[int], now) -> QuerySet[ReviewItem]:
+    """Open items nobody has touched: round 1, no vote, undo, skip or history, not gold, not leased now, face not in
+    ``keep``."""
+    return (ReviewItem.objects.filter(status=ReviewItem.Status.OPEN, is_gold=False, round=1)
+            .exclude(face_id__in=keep)
+            .exclude(lease_expires_at__gt=now)
+            .exclude(Exists(Vote.objects.filter(item=OuterRef("pk"))))
+            .exclude(Exists(Skip.objects.filter(item=OuterRef("pk"))))
+            .exclude(Exists(VoteUndo.objects.filter(item=OuterRef("pk"))))
+            .exclude(Exists(LabelHistory.objects.filter(item=OuterRef("pk")))))
+
+
+def _retire_untouched(*, keep: set[int], now) -> int:
+    """Delete the untouched open items (``_untouched``) whose face is not in ``keep``; how many. The rows are locked
+    first, and the delete re-checks that they are still untouched, so a vote is never cascaded away: a vote locks
+    its item row (and its insert needs a key-share lock on it), so it either landed before the check, which then
+    keeps the item, or waits and then finds the item gone (404). Items a vote holds right now are skipped, not waited
+    for: they are touched."""
+    locked = list(_untouched(keep=keep, now=now).select_for_update(skip_locked=True).values_list("pk", flat=True))
+    if not locked:
+        return 0
+    _, deleted = _untouched(keep=keep, now=now).filter(pk__in=locked).delete()
+    return deleted.get(ReviewItem._meta.label, 0)
 
 
 SCORING_RUN = WorkKind(name="scoring_run", label="label-scoring runs", model=ScoringRun, task="review.score_labels",

@@ -2,13 +2,16 @@
 
 Blind review and gold items, the rules every read here keeps (admins see everything):
 
-- A round's votes, who chose what, are shown to a reviewer only once they have a vote in that round (``BlindReview``):
-  the item's ``votes``, the votes and undo actors in its history, the history export, and the agreement figures,
-  which reviewers get for themselves only and, for Fleiss' kappa, from decided rounds only.
+- A round's votes, who chose what, are shown to anyone but an admin only once they hold a *final counted* vote in
+  that round (``BlindReview``): not "unsure", and past the undo window (``services.votes_final_before``), so nobody
+  can read the others' answers and then change their own. This holds for the item's ``votes``, the votes and undo
+  actors in its history, the history and FER+ exports, the gallery's face page and API (researchers included), and
+  the agreement figures, which reviewers get for themselves only and, for Fleiss' kappa, from decided rounds only.
 - A reviewer reads an item only while it is leased to them or once they have voted on it; any other id is "not
   found", whether or not it exists (``review_item_for``).
-- Nothing a reviewer sees tells a gold item from another: no gold figures (gold accuracy, the gold count), progress
-  counts gold items like the others, and on a gold item a reviewer sees only their own vote.
+- Nothing a reviewer sees tells a gold item from another: no gold figures (gold accuracy, the gold count), the
+  status counts and progress count gold items like the others, and on a gold item a reviewer sees only their own
+  vote.
 """
 
 from __future__ import annotations
@@ -28,14 +31,16 @@ from apps.faces.models import FaceImage
 
 from .choices import UNSURE
 from .models import GoldAnswer, LabelHistory, ReviewItem, ScoringRun, Vote
-from .services import OPEN_STATUSES
+from .services import OPEN_STATUSES, votes_final_before
 
 # A round that takes no more votes: its outcome is the face's label (settled) or an admin's to decide (disputed).
 DECIDED_STATUSES = (ReviewItem.Status.SETTLED, ReviewItem.Status.DISPUTED)
 
 
 def review_queue_stats(*, user) -> dict:
-    by_status = dict(ReviewItem.objects.filter(is_gold=False).values_list("status").annotate(n=Count("pk")))
+    """Queue figures. The status counts include gold items (always open), as the reviewer's progress does, so that
+    no difference between them gives the gold count away; admins get that count on its own."""
+    by_status = dict(ReviewItem.objects.values_list("status").annotate(n=Count("pk")))
     now = timezone.now()
     today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     last_run = ScoringRun.objects.order_by("-created_at").first()
@@ -158,16 +163,17 @@ class HistoryEntry:
 class BlindReview:
     """What one caller may see of votes. Build it with ``blind_review_for``.
 
-    A round's votes (names and choices) are the caller's to see once they have a vote in that round; admins see
-    every round. In the history, an entry of a round the caller has no vote in keeps its labels but loses its votes
-    and, for an undo, its actor (a voter of that round); while that round still takes votes its entries are left
-    out altogether, because a settlement and its undo would tell the remaining votes' choice. On a gold item a
-    reviewer sees only their own vote: others' votes would pile up past a quorum that never settles it.
+    A round's votes (names and choices) are the caller's to see once they hold a final counted vote in that round
+    (not "unsure", past the undo window: one they can no longer take back); admins see every round. In the history,
+    an entry of a round the caller does not see keeps its labels but loses its votes and, for an undo, its actor (a
+    voter of that round); while that round still takes votes its entries are left out altogether, because a
+    settlement and its undo would tell the remaining votes' choice. On a gold item a reviewer sees only their own
+    vote: others' votes would pile up past a quorum that never settles it.
     """
 
     is_admin: bool
     user_id: int | None
-    voted: frozenset[tuple[int, int]] = frozenset()  # (item id, round) the caller has a vote in
+    voted: frozenset[tuple[int, int]] = frozenset()  # (item id, round) the caller has a final counted vote in
 
     def sees_round(self, item_id: int | None, round_: int) -> bool:
         return self.is_admin or (item_id, round_) in self.voted
@@ -200,10 +206,13 @@ class BlindReview:
 
 
 def blind_review_for(*, user, item_ids: Iterable[int] | None = None) -> BlindReview:
-    """The blind-review view of ``user`` (of the given items only, when ``item_ids`` is set)."""
+    """The blind-review view of ``user`` (of the given items only, when ``item_ids`` is set), whatever their roles:
+    a researcher who never voted sees no round's votes."""
     if user_has_role(user, Role.ADMIN):
         return BlindReview(is_admin=True, user_id=user.pk)
-    votes = Vote.objects.filter(reviewer=user)
+    if getattr(user, "pk", None) is None:
+        return BlindReview(is_admin=False, user_id=None)
+    votes = Vote.objects.filter(reviewer=user, created_at__lte=votes_final_before()).exclude(choice=UNSURE)
     if item_ids is not None:
         votes = votes.filter(item_id__in=list(item_ids))
     return BlindReview(is_admin=False, user_id=getattr(user, "pk", None),

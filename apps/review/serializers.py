@@ -96,7 +96,8 @@ class VoteSerializer(serializers.ModelSerializer):
 
 
 class LabelHistorySerializer(serializers.Serializer):
-    """A ``selectors.HistoryEntry``: ``votes`` is null for a round the requester has not voted in (blind review)."""
+    """A ``selectors.HistoryEntry``: ``votes`` is null for a round whose votes the requester may not see (blind
+    review)."""
 
     id = serializers.IntegerField()
     kind = serializers.CharField()
@@ -112,9 +113,9 @@ class LabelHistorySerializer(serializers.Serializer):
 
 
 class ReviewItemDetailSerializer(ReviewItemSerializer):
-    """Detail with history, blind: ``votes`` is null until the requester has voted in the current round, and the
-    history shows only rounds' votes they voted in (admins: all). Context: ``is_admin`` and ``blind``
-    (``selectors.BlindReview`` of the requester)."""
+    """Detail with history, blind: ``votes`` is null until the requester holds a final counted vote in the current
+    round, and the history shows only the votes of rounds where they hold one (admins: all). Context: ``is_admin``
+    and ``blind`` (``selectors.BlindReview`` of the requester)."""
 
     votes = serializers.SerializerMethodField()
     history = serializers.SerializerMethodField()

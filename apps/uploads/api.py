@@ -6,15 +6,15 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from apps.core.errors import ErrorSerializer
+from apps.core.parsers import BoundedJSONParser
+from apps.core.throttles import ExplanationRateThrottle, UploadRateThrottle, WaitRateThrottle, WaitSlotThrottle
 from apps.inference.api import EXPLANATION_PENDING, explanation_pending_response
 from apps.inference.serializers import ExplanationWaitSerializer
 
@@ -32,24 +32,6 @@ from .services import upload_create, upload_results_wait
 FILE_FIELDS = ("images", "image")
 
 
-class _PostRateThrottle(UserRateThrottle):
-    """Per-user rate on POST only (reads are not limited); the rate is read per request so settings overrides apply."""
-
-    def get_rate(self) -> str | None:
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
-
-    def allow_request(self, request, view) -> bool:
-        return request.method != "POST" or super().allow_request(request, view)
-
-
-class UploadRateThrottle(_PostRateThrottle):
-    scope = "uploads"
-
-
-class ExplanationRateThrottle(_PostRateThrottle):
-    scope = "explanations"
-
-
 class UploadPagination(PageNumberPagination):
     page_size = 20
     page_size_query_param = "page_size"
@@ -62,7 +44,7 @@ _WAIT = OpenApiParameter("wait", OpenApiTypes.FLOAT, description="Seconds to wai
 class UploadListCreateApi(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes = [MultiPartParser, FormParser]
-    throttle_classes = [UploadRateThrottle]
+    throttle_classes = [UploadRateThrottle, WaitRateThrottle, WaitSlotThrottle]
     pagination_class = UploadPagination  # the schema reads it: GET declares the page ({count, next, ...}) and params
 
     @extend_schema(responses=UploadResultSerializer(many=True))
@@ -103,6 +85,7 @@ class UploadListCreateApi(APIView):
 
 class UploadDetailApi(APIView):
     permission_classes = [IsAuthenticated]
+    throttle_classes = [WaitRateThrottle, WaitSlotThrottle]  # a plain read is not limited; one that waits is
 
     @extend_schema(parameters=[_WAIT], responses=UploadResultSerializer)
     def get(self, request: Request, upload_id) -> Response:
@@ -117,8 +100,8 @@ class UploadExplanationApi(APIView):
     """One heatmap on demand, made by a worker: the CAM-method switcher of the upload page uses it."""
 
     permission_classes = [IsAuthenticated]
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
-    throttle_classes = [ExplanationRateThrottle]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
+    throttle_classes = [ExplanationRateThrottle, WaitRateThrottle, WaitSlotThrottle]
 
     @extend_schema(parameters=[ExplanationWaitSerializer], request=UploadExplanationRequestSerializer, responses={
         200: UploadHeatmapSerializer,

@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.core.middleware.TrustedProxyMiddleware",  # first: X-Forwarded-* only from TRUSTED_PROXIES
+    "apps.core.middleware.ContentSecurityPolicyMiddleware",  # on every response, static files and errors included
+    "apps.core.middleware.WaitSlotMiddleware",  # gives back a ?wait= request's slot (apps/core/throttles.py)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -80,6 +82,22 @@ MIDDLEWARE = [
     "apps.core.middleware.ApplicationErrorMiddleware",  # pages render service errors with their 4xx status
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a locked-out login page into its 429 page
 ]
+
+# Scripts and styles from this site only: no template has an inline script or <style> (data goes in JSON blocks and
+# data- attributes). Two gallery templates draw bars and matrix cells with style attributes (computed widths and
+# colours): style-src-attr allows those attributes, which cannot run code. Swagger UI gets its setup script from a
+# URL too (SpectacularSwaggerSplitView) and its icons as data: images.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "style-src-attr 'unsafe-inline'",
+    "img-src 'self' data: blob:",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
 
 # django-axes first: it refuses a locked-out username or client before ModelBackend checks the password.
 AUTHENTICATION_BACKENDS = [
@@ -151,16 +169,24 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON bounded in size (DATA_UPLOAD_MAX_MEMORY_SIZE: 413) and nesting (400) before it is decoded.
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.core.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "apps.core.schema.ErrorAwareAutoSchema",
     # One error shape for every 4xx (apps/core/errors.py); the schema declares it (apps/core/schema.py).
     "EXCEPTION_HANDLER": "apps.core.errors.api_exception_handler",
-    # Scoped per-user rates (apps/uploads/api.py). The cache behind them is per process unless CACHES says otherwise.
+    # Scoped per-user rates (apps/core/throttles.py), counted in the shared cache (CACHES below).
     "DEFAULT_THROTTLE_RATES": {
         "uploads": _throttle_rate("UPLOADS_THROTTLE_RATE", "60/min"),
         "explanations": _throttle_rate("EXPLANATIONS_THROTTLE_RATE", "120/min"),
+        "waits": _throttle_rate("WAITS_THROTTLE_RATE", "60/min"),  # requests with ?wait= (each may hold a thread)
+        "exports": _throttle_rate("EXPORTS_THROTTLE_RATE", "30/hour"),  # CSV and ZIP downloads of whole datasets
     },
 }
 # API tokens (django-rest-knox): only a SHA-512 digest is stored; each token expires and can be revoked on its own
@@ -178,12 +204,11 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the 
 AXES_RESET_ON_SUCCESS = False
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_CALLABLE = "apps.accounts.views.login_locked_out"  # the pages' 429 page; the API raises LoginLocked
-# The client address for per-IP counts. deploy/nginx.conf appends the client to X-Forwarded-For; django-ipware
-# (strict, proxy count 0) takes the address from a one-entry header and falls back to REMOTE_ADDR (nginx) for a
-# longer, client-forged chain, so a forged header never picks the address. Without a proxy in front, set
-# LOGIN_CLIENT_IP_HEADERS=REMOTE_ADDR; behind one more proxy that appends, LOGIN_PROXY_COUNT=1.
-AXES_IPWARE_META_PRECEDENCE_ORDER = tuple(env_list("LOGIN_CLIENT_IP_HEADERS", ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]))
-AXES_IPWARE_PROXY_COUNT = env_int("LOGIN_PROXY_COUNT", 0, minimum=0)
+# The client address for per-IP counts (apps.core.middleware.client_address): the last X-Forwarded-For entry, which
+# deploy/nginx.conf appends (the address nginx saw), only from TRUSTED_PROXIES; entries a client wrote are never read.
+# Behind one more proxy that appends (a TLS load balancer), LOGIN_PROXY_COUNT=1 takes the entry before nginx's.
+AXES_CLIENT_IP_CALLABLE = "apps.core.middleware.client_address"
+LOGIN_PROXY_COUNT = env_int("LOGIN_PROXY_COUNT", 0, minimum=0)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "ferplatform API",
@@ -224,10 +249,11 @@ else:
         "store_processed": False,
     }
     CELERY_RESULT_BACKEND = f"file://{_BROKER_DIR / 'results'}"
-# Two queues, one worker process each (``make run``, docker-compose): interactive work never waits behind bulk work.
+# Three queues, one worker process each (``make run``, ``make prod``, docker-compose): interactive work never waits
+# behind bulk work, and the platform's chores (sweeper, periodic checks) never wait behind either (apps.core.work).
 CELERY_TASK_DEFAULT_QUEUE = "interactive"
 CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name)
-                           for name in ("interactive", "bulk"))
+                           for name in ("interactive", "bulk", "chores"))
 CELERY_TASK_DEFAULT_EXCHANGE = "interactive"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "interactive"
 # Each task declares its queue (a job's kind in apps/*, beat's and hint tasks in their decorator); this table only
@@ -251,6 +277,26 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # workers wait for a broker that is
 CELERY_BROKER_CONNECTION_TIMEOUT = 2  # s; a request that sends a task never hangs on a dead broker for long
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
+
+# The cache every process shares: throttle counters, waiting-request slots, "already queued" marks. Redis when it runs
+# (the broker's database, under a key prefix of its own; ferplatform.cache never flushes the broker's keys), else a
+# database table (`manage.py createcachetable`, which make run, make prod and docker-compose run after migrate).
+if REDIS_URL:
+    CACHES = {"default": {
+        "BACKEND": "ferplatform.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "ferplatform-cache",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},  # a hint is not worth a hung request
+    }}
+else:
+    CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "ferplatform_cache",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},  # Django's 300 would cull live throttle counters
+    }}
+# Waiting requests (?wait=) one user may have in flight at once; more are refused with 429 at once, so that a few
+# users cannot hold every gunicorn thread (GUNICORN_WORKERS x GUNICORN_THREADS) with waits.
+WAITS_MAX_CONCURRENT = env_int("WAITS_MAX_CONCURRENT", 2, minimum=1)
 
 # Units of work (apps/core/work.py): heartbeats from running tasks, and the sweeper that beat runs.
 WORK_HEARTBEAT_SECONDS = env_int("WORK_HEARTBEAT_SECONDS", 15, minimum=1)
@@ -282,10 +328,8 @@ REVIEW_MAX_VOTES = env_int("REVIEW_MAX_VOTES", 3, minimum=1)  # votes (not count
 if REVIEW_MAX_VOTES < REVIEW_QUORUM:
     raise ImproperlyConfigured(f"REVIEW_MAX_VOTES={REVIEW_MAX_VOTES} must be >= REVIEW_QUORUM={REVIEW_QUORUM}.")
 REVIEW_LEASE_SECONDS = env_int("REVIEW_LEASE_SECONDS", 300, minimum=1)
-REVIEW_GOLD_PERCENT = env_int("REVIEW_GOLD_PERCENT", 5, minimum=0)  # share of served items that are gold items
-if REVIEW_GOLD_PERCENT > 100:
-    raise ImproperlyConfigured(f"Environment variable REVIEW_GOLD_PERCENT={REVIEW_GOLD_PERCENT} is malformed: "
-                               "expected an integer from 0 to 100.")
+# Seconds a reviewer may take a vote back; after that it is final and the round's votes may be shown to them.
+REVIEW_UNDO_SECONDS = env_int("REVIEW_UNDO_SECONDS", 120, minimum=0)
 REVIEW_PREFETCH = env_int("REVIEW_PREFETCH", 3, minimum=1)  # items leased to one reviewer at a time
 # After a scoring run, the bulk worker (nice 10) computes the review page's prediction and two Grad-CAM overlays for
 # this many open items at the head of the queue, so that reviewers find them stored and the interactive worker stays

@@ -112,8 +112,12 @@ def env_database(name: str, default: str, *, base: Path) -> dict[str, Any]:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(path),
-            # Web, worker and beat share the file: wait for locks instead of failing at once.
-            "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"},
+            # Web, workers, beat and commands share the file. A deferred transaction that reads and then writes
+            # cannot wait for the write lock (in WAL mode SQLite answers "database is locked" at once when another
+            # writer committed since its read), so every transaction takes the write lock when it begins
+            # (IMMEDIATE) and waits up to SQLITE_BUSY_TIMEOUT seconds for it. Measured: docs/operations.md.
+            "OPTIONS": {"timeout": env_int("SQLITE_BUSY_TIMEOUT", 30, minimum=1), "transaction_mode": "IMMEDIATE",
+                        "init_command": "PRAGMA journal_mode=WAL;"},
         }
     try:
         config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)

@@ -117,21 +117,65 @@ def test_one_address_is_locked_for_every_username(settings):
     assert token_post(api, user.username, PASSWORD, REMOTE_ADDR="192.0.2.11").status_code == 200
 
 
-def test_the_client_address_comes_from_the_proxy_and_cannot_be_forged(settings):
-    """Behind nginx (REMOTE_ADDR is nginx), X-Forwarded-For names the client; a chain the client started itself
-    counts against nginx's address, so changing the forged part does not escape the count. nginx is the configured
-    proxy (TRUSTED_PROXIES): from anyone else X-Forwarded-For is dropped (tests/core/test_trusted_proxy.py)."""
-    settings.TRUSTED_PROXIES = (ipaddress.ip_network("172.18.0.5/32"),)
+NGINX = "172.18.0.5"
+
+
+@pytest.fixture
+def behind_nginx(settings):
+    """nginx is the configured proxy (TRUSTED_PROXIES): from anyone else X-Forwarded-For is dropped
+    (tests/core/test_trusted_proxy.py)."""
+    settings.TRUSTED_PROXIES = (ipaddress.ip_network(f"{NGINX}/32"),)
+
+
+def test_the_client_address_is_the_one_nginx_saw(behind_nginx, settings):
+    """nginx appends the address it saw to X-Forwarded-For: that last entry is the client, whatever the client wrote
+    before it."""
     api, user = APIClient(), UserFactory()
     for i in range(settings.AXES_FAILURE_LIMIT):
-        token_post(api, f"guess{i}", "wrong", REMOTE_ADDR="172.18.0.5", HTTP_X_FORWARDED_FOR="203.0.113.7")
-    assert token_post(api, user.username, PASSWORD, REMOTE_ADDR="172.18.0.5",
+        token_post(api, f"guess{i}", "wrong", REMOTE_ADDR=NGINX, HTTP_X_FORWARDED_FOR="203.0.113.7")
+    assert token_post(api, user.username, PASSWORD, REMOTE_ADDR=NGINX,
                       HTTP_X_FORWARDED_FOR="203.0.113.7").status_code == 429
-    assert token_post(api, user.username, PASSWORD, REMOTE_ADDR="172.18.0.5",
+    assert token_post(api, user.username, PASSWORD, REMOTE_ADDR=NGINX,
                       HTTP_X_FORWARDED_FOR="203.0.113.8").status_code == 200
 
+
+def test_a_forged_chain_locks_out_only_its_sender(behind_nginx, settings):
+    """Five failures with a junk multi-entry X-Forwarded-For lock out the address nginx saw (the last entry), never
+    nginx itself: other clients behind the same nginx, with a chain of their own or none, still log in. Changing the
+    forged part does not escape the count."""
+    api, user = APIClient(), UserFactory()
     for i in range(settings.AXES_FAILURE_LIMIT):
-        token_post(api, f"other{i}", "wrong", REMOTE_ADDR="172.18.0.5",
-                   HTTP_X_FORWARDED_FOR=f"198.51.100.{i + 1}, 203.0.113.9")
-    assert token_post(api, user.username, PASSWORD, REMOTE_ADDR="172.18.0.5",
+        token_post(api, f"guess{i}", "wrong", REMOTE_ADDR=NGINX,
+                   HTTP_X_FORWARDED_FOR=f"10.9.9.{i}, not-an-address, 198.51.100.{i + 1}, 203.0.113.9")
+    assert token_post(api, user.username, PASSWORD, REMOTE_ADDR=NGINX,
                       HTTP_X_FORWARDED_FOR="198.51.100.99, 203.0.113.9").status_code == 429
+    assert token_post(api, user.username, PASSWORD, REMOTE_ADDR=NGINX,
+                      HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 429
+
+    assert token_post(api, user.username, PASSWORD, REMOTE_ADDR=NGINX,
+                      HTTP_X_FORWARDED_FOR="198.51.100.99, 203.0.113.10").status_code == 200  # behind a proxy
+    assert token_post(api, user.username, PASSWORD, REMOTE_ADDR=NGINX,
+                      HTTP_X_FORWARDED_FOR="203.0.113.11").status_code == 200
+    assert AccessAttempt.objects.filter(ip_address=NGINX).count() == 0
+
+
+def test_one_more_proxy_in_front_counts_one_entry_further_left(behind_nginx, settings):
+    """LOGIN_PROXY_COUNT=1: a TLS load balancer appends the client, nginx appends the load balancer."""
+    settings.LOGIN_PROXY_COUNT = 1
+    api, user = APIClient(), UserFactory()
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        token_post(api, f"guess{i}", "wrong", REMOTE_ADDR=NGINX,
+                   HTTP_X_FORWARDED_FOR=f"10.9.9.{i}, 203.0.113.20, 192.0.2.250")
+    assert token_post(api, user.username, PASSWORD, REMOTE_ADDR=NGINX,
+                      HTTP_X_FORWARDED_FOR="203.0.113.20, 192.0.2.250").status_code == 429
+    assert token_post(api, user.username, PASSWORD, REMOTE_ADDR=NGINX,
+                      HTTP_X_FORWARDED_FOR="203.0.113.21, 192.0.2.250").status_code == 200
+
+
+def test_without_a_trusted_proxy_the_connection_is_the_client(settings):
+    """A client that reaches gunicorn directly cannot pick its address with a header."""
+    api, user = APIClient(), UserFactory()
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        token_post(api, f"guess{i}", "wrong", REMOTE_ADDR="203.0.113.30", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}")
+    assert token_post(api, user.username, PASSWORD, REMOTE_ADDR="203.0.113.30",
+                      HTTP_X_FORWARDED_FOR="198.51.100.200").status_code == 429

@@ -56,9 +56,9 @@ def test_reviewer_settles_an_item_with_the_keyboard(prod_stack, login):
     page = login("rita", "/review/")
     page.wait_for_selector('#review-app[data-pending="0"]:not([data-item-id=""])')
     item_id = int(page.get_attribute("#review-app", "data-item-id"))
-    page.wait_for_function("document.getElementById('face').naturalWidth === 48")  # the face, through nginx
+    page.wait_for_function("() => document.getElementById('face').naturalWidth === 48")  # the face, through nginx
     page.keyboard.press("Enter")  # accept the suggestion: one vote settles here (REVIEW_QUORUM=1)
-    page.wait_for_function(f"document.getElementById('review-app').dataset.itemId !== '{item_id}' && "
+    page.wait_for_function(f"() => document.getElementById('review-app').dataset.itemId !== '{item_id}' && "
                            "document.getElementById('review-app').dataset.pending === '0'")
     status, votes = prod_stack.query(
         "SELECT i.status, count(v.id) FROM review_reviewitem i JOIN review_vote v ON v.item_id = i.id "
@@ -91,7 +91,7 @@ def test_admin_watches_a_scoring_run_and_a_training_run_finish(prod_stack, login
     prod_stack.wait_idle()  # the first start's runs, its split job and the overlays computed ahead are done
     with prod_stack.holding("review_labelscore"):
         page.click("#start")
-        page.wait_for_function("document.getElementById('start-status').textContent.includes('queued')")
+        page.wait_for_function("() => document.getElementById('start-status').textContent.includes('queued')")
         run_id = prod_stack.query("SELECT max(id) FROM review_scoringrun")[0][0]
         card = f'.srun[data-run-id="{run_id}"]'
         # Live progress while it runs (it stops before storing its scores while this block holds them).
@@ -107,7 +107,7 @@ def test_admin_watches_a_scoring_run_and_a_training_run_finish(prod_stack, login
     page.fill("#epochs", "3")
     with prod_stack.holding("inference_modelversion"):
         page.click("#retrain")
-        page.wait_for_function("document.getElementById('retrain-status').textContent.includes('queued')")
+        page.wait_for_function("() => document.getElementById('retrain-status').textContent.includes('queued')")
         run_id = prod_stack.query("SELECT max(id) FROM training_trainingrun")[0][0]
         card = f'.run[data-run-id="{run_id}"]'
         # Live progress while it runs (it stops before registering its model version while this block holds them).

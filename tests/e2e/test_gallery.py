@@ -37,7 +37,7 @@ def test_gallery_filter_cell_and_face(live_server, page, researcher, shared_medi
     log_in(page, live_server, researcher.username, "/gallery/")
     page.wait_for_selector("#gallery-grid")
     assert tile_ids(page) == data.visible
-    page.wait_for_function("[...document.querySelectorAll('#gallery-grid img.overlay')]"
+    page.wait_for_function("() => [...document.querySelectorAll('#gallery-grid img.overlay')]"
                            ".every(img => img.complete && img.naturalWidth === 192)")
 
     # Filter: wrong predictions on PublicTest.

@@ -24,9 +24,9 @@ def test_review_with_the_keyboard_vote_undo_skip(live_server, page):
     page.click("button[type=submit]")
     _wait_idle_on(page, first.pk)
     assert page.evaluate("getComputedStyle(document.getElementById('face')).imageRendering") == "pixelated"
-    page.wait_for_function("document.getElementById('face').naturalWidth === 48")
+    page.wait_for_function("() => document.getElementById('face').naturalWidth === 48")
     assert page.inner_text("#current-label") == "happy" and page.inner_text("#suggested-label") == "surprise"
-    page.wait_for_function("document.getElementById('model-note').textContent.includes('No model is active')")
+    page.wait_for_function("() => document.getElementById('model-note').textContent.includes('No model is active')")
 
     page.keyboard.press("?")
     assert page.is_visible("#help")

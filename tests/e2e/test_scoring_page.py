@@ -38,7 +38,7 @@ def test_start_watch_cancel_and_resume_scoring_runs(live_server, page, shared_me
     page.fill("#epochs", "30")
     page.select_option("#filter-by", "predicted_neq_given")
     page.click("#start")
-    page.wait_for_function("document.getElementById('start-status').textContent.includes('queued')")
+    page.wait_for_function("() => document.getElementById('start-status').textContent.includes('queued')")
     run = ScoringRun.objects.get()
     assert (run.method, run.folds, run.epochs, run.filter_by) == ("out_of_fold", 2, 30, "predicted_neq_given")
     assert run.blend_active  # checked by default while a version is active
@@ -65,7 +65,7 @@ def test_start_watch_cancel_and_resume_scoring_runs(live_server, page, shared_me
     assert page.is_disabled("#folds") and page.is_disabled("#epochs")
     page.click("#start")
     in_sample = ScoringRun.objects.filter(method="in_sample")
-    page.wait_for_function("document.getElementById('start-status').textContent.includes('queued')")
+    page.wait_for_function("() => document.getElementById('start-status').textContent.includes('queued')")
     in_sample_card = f'.srun[data-run-id="{in_sample.get().pk}"]'
     page.wait_for_selector(f'{in_sample_card}[data-status="succeeded"]', timeout=180_000)
     assert "in-sample with tiny-a" in page.inner_text(f"{in_sample_card} h3")

@@ -66,7 +66,7 @@ def test_an_admin_reads_a_stuck_pipeline_and_the_page_refreshes(live_server, pag
     celery_app.send_task("training.run", args=[waiting.pk], queue=bulk)
     aged(PredictionChunk, age_s=5, face_ids=[2])
     page.wait_for_function(
-        f"""document.querySelector('#queue-table tr[data-queue="{bulk}"] .messages').textContent === "1" &&
+        f"""() => document.querySelector('#queue-table tr[data-queue="{bulk}"] .messages').textContent === "1" &&
             document.querySelector('#kind-table tr[data-kind="prediction_chunk"] .queued').textContent === "1" """,
         timeout=15_000)
     assert page.inner_text("#refresh-state") == "Refreshes every 5 s."

@@ -34,7 +34,7 @@ def test_retrain_now_shows_live_progress_curves_and_the_result(live_server, page
     page.select_option("#recipe", "scoring")
     page.fill("#epochs", "40")
     page.click("#retrain")
-    page.wait_for_function("document.getElementById('retrain-status').textContent.includes('queued')")
+    page.wait_for_function("() => document.getElementById('retrain-status').textContent.includes('queued')")
     run = TrainingRun.objects.get()
     assert run.recipe_name == "scoring" and run.epochs == 40 and run.trigger == "admin"
 

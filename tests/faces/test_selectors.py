@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from apps.faces.models import FaceImage
 from apps.faces.selectors import face_counts_by_split_and_label, face_pixels, training_faces_labelled
 
 from .factories import FaceImageFactory, random_pixels
@@ -16,7 +17,7 @@ def test_counts_per_split_and_label():
     FaceImageFactory(split="PublicTest", original_label=6)
     FaceImageFactory(split="Upload", original_label=None)
 
-    counts = face_counts_by_split_and_label()
+    counts = face_counts_by_split_and_label(faces=FaceImage.objects.all())
 
     rows = {split: (cells, total) for split, cells, total in counts.rows}
     assert rows["Training"] == ([1, 0, 0, 2, 0, 0, 0, 0], 3)

@@ -1,6 +1,9 @@
 """Schemathesis against a live test server, with every role's token: no server errors, and every response as the
 OpenAPI schema declares it (status codes, content types, bodies). Bounded: ``EXAMPLES`` cases per operation.
 
+Besides the generated cases, every operation that takes a body gets the bodies a generator does not make: JSON nested
+100,000 deep and JSON past ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (a 4xx in the one error shape, never a 500).
+
 Left out: operations that start long jobs (training, scoring, faithfulness, activation's follow-up work), and the
 ones that would end the run itself (the token endpoint's lockout, revoking the fuzzer's own tokens)."""
 
@@ -13,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from apps.accounts.roles import Role
 from apps.accounts.services import api_token_create
@@ -77,3 +81,47 @@ def test_no_server_errors_and_no_schema_violations_for_any_role(live_server, set
     print(f"schemathesis total: {totals['operations']} operation runs, {totals['cases']} cases")
     assert failures == [], "\n".join(failures)
     assert totals["operations"] >= 4 * 30
+
+
+# Bodies no generator makes: a RecursionError in the decoder, and a body past the size limit (parsed whole before).
+DEEP = b"[" * 100_000
+DEEP_OBJECT = b'{"a":' * 5_000 + b"1" + b"}" * 5_000
+UUID = "00000000-0000-4000-8000-000000000001"
+
+
+def _operations_with_a_body(schema: dict) -> list[tuple[str, str, str]]:
+    found = []
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method in ("post", "put", "patch") and operation["operationId"] not in EXCLUDED:
+                for parameter in operation.get("parameters", []):
+                    if parameter["in"] == "path":
+                        value = UUID if parameter["schema"].get("format") == "uuid" else "1"
+                        path = path.replace("{" + parameter["name"] + "}", value)
+                found.append((operation["operationId"], method, path))
+    return found
+
+
+def test_nested_and_oversized_json_bodies_get_a_4xx_from_every_operation(live_server, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+    oversized = b'{"name": "' + b"x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1) + b'"}'
+    admin = UserFactory(username="fuzz-bodies", roles=[Role.ADMIN])
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {api_token_create(user=admin)[1]}"
+    operations = _operations_with_a_body(session.get(f"{live_server.url}/api/schema/?format=json", timeout=30).json())
+    assert len(operations) >= 10
+    bad, refused = [], {"deep": 0, "deep object": 0, "oversized": 0}
+    for operation_id, method, path in [*operations, ("auth_token_obtain", "post", "/api/auth/token/")]:
+        for name, body in (("deep", DEEP), ("deep object", DEEP_OBJECT), ("oversized", oversized)):
+            answer = session.request(method, f"{live_server.url}{path}", data=body, timeout=60,
+                                     headers={"Content-Type": "application/json"})
+            if answer.status_code >= 500:
+                bad.append(f"{operation_id} {name}: {answer.status_code} {answer.text[:200]}")
+            elif answer.status_code >= 400:
+                body_json = answer.json()
+                if not ({"code", "detail"} <= set(body_json)):
+                    bad.append(f"{operation_id} {name}: {answer.status_code} not the error shape: {body_json}")
+                refused[name] += answer.status_code in (400, 413)
+    assert bad == []
+    # The token endpoint reads its body before anything else: each kind is refused there at least.
+    assert all(refused.values()), refused

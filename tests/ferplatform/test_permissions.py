@@ -198,3 +198,40 @@ def test_media_matrix(world, kind):
         response = client_for(role, world, api=False).get(url)
         expected = 200 if role in MEDIA[kind] else 404
         assert response.status_code == expected, (kind, role, response.status_code)
+
+
+# Gold faces of every split and an upload's face, offered to POST /api/review/gold: only a scored Training face
+# becomes gold. Then both reviewers take what the queue hands out, and every role fetches the face's PNG: a reviewer
+# gets it only through a lease, so a PrivateTest face or someone's upload never reaches one.
+GOLD = {"scored Training": True, "unscored Training": False, "PublicTest": False, "PrivateTest": False,
+        "upload": False}
+
+
+@pytest.mark.parametrize("kind", list(GOLD))
+def test_gold_matrix(world, kind, settings):
+    from apps.review.models import LabelScore
+
+    settings.GALLERY_SHOW_PRIVATE_TEST = True  # admins may see PrivateTest; a reviewer must still never get it
+    faces = {"scored Training": FaceImageFactory(split=Split.TRAINING),
+             "unscored Training": FaceImageFactory(split=Split.TRAINING),
+             "PublicTest": FaceImageFactory(split=Split.PUBLIC_TEST),
+             "PrivateTest": FaceImageFactory(split=Split.PRIVATE_TEST),
+             "upload": Upload.objects.get(pk=world["ids"]["upload_id"]).face}
+    face = faces[kind]
+    if kind != "unscored Training":  # a score on a face outside Training should not exist; refused even so
+        LabelScore.objects.create(run_id=world["ids"]["run_id"], face=face, given_label=3, quality=0.05,
+                                  is_issue=True, suggested_label=5, suggested_probability=0.5,
+                                  probabilities=[1 / 7] * 7)
+    response = client_for("admin", world, api=True).post("/api/review/gold", {"face": face.pk, "label": 2},
+                                                         format="json")
+    assert response.status_code == (201 if GOLD[kind] else 400), response.content
+    served = set()
+    for role in ("reviewer", "other_reviewer"):
+        items = client_for(role, world, api=True).get("/api/review/items/next", {"count": 3}).json()["items"]
+        served |= {role for item in items if item["face"] == face.pk}
+    assert bool(served) == GOLD[kind]
+    expected = {"scored Training": RESEARCHERS | served, "unscored Training": RESEARCHERS, "PublicTest": RESEARCHERS,
+                "PrivateTest": ADMINS, "upload": frozenset({"owner", "admin"})}[kind]
+    for role in ROLES:
+        status = client_for(role, world, api=False).get(face.pixels.png.url).status_code
+        assert status == (200 if role in expected else 404), (kind, role, status)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.db.models import F
+from django.utils import timezone
 
 from apps.inference.models import Explanation
+from apps.review.choices import UNSURE
 from ml.labels import CLASSES
 
 pytestmark = pytest.mark.django_db
 
 
-def test_detail_page_and_api(client, researcher, gallery_data):
+def test_detail_page_and_api(client, researcher, admin_user, gallery_data):
     client.force_login(researcher)
     face = gallery_data.settled
     prediction = gallery_data.predictions[face.pk]
@@ -19,14 +24,19 @@ def test_detail_page_and_api(client, researcher, gallery_data):
     assert html.count("<tr") >= 7 and 'id="probabilities"' in html
     stored = Explanation.objects.filter(face=face, model_version=gallery_data.version)
     assert html.count('class="heatmap"') == stored.count() >= 1
-    assert 'id="votes"' in html and "rita-reviewer" in html
+    # A settled item's votes: the outcome is the label, who chose what is for admins and the round's voters only.
+    assert 'id="votes"' not in html and "rita-reviewer" not in html
     assert 'id="no-history"' in html
 
     body = client.get(f"/api/gallery/faces/{face.pk}").json()
     assert body["predicted_class"] == CLASSES[prediction.predicted_label]
     assert body["probabilities"] == pytest.approx(dict(zip(CLASSES, prediction.probabilities, strict=True)))
     assert len(body["explanations"]) == stored.count()
-    assert [v["reviewer"] for v in body["votes"]] == ["rita-reviewer"]
+    assert body["votes"] == [] and "rita-reviewer" not in str(body)
+    client.force_login(admin_user)
+    assert [v["reviewer"] for v in client.get(f"/api/gallery/faces/{face.pk}").json()["votes"]] == ["rita-reviewer"]
+    assert "rita-reviewer" in client.get(f"/gallery/faces/{face.pk}/").content.decode()
+    client.force_login(researcher)
 
     relabelled = client.get(f"/api/gallery/faces/{gallery_data.relabelled.pk}").json()
     assert [h["kind"] for h in relabelled["history"]] == ["admin"]
@@ -45,9 +55,29 @@ def test_a_researcher_who_also_reviews_stays_blind_to_votes_of_an_open_round(cli
     client.force_login(both)
     assert client.get(f"/api/gallery/faces/{face.pk}").json()["votes"] == []
     assert "vic-voter" not in client.get(f"/gallery/faces/{face.pk}/").content.decode()
-    Vote.objects.create(item=item, reviewer=both, choice=2)  # once they voted in the round, they see it
+    mine = Vote.objects.create(item=item, reviewer=both, choice=UNSURE)
+    assert client.get(f"/api/gallery/faces/{face.pk}").json()["votes"] == []  # "unsure" is no counted vote
+    mine.choice = 2
+    mine.save()
+    assert client.get(f"/api/gallery/faces/{face.pk}").json()["votes"] == []  # it may still be taken back
+    Vote.objects.update(created_at=F("created_at") - timedelta(days=1))  # past the undo window: final
     assert [v["reviewer"] for v in client.get(f"/api/gallery/faces/{face.pk}").json()["votes"]] == ["vic-voter",
                                                                                                    "rae-both"]
+    assert "vic-voter" in client.get(f"/gallery/faces/{face.pk}/").content.decode()
+
+
+def test_a_researcher_sees_no_votes_of_any_round(client, researcher, gallery_data):
+    from apps.accounts.roles import Role
+    from apps.review.models import ReviewItem, Vote
+    from tests.accounts.factories import UserFactory
+
+    face = gallery_data.faces[1]
+    item = ReviewItem.objects.get(face=face)  # open
+    Vote.objects.create(item=item, reviewer=UserFactory(username="vic-voter", roles=[Role.REVIEWER]), choice=2,
+                        created_at=timezone.now() - timedelta(days=1))
+    client.force_login(researcher)
+    assert client.get(f"/api/gallery/faces/{face.pk}").json()["votes"] == []
+    assert "vic-voter" not in client.get(f"/gallery/faces/{face.pk}/").content.decode()
 
 
 def test_heatmap_of_another_class_on_demand(client, researcher, gallery_data, eager_tasks,

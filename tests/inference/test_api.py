@@ -99,7 +99,8 @@ def test_status_for_admins_only(client, reviewer, admin_user, active_version):
     body = client.get(reverse("api-status")).json()
     assert body["database"]["status"] == "up" and body["broker"] == {**body["broker"], "status": "up",
                                                                       "transport": "redis"}
-    assert set(body["queues"]) == {"interactive", "bulk"} and all(isinstance(n, int) for n in body["queues"].values())
+    assert set(body["queues"]) == {"interactive", "bulk", "chores"}
+    assert all(isinstance(n, int) for n in body["queues"].values())
     assert body["active_model"]["name"] == "tiny-v1"
     page = client.get(reverse("status")).content.decode()
     assert 'id="services"' in page and "tiny-v1" in page

@@ -10,9 +10,9 @@ from tests.accounts.factories import UserFactory
 def review_settings(settings, tmp_path):
     settings.REVIEW_QUORUM = 2
     settings.REVIEW_MAX_VOTES = 3
-    settings.REVIEW_GOLD_PERCENT = 0
     settings.REVIEW_LEASE_SECONDS = 300
     settings.REVIEW_PREFETCH = 3
+    settings.REVIEW_UNDO_SECONDS = 60
     settings.REVIEW_SCORING_DIR = tmp_path / "scoring"
     return settings
 

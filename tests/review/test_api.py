@@ -7,12 +7,12 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.review.choices import UNSURE
-from apps.review.models import ReviewItem, Skip, Vote
+from apps.review.models import LabelScore, ReviewItem, ScoringRun, Skip, Vote
 from apps.review.services import review_item_next_for
 from tests.api_errors import error_body
 from tests.helpers import api_client
 
-from .factories import ReviewItemFactory
+from .factories import ReviewItemFactory, leased_to
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +41,8 @@ def test_next_vote_undo_skip_through_the_api(reviewers):
     response = api.post(f"/api/review/items/{first.pk}/votes", {"choice": 4}, format="json")
     assert response.status_code == 201, response.content
     assert response.json()["item_status"] == "open" and response.json()["progress"]["votes_today"] == 1
-    assert api.post(f"/api/review/items/{first.pk}/votes", {"choice": 4}, format="json").status_code == 409
+    again = api.post(f"/api/review/items/{first.pk}/votes", {"choice": 4}, format="json")
+    assert again.status_code == 409 and error_body(again)["code"] == "already_voted"
     assert api.post(f"/api/review/items/{first.pk}/votes", {"choice": 12}, format="json").status_code == 400
     assert api.post("/api/review/items/999999/votes", {"choice": 1}, format="json").status_code == 404
     undo = api.post("/api/review/votes/undo").json()
@@ -61,7 +62,9 @@ def test_votes_are_blind_until_you_vote(reviewers, admin_user):
     assert detail["votes"] is None  # not before voting
     assert api_client(admin_user).get(f"/api/review/items/{item.pk}").json()["votes"][0]["choice"] == 2
     second.post(f"/api/review/items/{item.pk}/votes", {"choice": UNSURE}, format="json")
-    votes = second.get(f"/api/review/items/{item.pk}").json()["votes"]
+    Vote.objects.update(created_at=timezone.now() - timedelta(days=1))  # past the undo window
+    assert second.get(f"/api/review/items/{item.pk}").json()["votes"] is None  # "unsure" is no counted vote
+    votes = api_client(reviewers[0]).get(f"/api/review/items/{item.pk}").json()["votes"]  # a final counted vote
     assert [(v["reviewer"], v["choice"]) for v in votes] == [("reviewer0", 2), ("reviewer1", UNSURE)]
 
 
@@ -84,6 +87,9 @@ def test_stats_agreement_and_gold(reviewers, admin_user):
     items = ReviewItemFactory.create_batch(3)
     gold_face = items[2].face
     ReviewItem.objects.filter(pk=items[2].pk).delete()
+    run = ScoringRun.objects.create(status=ScoringRun.Status.SUCCEEDED)  # gold faces are scored Training faces
+    LabelScore.objects.create(run=run, face=gold_face, given_label=3, quality=0.5, suggested_label=4,
+                              suggested_probability=0.4, probabilities=[1 / 7] * 7)
     gold = api_client(admin_user).post("/api/review/gold", {"face": gold_face.pk, "label": 3}, format="json")
     assert gold.status_code == 201 and gold.json()["gold_label"] == 3
     votes = {0: (4, 4, 3), 1: (4, 5, 3)}  # reviewer -> choices on items[0], items[1], gold
@@ -93,7 +99,8 @@ def test_stats_agreement_and_gold(reviewers, admin_user):
         for item_id, choice in zip([items[0].pk, items[1].pk, gold.json()["id"]], choices, strict=True):
             assert api.post(f"/api/review/items/{item_id}/votes", {"choice": choice}, format="json").status_code == 201
     stats = api_client(reviewers[0]).get("/api/review/stats").json()
-    assert stats["settled"] == 1 and stats["open"] == 1 and stats["gold"] is None and stats["votes"] == 6
+    # open: items[1] and the gold item (counted like any other, so that the counts do not give the gold count away)
+    assert stats["settled"] == 1 and stats["open"] == 2 and stats["gold"] is None and stats["votes"] == 6
     assert api_client(admin_user).get("/api/review/stats").json()["gold"] == 1  # gold figures: admins only
     agreement = api_client(admin_user).get("/api/review/agreement").json()
     rows = {r["reviewer"]: r for r in agreement["reviewers"]}
@@ -163,23 +170,43 @@ def test_model_view_never_computes_it_queues_the_missing_overlays(reviewer, djan
     assert set(Explanation.objects.values_list("target_label", flat=True)) >= {3, 5}
 
 
-def test_a_reviewer_cannot_vote_on_or_skip_an_item_not_leased_to_them(reviewers):
-    free, others = ReviewItemFactory(priority=0.1), ReviewItemFactory(priority=0.2)
-    review_item_next_for(user=reviewers[1], count=2)  # both leased to reviewer1 ...
+def test_a_reviewer_cannot_vote_on_or_skip_an_item_not_leased_to_them(reviewers, admin_user):
+    """Anything not leased to you answers as a missing id does, so the answer tells nothing of the item's state
+    (leased to someone else, settled, disputed, gold that never settles)."""
+    free, others, settled, disputed = (ReviewItemFactory(priority=p) for p in (0.1, 0.2, 0.3, 0.4))
+    gold = ReviewItemFactory(priority=0.5, is_gold=True, gold_label=2)
+    review_item_next_for(user=reviewers[1], count=3)  # free, others and settled leased to reviewer1 ...
     ReviewItem.objects.filter(pk=free.pk).update(lease_holder=None, lease_expires_at=None)  # ... free let go
+    ReviewItem.objects.filter(pk=settled.pk).update(status=ReviewItem.Status.SETTLED, settled_label=1)
+    ReviewItem.objects.filter(pk=disputed.pk).update(status=ReviewItem.Status.DISPUTED)
+    leased_to(gold, reviewers[1])
     api = api_client(reviewers[0])
     missing = error_body(api.post("/api/review/items/999999/votes", {"choice": 1}, format="json"))
-    for item in (free, others):
+    assert missing == {"code": "not_found", "detail": "no review item 999999"}
+    for item in (free, others, settled, disputed, gold):
         vote = api.post(f"/api/review/items/{item.pk}/votes", {"choice": 1}, format="json")
         skip = api.post(f"/api/review/items/{item.pk}/skip")
-        if item is free:  # never handed to reviewer0: it looks exactly like a missing id
-            assert vote.status_code == skip.status_code == 404
-            assert error_body(vote) == error_body(skip) == {**missing, "detail": f"no review item {item.pk}"}
-            assert missing["detail"] == "no review item 999999"
-        else:  # leased to someone else (the conflict that was already there)
-            assert vote.status_code == 409 and error_body(vote)["code"] == "conflict"
+        assert vote.status_code == skip.status_code == 404, (item, vote.status_code, skip.status_code)
+        assert error_body(vote) == error_body(skip) == {**missing, "detail": f"no review item {item.pk}"}
     assert not Vote.objects.exists() and not Skip.objects.exists()
     assert ReviewItem.objects.get(pk=free.pk).lease_holder_id is None
+
+
+def test_your_own_stored_vote_answers_already_voted(reviewers):
+    """A vote sent again (the review page retries what it could not confirm) is 409 ``already_voted`` whatever
+    became of the item since, so the page can count it as sent."""
+    item = ReviewItemFactory()
+    api = api_client(reviewers[0])
+    review_item_next_for(user=reviewers[0])
+    assert api.post(f"/api/review/items/{item.pk}/votes", {"choice": 4}, format="json").status_code == 201
+    again = api.post(f"/api/review/items/{item.pk}/votes", {"choice": 4}, format="json")
+    assert again.status_code == 409 and error_body(again)["code"] == "already_voted"
+    review_item_next_for(user=reviewers[1])
+    assert api_client(reviewers[1]).post(f"/api/review/items/{item.pk}/votes", {"choice": 4},
+                                         format="json").status_code == 201  # settles it
+    again = api.post(f"/api/review/items/{item.pk}/votes", {"choice": 5}, format="json")
+    assert again.status_code == 409 and error_body(again)["code"] == "already_voted"
+    assert list(Vote.objects.filter(reviewer=reviewers[0]).values_list("choice", flat=True)) == [4]
 
 
 def test_an_admin_may_vote_on_any_open_item(reviewers, admin_user):
@@ -204,5 +231,5 @@ def test_a_reviewer_whose_lease_ran_out_may_still_vote_and_skip(reviewers):
     review_item_next_for(user=reviewers[0])
     ReviewItem.objects.filter(pk=again.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert [i.pk for i in review_item_next_for(user=reviewers[1], count=3)] == [voted.pk, skipped.pk, again.pk]
-    assert api.post(f"/api/review/items/{again.pk}/votes", {"choice": 2}, format="json").status_code == 409
+    assert api.post(f"/api/review/items/{again.pk}/votes", {"choice": 2}, format="json").status_code == 404
     assert not Vote.objects.filter(item=again).exists()

@@ -6,9 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db.models import F
 
 from apps.accounts.roles import Role
 from apps.faces.importers.ferplus import ferplus_import
@@ -310,7 +312,10 @@ def test_ferplus_export_shows_review_votes_blind(reviewers, admin_user, settings
 
     # No vote in those rounds: the imported FER+ counts only.
     assert first_and_last(researcher) == [votes(anger=6, neutral=2, sadness=2), votes()]
-    # A vote in face 5's round: that round's votes (the other reviewer's fear and their own happy).
+    # A vote they may still take back shows nothing yet (blind review) ...
+    assert first_and_last(voter) == [votes(anger=6, neutral=2, sadness=2), votes()]
+    Vote.objects.update(created_at=F("created_at") - timedelta(days=1))  # ... past the undo window it is final:
+    # a final vote in face 5's round shows that round's votes (the other reviewer's fear and their own happy).
     assert first_and_last(voter) == [votes(anger=6, neutral=2, sadness=2), votes(fear=1, happiness=1)]
     # Admins see every round, PrivateTest included when the gallery shows it.
     rows = _rows(ferplus_csv_rows(dataset="fer2013", splits=["Training", "PublicTest", "PrivateTest"],

@@ -19,8 +19,10 @@ from .factories import ReviewItemFactory
 
 pytestmark = pytest.mark.django_db
 
-# Session, user, roles (once: kept on the request's user), the lease, the item rows, progress, the active version.
-NEXT_QUERIES = 12
+# Session, user, roles (once: kept on the request's user), the reviewer's row lock (one reviewer's calls queue up),
+# the held items, one walk per kind (regular, gold: merged in queue order), the lease, the item rows, progress, the
+# active version.
+NEXT_QUERIES = 14
 # Session, user, roles, the locked item, the duplicate check, the vote (in a savepoint), the lease release, the round's
 # votes, progress.
 VOTE_QUERIES = 14
@@ -48,8 +50,9 @@ def test_handing_out_walks_the_open_queue_index_instead_of_sorting_every_open_it
                                                suggested_probability=0.6) for i, face in enumerate(faces)])
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE review_reviewitem")
-    with transaction.atomic():
-        plan = (_lock(_available_for(reviewer, timezone.now()).filter(is_gold=False).order_by("priority", "pk"))
-                .values_list("pk", flat=True)[:1].explain())
-    assert "review_item_open_queue" in plan, plan
-    assert "Sort" not in plan, plan
+    for gold in (False, True):  # handing out walks both kinds in queue order and merges them
+        with transaction.atomic():
+            plan = (_lock(_available_for(reviewer, timezone.now()).filter(is_gold=gold).order_by("priority", "pk"))
+                    .values_list("priority", "pk")[:1].explain())
+        assert "review_item_open_queue" in plan, plan
+        assert "Sort" not in plan, plan

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import random
-
 import pytest
 from django.utils import timezone
 
 from apps.faces.models import FaceImage
 from apps.review.choices import NOT_A_FACE, UNSURE
-from apps.review.models import LabelHistory, ReviewItem, Skip, Vote
+from apps.review.models import LabelHistory, LabelScore, ReviewItem, ScoringRun, Skip, Vote
 from apps.review.services import (
     ReviewError,
     review_gold_set,
@@ -19,6 +17,7 @@ from apps.review.services import (
     review_vote_undo,
     votes_outcome,
 )
+from tests.faces.factories import FaceImageFactory
 
 from .factories import ReviewItemFactory, leased_to
 
@@ -55,7 +54,7 @@ def test_two_matching_votes_settle_and_write_history(reviewers):
     assert history.kind == LabelHistory.Kind.QUORUM and history.actor is None
     assert (history.old_label, history.new_label) == (3, 4)
     assert [(v["reviewer"], v["choice"]) for v in history.votes] == [("reviewer0", 4), ("reviewer1", 4)]
-    with pytest.raises(ReviewError, match="settled"):
+    with pytest.raises(ReviewError, match="no review item"):  # settled: nothing to vote on, as for a missing id
         review_vote_cast(user=reviewers[2], item_id=item.pk, choice=4)
 
 
@@ -182,23 +181,37 @@ def test_next_item_order_lease_voted_and_skipped(reviewers):
 def test_leased_item_refuses_another_reviewers_vote(reviewers):
     item = ReviewItemFactory()
     review_item_next_for(user=reviewers[0])
-    with pytest.raises(ReviewError, match="leased"):
+    with pytest.raises(ReviewError, match="no review item") as refused:  # as if it did not exist
         review_vote_cast(user=reviewers[1], item_id=item.pk, choice=1)
+    assert refused.value.status == 404
 
 
-def test_gold_items_are_mixed_in_and_never_settle(reviewers, settings):
-    regular = ReviewItemFactory.create_batch(3)
-    gold_face = ReviewItemFactory().face
-    ReviewItem.objects.filter(face=gold_face).delete()
+def test_undo_never_takes_over_another_reviewers_live_lease(reviewers):
+    item = ReviewItemFactory()
+    review_vote_cast(user=reviewers[0], item_id=leased_to(item, reviewers[0]).pk, choice=2)
+    leased_to(item, reviewers[1])  # reviewer1 is looking at it now
+    with pytest.raises(ReviewError) as refused:
+        review_vote_undo(user=reviewers[0])
+    assert (refused.value.status, refused.value.code) == (409, "item_leased")
+    item.refresh_from_db()
+    assert item.lease_holder == reviewers[1]
+    assert list(Vote.objects.filter(item=item).values_list("reviewer", "choice")) == [(reviewers[0].pk, 2)]
+
+
+def test_gold_items_take_their_place_in_the_queue_and_never_settle(reviewers):
+    regular = [ReviewItemFactory(priority=p) for p in (0.1, 0.3, 0.5)]
+    gold_face = FaceImageFactory()
+    run = ScoringRun.objects.create(status=ScoringRun.Status.SUCCEEDED)
+    LabelScore.objects.create(run=run, face=gold_face, given_label=3, quality=0.2, suggested_label=4,
+                              suggested_probability=0.6, probabilities=[1 / 7] * 7)
     gold = review_gold_set(face_id=gold_face.pk, label=5)
-    settings.REVIEW_GOLD_PERCENT = 100
-    taken = review_item_next_for(user=reviewers[0], count=1, rng=random.Random(1))
-    assert [i.pk for i in taken] == [gold.pk]
+    assert (gold.priority, gold.suggested_label, gold.score.run_id) == (0.2, 4, run.pk)  # ranked by its own score
+    taken = review_item_next_for(user=reviewers[0], count=3)
+    assert [i.pk for i in taken] == [regular[0].pk, gold.pk, regular[1].pk]
     for reviewer in reviewers[:3]:
         review_vote_cast(user=reviewer, item_id=leased_to(gold, reviewer).pk, choice=5)
     gold.refresh_from_db()
     assert gold.status == ReviewItem.Status.OPEN and FaceImage.objects.get(pk=gold_face.pk).current_label == 3
-    # Everyone voted on the gold item: the queue goes on with regular items.
-    assert review_item_next_for(user=reviewers[0])[0].pk == regular[0].pk
-    settings.REVIEW_GOLD_PERCENT = 0
-    assert review_item_next_for(user=reviewers[3])[0].pk == regular[1].pk  # regular[0] leased to reviewer0
+    # Everyone who voted on the gold item goes on with regular items; reviewer3 meets it at its place.
+    assert review_item_next_for(user=reviewers[1])[0].pk == regular[2].pk
+    assert [i.pk for i in review_item_next_for(user=reviewers[3], count=3)] == [gold.pk]
