@@ -43,7 +43,10 @@ class ApplicationErrorMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, ApplicationError):
-            return render(request, "error.html", {"error": exception}, status=exception.status)
+            response = render(request, "error.html", {"error": exception}, status=exception.status)
+            if getattr(exception, "retry_after", None):
+                response["Retry-After"] = str(exception.retry_after)
+            return response
         unavailable = database_unavailable(exception)
         if unavailable is not None:
             database_unavailable_log(request.path, exception)

@@ -8,9 +8,11 @@ gunicorn processes. A request over budget is a 429 with Retry-After in the one e
 - ``waits``: requests that ask to wait (``?wait=`` above 0), each of which may hold a gunicorn thread that long;
   and ``WaitSlotThrottle``: at most ``WAITS_MAX_CONCURRENT`` of them per user at once (a slot is a cache key that
   ``apps.core.middleware.WaitSlotMiddleware`` gives back when the response is done, and that expires on its own
-  after the longest wait, should the process die first).
+  after the longest wait, should the process die first). Across all users at most ``WAITS_MAX_TOTAL`` wait at once,
+  so that several accounts together cannot hold every thread either.
 - ``exports``: whole-dataset downloads (CSV, ZIP), each of which reads every visible face. Pages use
   ``ThrottledPageMixin``.
+- ``figures``: PNG figures drawn per request (confusion matrices, curves, class maps).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from .errors import ApplicationError
 
-WAIT_SLOT_ATTRIBUTE = "_ferplatform_wait_slot"  # on the Django request: the slot key to give back
+WAIT_SLOT_ATTRIBUTE = "_ferplatform_wait_slot"  # on the Django request: the slot keys to give back
 
 
 def _ident(request: HttpRequest | Request) -> str:
@@ -94,8 +96,20 @@ def _longest_wait() -> int:
     return math.ceil(max(settings.UPLOADS_MAX_WAIT_SECONDS, settings.INFERENCE_EXPLAIN_MAX_WAIT_SECONDS))
 
 
+def _slot_take(owner: str, count: int, expires: int) -> str | None:
+    """The key of a free slot among ``owner``'s ``count``, now taken; None when all are taken."""
+    from django.core.cache import cache
+
+    for slot in range(count):
+        key = f"throttle_wait_slot_{owner}_{slot}"
+        if cache.add(key, 1, timeout=expires):
+            return key
+    return None
+
+
 class WaitSlotThrottle(BaseThrottle):
-    """A waiting request takes one of its user's ``WAITS_MAX_CONCURRENT`` slots or is refused."""
+    """A waiting request takes one of its user's ``WAITS_MAX_CONCURRENT`` slots and one of the platform's
+    ``WAITS_MAX_TOTAL``, or is refused."""
 
     def allow_request(self, request, view) -> bool:
         if not asks_to_wait(request):
@@ -105,29 +119,37 @@ class WaitSlotThrottle(BaseThrottle):
             return True  # DRF checks throttles once per request; this is only for safety
         from django.core.cache import cache
 
-        ident, expires = _ident(request), _longest_wait() + 30
-        for slot in range(settings.WAITS_MAX_CONCURRENT):
-            key = f"throttle_wait_slot_{ident}_{slot}"
-            if cache.add(key, 1, timeout=expires):
-                setattr(django_request, WAIT_SLOT_ATTRIBUTE, key)
-                return True
-        return False
+        expires = _longest_wait() + 30
+        own = _slot_take(_ident(request), settings.WAITS_MAX_CONCURRENT, expires)
+        if own is None:
+            return False
+        shared = _slot_take("all", settings.WAITS_MAX_TOTAL, expires)
+        if shared is None:
+            cache.delete(own)
+            return False
+        setattr(django_request, WAIT_SLOT_ATTRIBUTE, (own, shared))
+        return True
 
     def wait(self) -> float:
         return 1.0
 
 
 def wait_slot_release(request: HttpRequest) -> None:
-    key = getattr(request, WAIT_SLOT_ATTRIBUTE, None)
-    if key:
+    keys = getattr(request, WAIT_SLOT_ATTRIBUTE, None)
+    if keys:
         from django.core.cache import cache
 
-        cache.delete(key)
+        cache.delete_many(list(keys))
         setattr(request, WAIT_SLOT_ATTRIBUTE, None)
 
 
 class Throttled(ApplicationError):
     status, code = 429, "throttled"
+    retry_after: int | None = None  # seconds, sent as Retry-After
+
+    def __init__(self, detail: str, *, retry_after: int | None = None, **kwargs) -> None:
+        super().__init__(detail, **kwargs)
+        self.retry_after = retry_after
 
 
 class ThrottledPageMixin:
@@ -139,5 +161,6 @@ class ThrottledPageMixin:
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         throttle = type("PageThrottle", (ScopedUserRateThrottle,), {"scope": self.throttle_scope})()
         if not throttle.allow_request(request, self):
-            raise Throttled(f"too many requests; try again in {math.ceil(throttle.wait() or 1)} s")
+            seconds = math.ceil(throttle.wait() or 1)
+            raise Throttled(f"too many requests; try again in {seconds} s", retry_after=seconds)
         return super().dispatch(request, *args, **kwargs)

@@ -147,7 +147,9 @@ def _png(data: bytes, filename: str) -> HttpResponse:
     return response
 
 
-class ConfusionPngView(ResearcherView, View):
+class ConfusionPngView(ResearcherView, ThrottledPageMixin, View):
+    throttle_scope = "figures"
+
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         version = model_version_get(pk=pk)
         params = class_map_params(request.GET, splits=evaluation_splits(user=request.user))
@@ -159,7 +161,9 @@ class ConfusionPngView(ResearcherView, View):
                     f"confusion-v{version.pk}-{params.split}.png")
 
 
-class CurvesPngView(ResearcherView, View):
+class CurvesPngView(ResearcherView, ThrottledPageMixin, View):
+    throttle_scope = "figures"
+
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         version = model_version_get(pk=pk)
         history = training_history(version=version)
@@ -168,7 +172,9 @@ class CurvesPngView(ResearcherView, View):
         return _png(exports.history_png(history, f"{version.name}: training curves"), f"curves-v{version.pk}.png")
 
 
-class ClassMapsPngView(ResearcherView, View):
+class ClassMapsPngView(ResearcherView, ThrottledPageMixin, View):
+    throttle_scope = "figures"
+
     """Mean Grad-CAM map per class (``by=true|predicted``) or for one confusion cell (``true=&predicted=``)."""
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:

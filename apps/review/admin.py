@@ -16,7 +16,7 @@ from apps.faces.admin import FaceImageAdmin
 from apps.faces.models import FaceImage
 
 from .choices import UNSURE, Choice
-from .models import LabelHistory, ReviewItem, ScoringRun, Vote
+from .models import LabelHistory, ReviewItem, ScoringRun, Vote, VoteUndo
 from .services import review_item_reopen, review_item_settle_admin
 
 
@@ -88,6 +88,12 @@ class ReviewItemAdmin(ReadOnlyAdmin):
 
 @admin.register(Vote)
 class VoteAdmin(ReadOnlyAdmin):
+    list_display = ["id", "item", "reviewer", "round", "choice", "created_at"]
+    raw_id_fields = ["item"]
+
+
+@admin.register(VoteUndo)
+class VoteUndoAdmin(ReadOnlyAdmin):
     list_display = ["id", "item", "reviewer", "round", "choice", "created_at"]
     raw_id_fields = ["item"]
 

@@ -187,6 +187,7 @@ REST_FRAMEWORK = {
         "explanations": _throttle_rate("EXPLANATIONS_THROTTLE_RATE", "120/min"),
         "waits": _throttle_rate("WAITS_THROTTLE_RATE", "60/min"),  # requests with ?wait= (each may hold a thread)
         "exports": _throttle_rate("EXPORTS_THROTTLE_RATE", "30/hour"),  # CSV and ZIP downloads of whole datasets
+        "figures": _throttle_rate("FIGURES_THROTTLE_RATE", "60/min"),  # PNG figures drawn per request
     },
 }
 # API tokens (django-rest-knox): only a SHA-512 digest is stored; each token expires and can be revoked on its own
@@ -297,6 +298,8 @@ else:
 # Waiting requests (?wait=) one user may have in flight at once; more are refused with 429 at once, so that a few
 # users cannot hold every gunicorn thread (GUNICORN_WORKERS x GUNICORN_THREADS) with waits.
 WAITS_MAX_CONCURRENT = env_int("WAITS_MAX_CONCURRENT", 2, minimum=1)
+# ... and all users together: the default leaves half of make prod's 8 threads (4 workers x 2) for everything else.
+WAITS_MAX_TOTAL = env_int("WAITS_MAX_TOTAL", 4, minimum=1)
 
 # Units of work (apps/core/work.py): heartbeats from running tasks, and the sweeper that beat runs.
 WORK_HEARTBEAT_SECONDS = env_int("WORK_HEARTBEAT_SECONDS", 15, minimum=1)

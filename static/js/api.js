@@ -1,5 +1,6 @@
 // The pages' one JSON API helper: session auth with Django's CSRF token from its cookie. A failed request throws an
-// Error whose message is the API's `detail`, with `.status`, `.code`, `.errors` and `.data` (the parsed body).
+// Error whose message is the API's `detail`, with `.status`, `.code`, `.errors`, `.data` (the parsed body) and
+// `.retryAfter` (seconds, from a 429's or 503's Retry-After; 0 when the server did not say).
 // URLs come from the server: templates render them with {% url %} into data attributes; a per-id URL is rendered
 // with the sentinel id URL_ID ({% url 'review-api-vote' 999999999 %}) and urlFor(template, id) puts the id in.
 (function () {
@@ -41,6 +42,8 @@
     error.code = typeof body.code === "string" ? body.code : "";
     error.errors = Array.isArray(body.errors) ? body.errors : [];
     error.data = data;
+    const retryAfter = Number(response.headers.get("Retry-After"));
+    error.retryAfter = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : 0;
     return error;
   }
 

@@ -6,7 +6,7 @@
   "use strict";
 
   // Backoff between tries while the server cannot answer: 0.5 s, doubling up to 15 s, each +-20% so that pages
-  // that lost the server together do not come back together.
+  // that lost the server together do not come back together; never sooner than the server's Retry-After.
   const RETRY_FIRST_MS = 500, RETRY_MAX_MS = 15000;
   const TRANSIENT = new Set([429, 502, 503, 504]);
 
@@ -21,9 +21,10 @@
 
   class Backoff {
     constructor() { this.delay = 0; this.until = 0; }
-    failed() {
+    failed(atLeastMs = 0) {
       this.delay = this.delay ? Math.min(this.delay * 2, RETRY_MAX_MS) : RETRY_FIRST_MS;
-      this.until = Date.now() + Math.min(this.delay * (0.8 + 0.4 * Math.random()), RETRY_MAX_MS);
+      const jittered = Math.min(this.delay * (0.8 + 0.4 * Math.random()), RETRY_MAX_MS);
+      this.until = Date.now() + Math.max(jittered, atLeastMs);
     }
     succeeded() { this.delay = 0; this.until = 0; }
     skip() { this.until = 0; }  // "send now": the next try goes at once, the delay after it keeps growing

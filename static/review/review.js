@@ -288,7 +288,7 @@
     const next = outcome(entry, error);
     if (next === "retry") {
       trouble = error.status === undefined ? "no answer from the server" : error.message;
-      backoff.failed();
+      backoff.failed((error.retryAfter || 0) * 1000);
       return next;
     }
     answered();

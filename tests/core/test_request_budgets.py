@@ -87,6 +87,22 @@ def test_the_gallery_download_is_throttled_too(researcher, settings):
     with rates(settings, exports="1/min"):
         first, second = browser.get("/gallery/export.zip"), browser.get("/gallery/export.zip")
     assert first.status_code != 429 and second.status_code == 429
+    assert int(second["Retry-After"]) >= 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["gallery-confusion-png", "gallery-curves-png", "gallery-class-maps-png"])
+def test_every_figure_drawn_per_request_is_throttled(researcher, settings, name):
+    """The PNG figures are drawn (matplotlib) on each request: a rate of their own, with Retry-After."""
+    from django.urls import reverse
+
+    browser = Client()
+    browser.force_login(researcher)
+    url = reverse(name, args=[999_999])
+    with rates(settings, figures="1/min"):
+        first, second = browser.get(url), browser.get(url)
+    assert first.status_code == 404 and second.status_code == 429
+    assert int(second["Retry-After"]) >= 1
 
 
 def _schema_operations_with(parameter: str) -> list[tuple[str, str]]:
@@ -140,6 +156,29 @@ def test_a_user_holds_at_most_a_few_waiting_requests(live_server, reviewer, rese
         thread.join()
     assert held == [200, 200]
     assert mine.get(f"{url}?wait=0.2", timeout=30).status_code == 200  # the slots were given back
+
+
+@pytest.mark.django_db(transaction=True)
+def test_all_users_together_hold_at_most_a_few_waiting_requests(live_server, reviewer, researcher, settings):
+    """``WAITS_MAX_TOTAL`` bounds waits across users, so that several accounts cannot hold every thread either; a
+    refused request gives back the per-user slot it took."""
+    settings.WAITS_MAX_CONCURRENT, settings.WAITS_MAX_TOTAL = 2, 1
+    upload = an_upload(api_client(reviewer, token=True))
+    mine = requests.Session()
+    mine.headers["Authorization"] = f"Token {api_token_create(user=reviewer)[1]}"
+    other = requests.Session()
+    other.headers["Authorization"] = f"Token {api_token_create(user=researcher)[1]}"
+    held: list[int] = []
+    wait = threading.Thread(target=lambda: held.append(
+        mine.get(f"{live_server.url}/api/uploads/{upload}/?wait=3", timeout=30).status_code))
+    wait.start()
+    time.sleep(1.0)
+    refused = other.get(f"{live_server.url}/api/uploads/{NO_SUCH_UPLOAD}/?wait=0.5", timeout=30)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    wait.join()
+    assert held == [200]
+    for _ in range(2):  # the refused request gave its own slot back: the researcher still has both
+        assert other.get(f"{live_server.url}/api/uploads/{NO_SUCH_UPLOAD}/?wait=0.2", timeout=30).status_code == 404
 
 
 @pytest.mark.django_db(transaction=True)

@@ -283,9 +283,9 @@ class Work:
     @property
     def progress(self) -> tuple:
         """Changes whenever the stack's work moves: a bulk task is queued, taken or finishes, a job row is queued,
-        claimed or finished or its progress written, a result is stored. The interactive queue's messages are left
-        out: beat sends one every 30 s whether anything moves or not, and the interactive work a test waits for
-        (an upload's prediction chunk, a heatmap) has rows and results of its own."""
+        claimed or finished or its progress written, a result is stored. The interactive and chores queues' messages
+        are left out: beat sends chores every 30 s whether anything moves or not, and the interactive work a test
+        waits for (an upload's prediction chunk, a heatmap) has rows and results of its own."""
         return self.waiting.get(BULK, ()), self.reserved.get(BULK, ()), self.jobs, self.results
 
     def idle(self, queue: str) -> bool:

@@ -110,6 +110,27 @@ def test_transient_failures_are_retried_until_every_vote_is_stored(live_server, 
     assert len(sent) == len(failures) + 3  # each failure retried once more, then one request per vote
 
 
+def test_a_refused_send_waits_at_least_the_servers_retry_after(live_server, page):
+    """Backoff starts at 0.5 s; a 429 or 503 that says Retry-After: 3 is not tried again sooner than that."""
+    rita = UserFactory(username="rita", roles=[Role.REVIEWER])
+    a, b = (ReviewItemFactory(priority=p) for p in (0.1, 0.2))
+    tries: list[float] = []
+
+    def vote_route(route):
+        tries.append(time.monotonic())
+        if len(tries) == 1:
+            route.fulfill(**_error(429, "throttled", "slow down", **{"Retry-After": "3"}))
+        else:
+            route.continue_()
+
+    page.route(VOTE_URL, vote_route)
+    _log_in(page, live_server)
+    _idle_on(page, a.pk)
+    page.keyboard.press("5")
+    _wait_votes(page, rita, {a.pk: 4})
+    assert len(tries) == 2 and tries[1] - tries[0] >= 2.5, tries
+
+
 def test_votes_waiting_to_be_sent_survive_a_reload(live_server, page):
     rita = UserFactory(username="rita", roles=[Role.REVIEWER])
     a, b, c = (ReviewItemFactory(priority=p) for p in (0.1, 0.2, 0.3))
