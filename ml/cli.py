@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image")
     p.set_defaults(func=_cmd_explain)
 
-    from ml.scoring import FILTER_METHODS, RANKING_METHODS
+    from ml.scoring import DEFAULT_RANKING, FILTER_METHODS, RANKING_METHODS
 
     p = sub.add_parser("score-labels", help="rank likely-wrong labels by k-fold cross-fitting and cleanlab")
     p.add_argument("--csv", required=True)
@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=4)
     p.add_argument("--recipe", default="scoring", choices=sorted(RECIPES))
     p.add_argument("--epochs", type=int, help="epochs per fold (default: the recipe's)")
-    p.add_argument("--ranking", default="self_confidence", choices=RANKING_METHODS)
+    p.add_argument("--ranking", default=DEFAULT_RANKING, choices=RANKING_METHODS)
     p.add_argument("--filter-by", default="prune_by_noise_rate", choices=FILTER_METHODS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device")

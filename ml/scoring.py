@@ -22,6 +22,10 @@ from ml.models import FerModel
 from ml.recipes import Recipe, get_recipe
 
 RANKING_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
+# Chosen on real relabels (FER+ votes, benchmarks/bench_ferplus_ranking.py; docs/benchmarks.md, "Real relabels"):
+# on the shipped model's in-sample probabilities normalized_margin finds more of FER-2013's own errors at every depth
+# than self_confidence, which had won on injected noise.
+DEFAULT_RANKING = "normalized_margin"
 FILTER_METHODS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
 
 
@@ -157,7 +161,7 @@ def cross_fit_probabilities(data: FaceArrays, *, folds: int = 4, recipe: Recipe 
 
 
 def score_from_probabilities(labels: np.ndarray, probs: np.ndarray, rows: np.ndarray | None = None, *,
-                             ranking: str = "self_confidence", filter_by: str = "prune_by_noise_rate") -> LabelScores:
+                             ranking: str = DEFAULT_RANKING, filter_by: str = "prune_by_noise_rate") -> LabelScores:
     """Confident learning on given labels and out-of-sample probabilities."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
@@ -183,7 +187,7 @@ def score_from_probabilities(labels: np.ndarray, probs: np.ndarray, rows: np.nda
 
 
 def score_labels(data: FaceArrays, *, folds: int = 4, recipe: Recipe | None = None, epochs: int | None = None,
-                 seed: int = 0, work_dir: str | Path, device: str | None = None, ranking: str = "self_confidence",
+                 seed: int = 0, work_dir: str | Path, device: str | None = None, ranking: str = DEFAULT_RANKING,
                  filter_by: str = "prune_by_noise_rate", progress: Callable[[dict], None] | None = None) -> LabelScores:
     probs = cross_fit_probabilities(data, folds=folds, recipe=recipe, epochs=epochs, seed=seed, work_dir=work_dir,
                                     device=device, progress=progress)

@@ -21,7 +21,8 @@ from torch.optim.swa_utils import AveragedModel
 from ml.augment import augment_batch
 from ml.checkpoint import build_checkpoint, read_checkpoint, save_atomic
 from ml.data import FaceArrays, balanced_class_weights
-from ml.evaluate import bf16_supported, evaluate, pick_device
+from ml.dynamics import DynamicsError, TrainingDynamics, dynamics_path, snapshot_epochs
+from ml.evaluate import bf16_supported, evaluate, pick_device, predict_proba
 from ml.labels import NUM_CLASSES
 from ml.models import FerModel, create_model
 from ml.recipes import Recipe
@@ -151,7 +152,8 @@ def _targets(idx: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None,
 
 def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None = None,
                     progress: Progress | None = None, show_progress: bool = False, size: int | None = None,
-                    epochs: int | None = None) -> dict:
+                    epochs: int | None = None, dynamics: TrainingDynamics | None = None) -> dict:
+    """One pass over ``images``; with ``dynamics``, each row's margin in this pass is recorded there."""
     model, recipe, gen, device = state.model, state.recipe, state.generator, state.device
     model.train()
     order = _epoch_order(labels, recipe, gen)
@@ -181,6 +183,8 @@ def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tenso
         loss = F.cross_entropy(logits.float(), y, weight=state.class_weights, label_smoothing=recipe.label_smoothing)
         if not torch.isfinite(loss):
             raise TrainingError(f"loss became {loss.item()} at epoch {state.epoch + 1}, step {step + 1}")
+        if dynamics is not None:
+            dynamics.record_margins(state.epoch, idx, logits, labels[idx].to(device))
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         state.optimizer.step()
@@ -246,12 +250,15 @@ def _state_path(out: Path) -> Path:
 def fit(train: FaceArrays, val: FaceArrays | None, recipe: Recipe, out: str | Path, *, epochs: int | None = None,
         seed: int = 0, resume: bool = False, device: torch.device | str | None = None,
         progress: Progress | None = None, show_progress: bool = False, half: bool = False,
-        arch_overrides: dict | None = None, extra: dict | None = None, init_from: str | Path | None = None) -> dict:
+        arch_overrides: dict | None = None, extra: dict | None = None, init_from: str | Path | None = None,
+        record_dynamics: bool = True) -> dict:
     """Train, checkpoint every epoch (``<out>.state``, resumable), and write the best-on-``val`` model to ``out``.
 
     ``extra`` (a run's ids, say) is added to the run record that both checkpoints carry. ``init_from`` is the
-    checkpoint a ``warm_start`` recipe starts from (required there, refused elsewhere). Returns the final summary:
-    history, best epoch and the best model's validation metrics.
+    checkpoint a ``warm_start`` recipe starts from (required there, refused elsewhere). ``record_dynamics``: how the
+    model saw each training row's label along the run (``ml.dynamics``), written to ``dynamics_path(out)`` every
+    epoch. Returns the final summary: history, best epoch, the best model's validation metrics and the dynamics'
+    path and cost.
     """
     if len(train) == 0:
         raise TrainingError("no training images")
@@ -279,11 +286,18 @@ def fit(train: FaceArrays, val: FaceArrays | None, recipe: Recipe, out: str | Pa
               "n_val": len(val) if val is not None else 0, "device": str(device), "bf16": state.amp,
               **({"init_from": str(init_from)} if init_from is not None else {}), **(extra or {})}
     has_val = val is not None and len(val) > 0
+    dynamics = _dynamics_for(out, train, epochs, resumed=state.epoch) if record_dynamics else None
+    snapshots = snapshot_epochs(epochs)
     while state.epoch < epochs:
         size = train_size(recipe, state.epoch, epochs)
-        stats = train_one_epoch(state, images, labels, soft, progress, show_progress, size=size, epochs=epochs)
+        stats = train_one_epoch(state, images, labels, soft, progress, show_progress, size=size, epochs=epochs,
+                                dynamics=dynamics)
         state.epoch += 1
         entry = {"epoch": state.epoch, **stats}
+        if dynamics is not None:
+            if state.epoch in snapshots:
+                _snapshot(dynamics, state, train, device)
+            dynamics.save(dynamics_path(out))
         score = None
         if has_val and validate_epoch(recipe, state.epoch, epochs):
             m = evaluate(state.eval_model, val.images, val.labels, device=device)
@@ -314,12 +328,38 @@ def fit(train: FaceArrays, val: FaceArrays | None, recipe: Recipe, out: str | Pa
             break
     summary = {"history": state.history, "best_epoch": state.best_epoch, "epochs_run": state.epoch,
                "bf16": state.amp, "device": str(device)}
+    if dynamics is not None and state.epoch and state.epoch not in dynamics.snapshots:  # stopped early
+        _snapshot(dynamics, state, train, device)
+        dynamics.save(dynamics_path(out))
+    if dynamics is not None:
+        summary["dynamics"] = {"path": str(dynamics_path(out)), "snapshot_epochs": sorted(dynamics.snapshots),
+                               "snapshot_seconds": round(dynamics.seconds, 2)}
     if has_val:
         best = read_checkpoint(out)
         scores = [h["val_accuracy"] for h in state.history if "val_accuracy" in h]
         summary["best_val_accuracy"] = max(scores) if scores else None
         summary["best_recipe"] = best["recipe"]
     return summary
+
+
+def _dynamics_for(out: Path, train: FaceArrays, epochs: int, *, resumed: int) -> TrainingDynamics:
+    """A resumed run goes on with the dynamics it wrote; a fresh one (or one whose file does not fit) starts anew."""
+    path = dynamics_path(out)
+    if resumed and path.is_file():
+        try:
+            saved = TrainingDynamics.load(path)
+        except DynamicsError:
+            saved = None
+        if saved is not None and saved.matches(train.labels, epochs):
+            return saved
+    return TrainingDynamics.empty(train.rows, train.labels, epochs)
+
+
+def _snapshot(dynamics: TrainingDynamics, state: TrainState, train: FaceArrays, device: torch.device) -> None:
+    """Every training row's probabilities now, from a clean pass of the model that is evaluated and saved."""
+    started = time.perf_counter()
+    probs = predict_proba(state.eval_model, train.images, device=device, amp_bf16=True)
+    dynamics.record_snapshot(state.epoch, probs, time.perf_counter() - started)
 
 
 def _restore(state: TrainState, data: dict) -> None:

@@ -27,6 +27,9 @@ class ModelVersion(models.Model):
     arch = models.CharField(max_length=50)
     checkpoint = models.FileField(max_length=200)
     checkpoint_sha256 = models.CharField(max_length=64, db_index=True)
+    dynamics = models.FileField(max_length=200, blank=True, help_text=(
+        "How the training run saw each Training face's label along the run (ml.dynamics: margins per epoch, "
+        "probabilities at a few epochs; rows are face ids). Empty for versions registered from a file."))
     config = models.JSONField(default=dict, blank=True, help_text="The training recipe saved in the checkpoint.")
     metrics = models.JSONField(default=dict, blank=True)
     data_snapshot = models.JSONField(default=dict, blank=True, help_text="What the version was trained on.")

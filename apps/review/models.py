@@ -15,6 +15,7 @@ from django.utils import timezone
 from apps.core.models import WorkRow
 from apps.faces.labels import Emotion
 from apps.faces.models import FaceImage
+from ml.scoring import DEFAULT_RANKING
 
 from .choices import Choice
 
@@ -37,7 +38,7 @@ class ScoringRun(WorkRow):
                                                                 "with model_version's in-sample ones.")
     folds = models.PositiveSmallIntegerField(default=4, help_text="0 for in-sample runs.")
     epochs = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Per fold; empty: the recipe's.")
-    ranking = models.CharField(max_length=40, default="self_confidence")
+    ranking = models.CharField(max_length=40, default=DEFAULT_RANKING)
     filter_by = models.CharField(max_length=40, default="prune_by_noise_rate")
     seed = models.IntegerField(default=0)
     recipe_overrides = models.JSONField(default=dict, blank=True, help_text="ml recipe overrides (tests, tuning).")

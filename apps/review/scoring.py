@@ -35,6 +35,7 @@ from apps.core.work import (
 )
 from apps.faces.selectors import face_pixels, training_faces_labelled
 from apps.inference.selectors import model_version_active
+from ml.scoring import DEFAULT_RANKING
 
 from .ferplus import scoring_ferplus_report
 from .models import LabelHistory, LabelScore, ReviewItem, ScoringRun, Skip, Vote, VoteUndo
@@ -60,7 +61,7 @@ class ScoringRunStateError(Conflict):
 
 
 def scoring_run_create(*, method: str = ScoringRun.Method.OUT_OF_FOLD, folds: int = 4, epochs: int | None = None,
-                       ranking: str = "self_confidence", filter_by: str = "prune_by_noise_rate", seed: int = 0,
+                       ranking: str = DEFAULT_RANKING, filter_by: str = "prune_by_noise_rate", seed: int = 0,
                        recipe_overrides: dict | None = None, blend_active: bool = False,
                        created_by=None) -> ScoringRun:
     """A queued run. ``in_sample`` ranks with the active version's own probabilities (folds, epochs and recipe

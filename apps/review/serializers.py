@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ml.labels import CLASSES
+from ml.scoring import DEFAULT_RANKING
 
 from .choices import Choice
 from .models import ReviewItem, ScoringRun, Vote
@@ -30,7 +31,7 @@ class ScoringRunInputSerializer(serializers.Serializer):
     folds = serializers.IntegerField(min_value=2, max_value=20, default=4, help_text="Out-of-fold runs only.")
     epochs = serializers.IntegerField(min_value=1, max_value=EPOCHS_MAX, required=False, allow_null=True, default=None,
                                       help_text=f"Per fold, 1-{EPOCHS_MAX}; empty: the recipe's. Out-of-fold only.")
-    ranking = serializers.CharField(default="self_confidence", max_length=40)
+    ranking = serializers.CharField(default=DEFAULT_RANKING, max_length=40)
     filter_by = serializers.CharField(default="prune_by_noise_rate", max_length=40)
     seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, default=0, help_text=f"0-{SEED_MAX}.")
     blend_active = serializers.BooleanField(default=False, help_text="Out-of-fold runs: average the held-out "

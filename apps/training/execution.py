@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -205,11 +206,13 @@ def training_run_execute(*, run_id: int, echo: Echo | None = None, device: str |
 def _train_and_register(run: TrainingRun, recorder: TrainingProgress, device: str | None) -> ModelVersion:
     from ml.checkpoint import load_checkpoint
     from ml.data import FaceArrays
+    from ml.dynamics import dynamics_path
     from ml.recipes import Recipe
     from ml.train import fit
 
     snapshot = _snapshot_for(run, recorder)
     train = FaceArrays.from_arrays(face_pixels(snapshot.face_ids.tolist()), snapshot.labels)
+    train.rows = np.asarray(snapshot.face_ids, dtype=np.int64)  # the training dynamics' rows are face ids
     if run.soft_label_mode != TrainingRun.SoftLabelMode.MAJORITY:
         train.soft_labels, with_votes = vote_distributions(snapshot)
         TrainingRun.objects.filter(pk=run.pk).update(soft_label_count=with_votes)
@@ -243,7 +246,7 @@ def _train_and_register(run: TrainingRun, recorder: TrainingProgress, device: st
     recorder.note("evaluated on PublicTest" if candidate else "no PublicTest faces: nothing to evaluate on")
     recorder.check()  # still this run's (not taken back by the sweeper) before a version is registered
     version = model_version_register(checkpoint_path=out, name=f"run {run.pk} ({run.recipe_name})",
-                                     created_by=run.created_by)
+                                     created_by=run.created_by, dynamics_path=dynamics_path(out))
     summary = {"candidate": _summary(candidate), "previous": None, "delta": None}
     if previous is not None:
         summary["previous"] = {"version": active.pk, "name": active.name, **_summary(previous)}

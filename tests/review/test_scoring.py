@@ -71,6 +71,20 @@ def test_a_failed_run_records_its_error_and_can_run_again():
         scoring_run_execute(run.pk)
 
 
+def test_every_way_to_start_a_run_ranks_by_normalized_margin_by_default():
+    """The default chosen on real relabels (docs/benchmarks.md, "Real relabels"): the service, the model, the API's
+    input and the command agree."""
+    from apps.review.management.commands.score_labels import Command
+    from apps.review.serializers import ScoringRunInputSerializer
+
+    assert scoring_run_create().ranking == "normalized_margin"
+    assert ScoringRun().ranking == "normalized_margin"
+    given = ScoringRunInputSerializer(data={})
+    assert given.is_valid(), given.errors
+    assert given.validated_data["ranking"] == "normalized_margin"
+    assert Command().create_parser("manage.py", "score_labels").parse_args([]).ranking == "normalized_margin"
+
+
 def test_invalid_parameters_are_refused():
     with pytest.raises(ScoringRunError, match="ranking"):
         scoring_run_create(ranking="nope")

@@ -47,6 +47,22 @@ def test_a_run_trains_registers_a_version_with_metrics_and_promotes_it(faces, ad
     assert not run_dir(run).exists()  # finished: nothing left to resume
 
 
+def test_a_run_keeps_its_training_dynamics_with_the_version_by_face_id(faces):
+    """How the run saw each Training face's label (margins every epoch, probabilities at the end) is stored with the
+    version, its rows the faces' ids: a ranking after every retrain, at no extra cost."""
+    from apps.faces.models import FaceImage, Split
+    from ml.dynamics import TrainingDynamics
+
+    run = start_and_execute()
+    version = run.model_version
+    assert version.dynamics.name.endswith(".dynamics.npz")
+    dynamics = TrainingDynamics.load(version.dynamics.path)
+    training = FaceImage.objects.filter(split=Split.TRAINING, current_label__isnull=False).order_by("pk")
+    assert dynamics.rows.tolist() == list(training.values_list("pk", flat=True))
+    assert dynamics.labels.tolist() == list(training.values_list("current_label", flat=True))
+    assert dynamics.epochs_seen() == 3 and sorted(dynamics.snapshots) == [3]
+
+
 def test_the_gate_keeps_a_worse_version_inactive_and_promotes_a_better_one(faces):
     good = start_and_execute(epochs=8)
     assert good.model_version.status == ModelVersion.Status.ACTIVE

@@ -82,22 +82,29 @@ def model_version_checkpoint_read(path: Path | str) -> dict:
 
 
 def model_version_register(*, checkpoint_path: Path | str, name: str, created_by=None,
-                           activate: bool = False, refresh: bool = True) -> ModelVersion:
+                           activate: bool = False, refresh: bool = True,
+                           dynamics_path: Path | str | None = None) -> ModelVersion:
     """Validate a checkpoint by loading it, copy it into storage and record a version (active if ``activate``;
-    ``refresh`` as for ``model_version_activate``)."""
+    ``refresh`` as for ``model_version_activate``). ``dynamics_path``: the training run's dynamics file
+    (``ml.dynamics``, rows as face ids), kept with the version."""
     path = Path(checkpoint_path)
     data = model_version_checkpoint_read(path)
     recipe = data.get("recipe") if isinstance(data.get("recipe"), dict) else {}
     snapshot = data.get("data_snapshot") or {k: recipe[k] for k in ("n_train", "n_val", "csv", "seed") if k in recipe}
-    stored = ""
+    stored, stored_dynamics = "", ""
     try:
+        stem = uuid.uuid4().hex
         with open(path, "rb") as fh:
-            stored = storage_save_atomic(f"models/{uuid.uuid4().hex}.pt", fh, what="a model checkpoint")
+            stored = storage_save_atomic(f"models/{stem}.pt", fh, what="a model checkpoint")
+        if dynamics_path is not None and Path(dynamics_path).is_file():
+            with open(dynamics_path, "rb") as fh:
+                stored_dynamics = storage_save_atomic(f"models/{stem}.dynamics.npz", fh, what="training dynamics")
         with transaction.atomic():
             version = ModelVersion.objects.create(
                 name=name,
                 arch=str(data["arch"]),
                 checkpoint=stored,
+                dynamics=stored_dynamics,
                 checkpoint_sha256=_sha256_file(path),
                 config=_jsonable({"recipe": recipe, "arch_kwargs": data.get("arch_kwargs") or {},
                                   "preprocessing": data.get("preprocessing"), "epoch": data.get("epoch"),
@@ -109,8 +116,9 @@ def model_version_register(*, checkpoint_path: Path | str, name: str, created_by
             if activate:
                 version = model_version_activate(version=version, actor=created_by, refresh=refresh)
     except BaseException:
-        if stored:
-            default_storage.delete(stored)
+        for saved in (stored, stored_dynamics):
+            if saved:
+                default_storage.delete(saved)
         raise
     return version
 

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from apps.core.errors import ApplicationError
 from apps.review.models import ScoringRun
 from apps.review.scoring import scoring_run_create, scoring_run_execute, scoring_run_requeue
+from ml.scoring import DEFAULT_RANKING
 
 
 class Command(BaseCommand):
@@ -22,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--blend-active", action="store_true",
                             help="out-of-fold runs: average with the active version's in-sample probabilities")
         parser.add_argument("--epochs", type=int, default=None, help="Epochs per fold (default: the recipe's).")
-        parser.add_argument("--ranking", default="self_confidence")
+        parser.add_argument("--ranking", default=DEFAULT_RANKING)
         parser.add_argument("--filter-by", default="prune_by_noise_rate")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--resume", type=int, metavar="RUN_ID",
