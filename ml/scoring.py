@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.data import FaceArrays
+from ml.dynamics import TrainingDynamics
 from ml.models import FerModel
 from ml.recipes import Recipe, get_recipe
 
@@ -26,6 +27,7 @@ RANKING_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_
 # on the shipped model's in-sample probabilities normalized_margin finds more of FER-2013's own errors at every depth
 # than self_confidence, which had won on injected noise.
 DEFAULT_RANKING = "normalized_margin"
+SHORT_RUN_SNAPSHOTS = "mean"  # ml.dynamics.TrainingDynamics.snapshot_probabilities: chosen on real relabels
 FILTER_METHODS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
 
 
@@ -158,6 +160,39 @@ def cross_fit_probabilities(data: FaceArrays, *, folds: int = 4, recipe: Recipe 
     """Out-of-sample probabilities (N, 7) with ``tta``; ``cross_fit`` also gives the ones without TTA."""
     return cross_fit(data, folds=folds, recipe=recipe, epochs=epochs, seed=seed, work_dir=work_dir, device=device,
                      tta=tta, progress=progress).probs
+
+
+def short_run(data: FaceArrays, *, recipe: Recipe | None = None, epochs: int | None = None, seed: int = 0,
+              work_dir: str | Path, device: str | None = None,
+              progress: Callable[[dict], None] | None = None) -> TrainingDynamics:
+    """One short model (the scoring recipe by default) on every face, for how it saw each label along the run
+    (``ml.dynamics``): its probability snapshots, taken before it has memorised its labels as well as at the end,
+    rank real label errors better than a converged model's (docs/benchmarks.md, "Real relabels"). Resumable: the
+    run's state and dynamics stay under ``work_dir`` until the caller removes them. Progress events carry
+    ``fold`` 1 of 1, like a cross-fitting fold's."""
+    from ml.dynamics import dynamics_path
+    from ml.train import fit
+
+    recipe = recipe or get_recipe("scoring")
+    epochs = epochs or recipe.epochs
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    tag = _fingerprint(data, np.zeros(len(data), dtype=np.int64), recipe, epochs, seed)
+    ckpt = work / f"short-{tag}.pt"
+
+    def run_progress(event: dict) -> None:
+        if progress:
+            progress({**event, "fold": 1, "folds": 1})
+
+    fit(data, None, recipe, ckpt, epochs=epochs, seed=seed, resume=True, device=device, progress=run_progress)
+    if progress:
+        progress({"kind": "fold", "fold": 1, "folds": 1, "reused": False})
+    return TrainingDynamics.load(dynamics_path(ckpt))
+
+
+def short_run_probabilities(dynamics: TrainingDynamics) -> np.ndarray:
+    """What a short run ranks with: the mean of its probability snapshots (N, 7)."""
+    return dynamics.snapshot_probabilities(SHORT_RUN_SNAPSHOTS)
 
 
 def score_from_probabilities(labels: np.ndarray, probs: np.ndarray, rows: np.ndarray | None = None, *,

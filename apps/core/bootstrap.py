@@ -110,27 +110,26 @@ def queue_public_test_predictions(say: Say) -> None:
 
 def queue_first_scoring(say: Say) -> None:
     """Fill the review queue on the first start with data: an in-sample run of the active version, which fills it
-    within minutes (queued first: the bulk worker takes jobs in order), and after the PublicTest predictions an
-    out-of-fold run that refines it in the background (``queue_refined_scoring``). Once, while no scoring run
-    exists."""
+    within minutes (queued first: the bulk worker takes jobs in order), and after the PublicTest predictions a
+    short run that refines it in the background (``queue_refined_scoring``). Once, while no scoring run exists."""
     if ScoringRun.objects.exists() or not training_faces_labelled().exists():
         return
     if model_version_active() is None:
-        return  # nothing to rank in-sample with; queue_refined_scoring queues the out-of-fold run
+        return  # nothing to rank in-sample with; queue_refined_scoring queues the refining run
     run = scoring_run_enqueue(method=ScoringRun.Method.IN_SAMPLE)
     say(f"review queue: queued scoring run #{run.pk} (in-sample with the active model, provisional: fills the queue "
         "in minutes)")
 
 
 def queue_refined_scoring(say: Say) -> None:
-    """The out-of-fold run that replaces the first start's provisional ranking (once: while no such run exists)."""
-    if ScoringRun.objects.filter(method=ScoringRun.Method.OUT_OF_FOLD).exists() or \
+    """The run that replaces the first start's provisional ranking (once: while no run that trains exists)."""
+    if ScoringRun.objects.exclude(method=ScoringRun.Method.IN_SAMPLE).exists() or \
             not training_faces_labelled().exists():
         return
     run = scoring_run_refine_enqueue()
     blend = ", averaged with the active model" if run.blend_active else ""
-    say(f"review queue: queued scoring run #{run.pk} (out-of-fold, {run.folds} folds{blend}: refines the queue in "
-        "the background, about an hour on 2 CPU cores)")
+    say(f"review queue: queued scoring run #{run.pk} (short run{blend}: refines the queue in the background, about "
+        "15 minutes on 2 idle CPU cores)")
 
 
 STEPS: list[Callable[[Say], None]] = [ensure_admin, import_fer2013_from_env, register_default_model,

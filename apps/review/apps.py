@@ -11,6 +11,8 @@ class ReviewConfig(AppConfig):
     def ready(self) -> None:
         from apps.core.work import work_kinds_register
 
+        from .learning import QUEUE_FIT
         from .scoring import SCORING_RUN
 
         work_kinds_register(SCORING_RUN)
+        work_kinds_register(QUEUE_FIT)

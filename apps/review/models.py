@@ -22,13 +22,15 @@ from .choices import Choice
 
 class ScoringRun(WorkRow):
     """One ranking of every labelled Training face. ``out_of_fold``: k-fold cross-fitting, each face predicted by a
-    model that never saw it (slow, the reference). ``in_sample``: the active version's own probabilities on faces it
-    was trained on (minutes; over-confident on its training labels, so a provisional queue until an out-of-fold run
-    replaces it)."""
+    model that never saw it (slow). ``in_sample``: the active version's own probabilities on faces it was trained on
+    (minutes; over-confident on its training labels, so a provisional queue until a refining run replaces it).
+    ``short_run``: one short model on every face, ranked by its probabilities along the run, before it has memorised
+    its labels (a fold's cost, for all faces)."""
 
     class Method(models.TextChoices):
         OUT_OF_FOLD = "out_of_fold", "out-of-fold (k-fold cross-fitting)"
         IN_SAMPLE = "in_sample", "in-sample (the active model's own probabilities)"
+        SHORT_RUN = "short_run", "short run (one short model's probabilities along its run)"
 
     method = models.CharField(max_length=16, choices=Method.choices, default=Method.OUT_OF_FOLD)
     model_version = models.ForeignKey("inference.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
@@ -36,8 +38,9 @@ class ScoringRun(WorkRow):
                                                                   "own probabilities ranked the faces.")
     blend_active = models.BooleanField(default=False, help_text="Out-of-fold runs: average the held-out probabilities "
                                                                 "with model_version's in-sample ones.")
-    folds = models.PositiveSmallIntegerField(default=4, help_text="0 for in-sample runs.")
-    epochs = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Per fold; empty: the recipe's.")
+    folds = models.PositiveSmallIntegerField(default=4, help_text="0 for in-sample runs, 1 for short runs.")
+    epochs = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Per fold (or of the short run); "
+                                                                               "empty: the recipe's.")
     ranking = models.CharField(max_length=40, default=DEFAULT_RANKING)
     filter_by = models.CharField(max_length=40, default="prune_by_noise_rate")
     seed = models.IntegerField(default=0)
@@ -209,3 +212,21 @@ class GoldAnswer(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "reviewer"], name="review_one_gold_answer")]
+
+
+class QueueFit(WorkRow):
+    """One refit of how the queue weighs its signals, from what reviewers settled (``apps.review.learning``): the
+    error rate per (given label, suggestion) pair, and the open items re-ranked by it."""
+
+    settled = models.PositiveIntegerField(default=0, help_text="Settled items it learned from.")
+    wrong = models.PositiveIntegerField(default=0, help_text="Of them, items whose label was wrong.")
+    model = models.JSONField(default=dict, blank=True, help_text="ml.queue_model.ReviewerModel.as_dict().")
+    reranked = models.PositiveIntegerField(default=0, help_text="Open items given a new place in the queue.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", help_text="Empty when settled items triggered it.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"queue fit {self.pk} ({self.status})"

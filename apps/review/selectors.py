@@ -64,10 +64,15 @@ def review_queue_stats(*, user) -> dict:
     }
 
 
+METHOD_SHORT = {ScoringRun.Method.IN_SAMPLE: "in-sample", ScoringRun.Method.OUT_OF_FOLD: "out-of-fold",
+                ScoringRun.Method.SHORT_RUN: "short run"}
+
+
 def _run_summary(run: ScoringRun | None) -> dict | None:
     if run is None:
         return None
     return {"id": run.pk, "status": run.status, "method": run.method, "method_label": run.get_method_display(),
+            "method_short": METHOD_SHORT.get(run.method, run.method), "blend_active": run.blend_active,
             "in_sample": run.method == ScoringRun.Method.IN_SAMPLE, "ranking": run.ranking,
             "filter_by": run.filter_by, "flagged": run.issue_count, "scored": run.scored_count,
             "model_version": run.model_version.name if run.model_version else None,

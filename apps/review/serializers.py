@@ -26,15 +26,17 @@ class NextQuerySerializer(serializers.Serializer):
 
 class ScoringRunInputSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=ScoringRun.Method.choices, default=ScoringRun.Method.OUT_OF_FOLD,
-                                     help_text="out_of_fold: k-fold cross-fitting (the reference, slow); in_sample: "
-                                               "the active version's own probabilities (minutes, provisional).")
+                                     help_text="out_of_fold: k-fold cross-fitting (slow); in_sample: the active "
+                                               "version's own probabilities (minutes, provisional); short_run: one "
+                                               "short model on every face, its probabilities along the run.")
     folds = serializers.IntegerField(min_value=2, max_value=20, default=4, help_text="Out-of-fold runs only.")
     epochs = serializers.IntegerField(min_value=1, max_value=EPOCHS_MAX, required=False, allow_null=True, default=None,
-                                      help_text=f"Per fold, 1-{EPOCHS_MAX}; empty: the recipe's. Out-of-fold only.")
+                                      help_text=f"Per fold (or of the short run), 1-{EPOCHS_MAX}; empty: the "
+                                                f"recipe's. Not for in-sample runs.")
     ranking = serializers.CharField(default=DEFAULT_RANKING, max_length=40)
     filter_by = serializers.CharField(default="prune_by_noise_rate", max_length=40)
     seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, default=0, help_text=f"0-{SEED_MAX}.")
-    blend_active = serializers.BooleanField(default=False, help_text="Out-of-fold runs: average the held-out "
+    blend_active = serializers.BooleanField(default=False, help_text="Out-of-fold and short runs: average their "
                                                                      "probabilities with the active version's "
                                                                      "in-sample ones.")
 
@@ -236,7 +238,8 @@ class ScoringRunSerializer(serializers.ModelSerializer):
                   "created_at", "started_at", "finished_at"]
 
     def get_epochs_per_fold(self, run: ScoringRun) -> int | None:
-        """The epochs each fold trains (the recipe's when ``epochs`` is empty); null for in-sample runs."""
+        """The epochs each fold (or the short run) trains (the recipe's when ``epochs`` is empty); null for in-sample
+        runs."""
         if run.method == ScoringRun.Method.IN_SAMPLE:
             return None
         if run.epochs:

@@ -165,6 +165,9 @@ def _apply_label(*, item: ReviewItem, choice: int, kind: str, votes: list[Vote],
     item.lease_holder = None
     item.lease_expires_at = None
     item.save()
+    from .learning import queue_fit_when_due
+
+    transaction.on_commit(queue_fit_when_due)  # the queue learns from every settled item
     return LabelHistory.objects.create(
         face=face, item=item, round=item.round, kind=kind, old_label=old_label, new_label=face.current_label,
         old_excluded=old_excluded, new_excluded=face.excluded, votes=_votes_record(votes), actor=actor, created_at=now,
@@ -372,4 +375,8 @@ def review_gold_set(*, face_id: int, label: int) -> ReviewItem:
     item.score, item.priority = score, score.quality
     item.suggested_label, item.suggested_probability = score.suggested_label, score.suggested_probability
     item.save()
+    from .learning import review_queue_rerank
+
+    review_queue_rerank(item_ids=[item.pk])  # placed by the same rule as every open item
+    item.refresh_from_db(fields=["priority"])
     return item

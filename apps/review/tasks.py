@@ -6,10 +6,12 @@ from django.conf import settings
 
 from apps.core.work import QUEUE_BULK, platform_task, work_task
 
+from .learning import QUEUE_FIT
 from .overlays import review_overlays_precompute
 from .scoring import OVERLAYS_PRECOMPUTE_TASK, SCORING_RUN
 
 score_labels_task = work_task(SCORING_RUN)
+queue_fit_task = work_task(QUEUE_FIT)
 
 
 @platform_task(OVERLAYS_PRECOMPUTE_TASK, queue=QUEUE_BULK)

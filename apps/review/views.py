@@ -10,6 +10,7 @@ from apps.inference.selectors import model_version_active
 
 from .choices import Choice
 from .models import ScoringRun
+from .scoring import REFINE_METHOD
 from .selectors import review_agreement, review_progress_for, review_queue_source, review_queue_stats
 
 
@@ -36,11 +37,13 @@ class ScoringView(RoleRequiredMixin, TemplateView):
     template_name = "review/scoring.html"
 
     def get_context_data(self, **kwargs):
-        from ml.scoring import FILTER_METHODS, RANKING_METHODS
+        from ml.scoring import DEFAULT_RANKING, FILTER_METHODS, RANKING_METHODS
 
         context = super().get_context_data(**kwargs)
         context["methods"] = ScoringRun.Method.choices
         context["rankings"], context["filters"] = RANKING_METHODS, FILTER_METHODS
+        context["default_ranking"] = DEFAULT_RANKING
+        context["refine_method"] = REFINE_METHOD
         context["active_version"] = model_version_active()
         context["source"] = review_queue_source()
         return context

@@ -333,6 +333,12 @@ if REVIEW_MAX_VOTES < REVIEW_QUORUM:
 REVIEW_LEASE_SECONDS = env_int("REVIEW_LEASE_SECONDS", 300, minimum=1)
 # Seconds a reviewer may take a vote back; after that it is final and the round's votes may be shown to them.
 REVIEW_UNDO_SECONDS = env_int("REVIEW_UNDO_SECONDS", 120, minimum=0)
+# The queue learns from its reviewers (apps/review/learning.py): a fit once this many items have settled, and again
+# after every REVIEW_LEARN_EVERY more; each pair's error rate is shrunk toward the overall one by REVIEW_LEARN_SHRINK
+# items (docs/benchmarks.md, "A queue that learns").
+REVIEW_LEARN_MIN_SETTLED = env_int("REVIEW_LEARN_MIN_SETTLED", 200, minimum=1)
+REVIEW_LEARN_EVERY = env_int("REVIEW_LEARN_EVERY", 100, minimum=1)
+REVIEW_LEARN_SHRINK = env_int("REVIEW_LEARN_SHRINK", 20, minimum=0)
 REVIEW_PREFETCH = env_int("REVIEW_PREFETCH", 3, minimum=1)  # items leased to one reviewer at a time
 # After a scoring run, the bulk worker (nice 10) computes the review page's prediction and two Grad-CAM overlays for
 # this many open items at the head of the queue, so that reviewers find them stored and the interactive worker stays

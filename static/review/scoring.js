@@ -10,7 +10,7 @@
   const $ = (selector, root = document) => root.querySelector(selector);
   const {api, el, urlFor} = window.ferplatform;  // static/js/api.js, static/js/dom.js
 
-  const METHOD = {in_sample: "in-sample", out_of_fold: "out-of-fold"};
+  const METHOD = {in_sample: "in-sample", out_of_fold: "out-of-fold", short_run: "short run"};
   const num = (x, digits = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
 
   function duration(seconds) {
@@ -85,10 +85,12 @@
 
   function runCard(run) {
     const card = el("div", {class: "srun", "data-run-id": run.id, "data-status": run.status});
+    const blended = run.blend_active ? `, averaged with ${run.model_version_name || "a deleted version"} in-sample` : "";
     const what = run.method === "in_sample"
       ? `in-sample with ${run.model_version_name || "a deleted version"}`
-      : `out-of-fold, ${run.folds} folds x ${run.epochs_per_fold} epochs` +
-        (run.blend_active ? `, averaged with ${run.model_version_name || "a deleted version"} in-sample` : "");
+      : run.method === "short_run"
+        ? `short run, ${run.epochs_per_fold} epochs${blended}`
+        : `out-of-fold, ${run.folds} folds x ${run.epochs_per_fold} epochs${blended}`;
     card.append(el("h3", {}, [`Run #${run.id} `, el("span", {class: `status ${run.status}`, text: run.status}),
       ` ${what}, ${run.ranking}, ${run.filter_by}`]));
     if (ACTIVE.has(run.status)) {
@@ -144,19 +146,21 @@
     refresh();
   }
 
-  $("#method").addEventListener("change", () => {
+  function methodChanged() {
     const inSample = $("#method").value === "in_sample";
-    $("#folds").disabled = inSample;
+    $("#folds").disabled = $("#method").value !== "out_of_fold";
     $("#epochs").disabled = inSample;
     $("#blend-active").disabled = inSample || !URLS.activeVersion;
-  });
+  }
+  $("#method").addEventListener("change", methodChanged);
+  methodChanged();
 
   $("#scoring-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const status = $("#start-status");
     const body = {method: $("#method").value, ranking: $("#ranking").value, filter_by: $("#filter-by").value};
-    if (body.method === "out_of_fold") {
-      body.folds = Number($("#folds").value);
+    if (body.method !== "in_sample") {
+      if (body.method === "out_of_fold") body.folds = Number($("#folds").value);
       if ($("#epochs").value) body.epochs = Number($("#epochs").value);
       body.blend_active = $("#blend-active").checked;
     }

@@ -62,7 +62,7 @@ def test_queues_public_test_predictions_for_the_active_version_once(tmp_path, mo
 def test_first_start_fills_the_review_queue_first_then_predicts_then_refines(tmp_path, monkeypatch,
                                                                              django_capture_on_commit_callbacks):
     """The bulk worker takes jobs in the order they were sent: the in-sample scoring run (the queue within minutes),
-    the PublicTest predictions (the galleries), then the out-of-fold run (an hour), each once."""
+    the PublicTest predictions (the galleries), then the refining short run, each once."""
     from apps.inference.models import InferenceJob
     from apps.review.models import ScoringRun
 
@@ -73,10 +73,10 @@ def test_first_start_fills_the_review_queue_first_then_predicts_then_refines(tmp
         out = bootstrap()
     in_sample, oof = ScoringRun.objects.order_by("pk")
     job = InferenceJob.objects.get()
-    assert (in_sample.method, oof.method) == ("in_sample", "out_of_fold") and in_sample.model_version.name == "default"
+    assert (in_sample.method, oof.method) == ("in_sample", "short_run") and in_sample.model_version.name == "default"
     assert oof.blend_active and oof.model_version == in_sample.model_version
     assert in_sample.created_at < job.created_at < oof.created_at  # each sent when created, in this order
     assert len(sent) == 3
     assert out.index(f"scoring run #{in_sample.pk} (in-sample") < out.index(f"queued job #{job.pk}") < \
-        out.index(f"scoring run #{oof.pk} (out-of-fold")
+        out.index(f"scoring run #{oof.pk} (short run")
     assert "scoring run" not in bootstrap() and ScoringRun.objects.count() == 2

@@ -33,7 +33,10 @@ def test_start_watch_cancel_and_resume_scoring_runs(live_server, page, shared_me
     page.wait_for_selector("#runs >> text=No scoring run yet.")
     assert "tiny-a" in page.inner_text("#scoring-form + .hint")
 
-    # Out-of-fold: live progress, then the figures and a full grid of 2 folds x 30 epochs.
+    # Out-of-fold: live progress, then the figures and a full grid of 2 folds x 30 epochs. The form offers the
+    # refining short run first, with no folds to fill in.
+    assert page.input_value("#method") == "short_run" and page.is_disabled("#folds")
+    page.select_option("#method", "out_of_fold")
     page.fill("#folds", "2")
     page.fill("#epochs", "30")
     page.select_option("#filter-by", "predicted_neq_given")

@@ -62,9 +62,9 @@ def test_every_entry_point_queues_the_same_follow_up(entry, two_versions, admin_
     second.refresh_from_db()
     assert second.status == ModelVersion.Status.ACTIVE
     # The gallery and the evaluation page of the new version get filled; the labels are scored again: in-sample with
-    # the new version first (minutes), then out-of-fold blended with it.
+    # the new version first (minutes), then the refining short run blended with it.
     assert follow_up(second) == ([(Split.PUBLIC_TEST, 3, ["gradcam"], "queued")],
-                                 [("in_sample", second.pk, False), ("out_of_fold", second.pk, True)])
+                                 [("in_sample", second.pk, False), ("short_run", second.pk, True)])
     assert len(sent) == 3  # one predict_split, two score_labels, sent after commit
 
 
@@ -80,8 +80,8 @@ def test_rollback_goes_through_the_same_service(two_versions, admin_user):
     response = api_client(admin_user).post("/api/models/rollback")
     assert response.status_code == 200 and response.json()["id"] == first.pk
     assert follow_up(first) == ([(Split.PUBLIC_TEST, 3, ["gradcam"], "queued")],
-                                [("in_sample", second.pk, False), ("out_of_fold", second.pk, True),  # activating 2nd
-                                 ("in_sample", first.pk, False), ("out_of_fold", first.pk, True)])
+                                [("in_sample", second.pk, False), ("short_run", second.pk, True),  # activating 2nd
+                                 ("in_sample", first.pk, False), ("short_run", first.pk, True)])
 
 
 def test_the_first_activation_queues_predictions_but_no_scoring(tiny_checkpoint):

@@ -18,9 +18,14 @@ from apps.review.scoring import (
     scoring_run_create,
     scoring_run_execute,
     scoring_run_resume,
+    training_faces,
 )
 from apps.review.services import review_vote_cast
 from apps.review.tasks import score_labels_task
+from ml.data import FaceArrays
+from ml.dynamics import TrainingDynamics
+from ml.recipes import apply_overrides, get_recipe
+from ml.scoring import short_run
 from tests.helpers import write_tiny_checkpoint
 
 from .factories import leased_to
@@ -73,7 +78,7 @@ def test_in_sample_needs_an_active_version_and_trains_nothing(active):
         scoring_run_create(method="in_sample")
     active.status = "active"
     active.save()
-    with pytest.raises(ScoringRunError, match="out-of-fold runs only"):
+    with pytest.raises(ScoringRunError, match="runs that train: an in-sample run trains nothing"):
         scoring_run_create(method="in_sample", epochs=3)
     with pytest.raises(ScoringRunError, match="unknown method"):
         scoring_run_create(method="bagging")
@@ -188,13 +193,14 @@ def test_api_starts_watches_cancels_and_resumes(admin_user, reviewer, active):
     assert api_for(reviewer).post(f"/api/review/scoring-runs/{run_id}/cancel").status_code == 403
 
 
-def test_an_activation_that_replaces_a_version_re_ranks_in_sample_then_out_of_fold(active, settings, tmp_path):
+def test_an_activation_that_replaces_a_version_re_ranks_in_sample_then_refines_with_a_short_run(active, settings,
+                                                                                                 tmp_path):
     settings.INFERENCE_REFRESH_ON_ACTIVATE = True
     newer = model_version_register(checkpoint_path=write_tiny_checkpoint(tmp_path / "n.pt", seed=4), name="newer",
                                    activate=True)
     runs = list(ScoringRun.objects.order_by("pk"))
     assert [(r.method, r.model_version, r.blend_active) for r in runs] == [("in_sample", newer, False),
-                                                                          ("out_of_fold", newer, True)]
+                                                                          ("short_run", newer, True)]
 
 
 @pytest.mark.worker
@@ -229,8 +235,38 @@ def test_a_blended_run_averages_the_held_out_and_the_active_models_probabilities
     recorder = ScoringProgress(SCORING_RUN, blended)
     assert recorder.fraction({"kind": "fold", "fold": 2, "folds": 2}) == pytest.approx(2 / 2.2)
     assert recorder.fraction(events[-1]) == 1.0 and events[-1]["kind"] == "predict"
-    with pytest.raises(ScoringRunError, match="out-of-fold runs"):
+    with pytest.raises(ScoringRunError, match="out-of-fold and short runs"):
         scoring_run_create(method="in_sample", blend_active=True)
+
+
+def test_a_short_run_ranks_with_one_models_snapshots_and_can_blend(active, settings):
+    """One model on every face; its probability snapshots along the run (here epochs 4 and 8 of 8), averaged, are
+    what it ranks with, alone or averaged with the active version's in-sample probabilities."""
+    synthetic_faces()
+    short = {"method": "short_run", "epochs": 8, "filter_by": "predicted_neq_given", "recipe_overrides": TINY_RECIPE}
+    events: list[dict] = []
+    run = scoring_run_execute(scoring_run_create(**short, folds=7).pk, progress=events.append)
+    assert run.status == ScoringRun.Status.SUCCEEDED, run.error
+    assert run.folds == 1 and run.scored_count == 56 and run.issue_count == run.items_created
+    assert [e["epoch"] for e in events if e["kind"] == "epoch"] == list(range(1, 9))
+    assert ScoringProgress(SCORING_RUN, run).fraction(events[-1]) == 1.0
+    assert not (settings.REVIEW_SCORING_DIR / f"run-{run.pk}").exists()
+    # Its probabilities are its snapshots' mean: rerun the same model (same seed) in the ml package to compare.
+    faces = list(LabelScore.objects.filter(run=run).order_by("face_id").values_list("face_id", "probabilities"))
+    _, images, labels = training_faces()
+    recipe = apply_overrides(get_recipe("scoring"), TINY_RECIPE)
+    again = short_run(FaceArrays.from_arrays(images, labels), recipe=recipe, epochs=8, seed=0,
+                      work_dir=settings.REVIEW_SCORING_DIR / "again")
+    assert isinstance(again, TrainingDynamics) and sorted(again.snapshots) == [4, 8]
+    assert np.allclose([p for _, p in faces], again.snapshot_probabilities("mean"), atol=2e-3)
+
+    in_sample = scoring_run_execute(scoring_run_create(method="in_sample").pk)
+    blended = scoring_run_execute(scoring_run_create(**short, blend_active=True).pk)
+    probs = {r.pk: dict(LabelScore.objects.filter(run=r).values_list("face_id", "probabilities"))
+             for r in (run, in_sample, blended)}
+    ids = sorted(probs[run.pk])
+    expected = (np.array([probs[run.pk][f] for f in ids]) + np.array([probs[in_sample.pk][f] for f in ids])) / 2
+    assert np.allclose([probs[blended.pk][f] for f in ids], expected, atol=2e-3)
 
 
 def test_blending_without_an_active_version_is_a_clear_400(admin_user):

@@ -132,11 +132,11 @@ def test_manual_promote_and_rollback(admin_user, faces, settings, django_capture
     good.model_version.refresh_from_db()
     assert good.model_version.status == ModelVersion.Status.ARCHIVED
     # Promotion queued PublicTest predictions and a re-ranking of the queue: in-sample with the new version, then
-    # out-of-fold (all sent after commit).
+    # the refining short run (all sent after commit).
     assert InferenceJob.objects.filter(split="PublicTest", created_by=admin_user).count() == 1
     queued = ScoringRun.objects.filter(created_by=admin_user, status="queued").order_by("pk")
     assert [(r.method, r.model_version_id) for r in queued] == [("in_sample", bad.model_version.pk),
-                                                                ("out_of_fold", bad.model_version.pk)]
+                                                                ("short_run", bad.model_version.pk)]
     assert len(callbacks) == 3
 
     response = api.post("/api/models/rollback")

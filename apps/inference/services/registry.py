@@ -126,7 +126,7 @@ def model_version_register(*, checkpoint_path: Path | str, name: str, created_by
 def model_version_activate(*, version: ModelVersion, actor=None, refresh: bool = True) -> ModelVersion:
     """Make ``version`` the one active version (the previously active one becomes archived), then, once this
     commits and only if the active version changed: queue its PublicTest predictions and heatmaps, and, when it
-    replaced another version, a re-ranking of the review queue (in-sample, then out-of-fold; both unless
+    replaced another version, a re-ranking of the review queue (in-sample, then the refining short run; both unless
     ``INFERENCE_REFRESH_ON_ACTIVATE`` is off, or ``refresh`` is false: the first start queues them itself, in the
     order it wants them done)."""
     with transaction.atomic():

@@ -17,11 +17,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--method", choices=ScoringRun.Method.values, default=ScoringRun.Method.OUT_OF_FOLD,
-                            help="out_of_fold (default; k-fold cross-fitting) or in_sample (the active version's own "
-                                 "probabilities: minutes, provisional)")
+                            help="out_of_fold (default; k-fold cross-fitting), in_sample (the active version's own "
+                                 "probabilities: minutes, provisional) or short_run (one short model on every face, "
+                                 "its probabilities along the run)")
         parser.add_argument("--folds", type=int, default=4)
         parser.add_argument("--blend-active", action="store_true",
-                            help="out-of-fold runs: average with the active version's in-sample probabilities")
+                            help="out-of-fold and short runs: average with the active version's in-sample "
+                                 "probabilities")
         parser.add_argument("--epochs", type=int, default=None, help="Epochs per fold (default: the recipe's).")
         parser.add_argument("--ranking", default=DEFAULT_RANKING)
         parser.add_argument("--filter-by", default="prune_by_noise_rate")
@@ -35,13 +37,12 @@ class Command(BaseCommand):
             if options["resume"]:
                 run_id = scoring_run_requeue(run_id=options["resume"]).pk
             else:
-                in_sample = options["method"] == ScoringRun.Method.IN_SAMPLE
                 run_id = scoring_run_create(method=options["method"], folds=options["folds"],
                                             epochs=options["epochs"], ranking=options["ranking"],
                                             filter_by=options["filter_by"], seed=options["seed"],
                                             blend_active=options["blend_active"]).pk
-                if in_sample and options["folds"] != 4:
-                    self.stderr.write("note: --folds does not apply to an in-sample run")
+                if options["method"] != ScoringRun.Method.OUT_OF_FOLD and options["folds"] != 4:
+                    self.stderr.write(f"note: --folds does not apply to a {options['method']} run")
             self.stdout.write(f"scoring run {run_id}")
             run = scoring_run_execute(run_id, progress=self._progress, from_statuses=(ScoringRun.Status.QUEUED,))
         except ApplicationError as exc:
