@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 VOTE_URL = re.compile(r"/api/review/items/\d+/votes$")
 UNDO_URL = re.compile(r"/api/review/votes/undo$")
-SENT_WITHIN = 30  # s: a few retries with backoff (0.5 s, doubling) on 2 busy cores
+SENT_WITHIN = 60  # s: five failures in a row back off 0.5 + 1 + 2 + 4 + 8 s (at least Retry-After), on 2 busy cores
 
 
 def _log_in(page, live_server, username: str = "rita") -> None:

@@ -135,6 +135,8 @@ def test_review_page_keeps_every_vote_through_a_postgres_restart(platform, brows
           f"{started - stopped:.1f} s; stored and a new face {back_after:.1f} s after the start; "
           f"{len(stored)} votes stored of {len(voted)} cast, {len(tries)} vote requests")
     assert held_while_down >= 2  # the page held its prefetch: the reviewer went on while sends failed
-    assert tries_while_down > held_while_down  # retried, not dropped
+    # Retried, not dropped: the first send and at least one more. The outbox sends one vote at a time, and waits at
+    # least the 503's Retry-After (5 s) between tries, so a 6 s outage sees two or three.
+    assert tries_while_down >= 2
     assert stored == voted and len(stored) == VOTES
     assert not errors, f"JavaScript errors on the page: {[str(e) for e in errors]}"
