@@ -116,6 +116,16 @@ class TrainingDynamics:
         probs = np.mean([self.snapshots[e].astype(np.float32) for e in chosen], axis=0)
         return probs / probs.sum(1, keepdims=True)
 
+    def row_signals(self, suggested: np.ndarray) -> list[dict]:
+        """Per row, what a reviewer can read: in how many of the epochs it was seen its margin was negative (the
+        model kept arguing with the label), and in how many snapshots the model read ``suggested``."""
+        negative, seen = self.negative_epochs()
+        epochs = sorted(self.snapshots)
+        agree = sum((self.snapshots[e].argmax(1) == np.asarray(suggested)).astype(np.int64) for e in epochs) \
+            if epochs else np.zeros(len(self.labels), dtype=np.int64)
+        return [{"negative_epochs": int(negative[i]), "epochs": int(seen[i]), "snapshots_agree": int(agree[i]),
+                 "snapshots": len(epochs)} for i in range(len(self.labels))]
+
     # --- file ---------------------------------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:

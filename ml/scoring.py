@@ -42,6 +42,7 @@ class LabelScores:
     quality: np.ndarray
     is_issue: np.ndarray
     probabilities: np.ndarray  # (N, 7) out-of-sample
+    signals: list[dict] | None = None  # per image, what put it where it is beyond the probabilities (short runs)
 
     def order(self) -> np.ndarray:
         """Indices by ascending quality (most likely wrong first)."""

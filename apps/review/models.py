@@ -76,6 +76,8 @@ class LabelScore(models.Model):
     suggested_label = models.PositiveSmallIntegerField(choices=Emotion.choices)
     suggested_probability = models.FloatField()
     probabilities = models.JSONField(help_text="7 out-of-sample class probabilities, in CLASSES order.")
+    signals = models.JSONField(default=dict, blank=True, help_text=(
+        "What else put the face where it is (short runs: negative_epochs of epochs, snapshots_agree of snapshots)."))
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "face"], name="review_unique_score_per_run")]

@@ -303,12 +303,15 @@ def _score(run: ScoringRun, work_dir: Path, progress: ProgressCallback):
         if len(face_ids) < 2:
             raise ScoringRunError(f"{len(face_ids)} labelled Training faces: too few to train on")
         data = FaceArrays.from_arrays(images, labels)
-        probs = short_run_probabilities(short_run(data, recipe=recipe, epochs=run.epochs, seed=run.seed,
-                                                  work_dir=work_dir, progress=progress))
+        dynamics = short_run(data, recipe=recipe, epochs=run.epochs, seed=run.seed, work_dir=work_dir,
+                             progress=progress)
+        probs = short_run_probabilities(dynamics)
         if run.blend_active:
             probs = (probs + _in_sample_probabilities(run, images, progress)) / 2
-        return score_from_probabilities(labels, probs, np.asarray(face_ids, dtype=np.int64), ranking=run.ranking,
-                                        filter_by=run.filter_by)
+        scores = score_from_probabilities(labels, probs, np.asarray(face_ids, dtype=np.int64), ranking=run.ranking,
+                                          filter_by=run.filter_by)
+        scores.signals = dynamics.row_signals(scores.suggested)
+        return scores
     if len(face_ids) < 2 * run.folds:
         raise ScoringRunError(f"{len(face_ids)} labelled Training faces: too few for {run.folds} folds")
     data = FaceArrays.from_arrays(images, labels)
@@ -349,7 +352,8 @@ def _record(run: ScoringRun, scores) -> tuple[int, int, int]:
                    quality=float(scores.quality[i]), is_issue=bool(scores.is_issue[i]),
                    suggested_label=int(scores.suggested[i]),
                    suggested_probability=float(scores.suggested_probability[i]),
-                   probabilities=[round(float(p), 5) for p in scores.probabilities[i]])
+                   probabilities=[round(float(p), 5) for p in scores.probabilities[i]],
+                   signals=scores.signals[i] if scores.signals else {})
         for i in range(len(scores.rows))
     ], batch_size=2000)
     by_face = dict(LabelScore.objects.filter(run=run).values_list("face_id", "pk"))

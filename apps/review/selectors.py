@@ -324,3 +324,39 @@ def label_history_for(*, user, faces: QuerySet[FaceImage]) -> Iterator[tuple[Fac
         shown = blind.entry(entry, entry.item)
         if shown is not None:
             yield entry.face, shown
+
+
+# --- why an item is in the queue ------------------------------------------------------------------------------------
+
+def item_reasons(item: ReviewItem, reviewer_model=None) -> list[str]:
+    """What put ``item`` in the queue, in words a reviewer can check against the face: what the model reads and how
+    sure it is of the label, how a short run saw the label along its training (when the item's run was one), and how
+    often reviewers found this label wrong when the model read the same (once the queue has learnt from them). Built
+    from the item's score and the queue's reviewer model only, so a gold item gets its reasons like any other."""
+    from ml.labels import CLASSES
+
+    score = item.score
+    if score is None:
+        return []
+    given, suggested = score.given_label, score.suggested_label
+    probs = score.probabilities or []
+    reasons = []
+    if suggested != given and len(probs) > max(given, suggested):
+        reasons.append(f"the model reads {CLASSES[suggested]} at {probs[suggested]:.2f}, "
+                       f"the label {CLASSES[given]} at {probs[given]:.2f}")
+    elif len(probs) > given:
+        reasons.append(f"the model agrees with {CLASSES[given]}, but only at {probs[given]:.2f}")
+    signals = score.signals or {}
+    if signals.get("epochs"):
+        reasons.append(f"a short training run's margin for {CLASSES[given]} was negative in "
+                       f"{signals['negative_epochs']} of {signals['epochs']} epochs")
+    if signals.get("snapshots") and suggested != given:
+        reasons.append(f"it read {CLASSES[suggested]} in {signals['snapshots_agree']} of its "
+                       f"{signals['snapshots']} snapshots")
+    if reviewer_model is not None and suggested != given:
+        count = int(reviewer_model.counts[given, suggested])
+        if count:
+            wrong = int(reviewer_model.wrong[given, suggested])
+            reasons.append(f"reviewers found {wrong} of {count} {CLASSES[given]} labels the model read as "
+                           f"{CLASSES[suggested]} wrong")
+    return reasons

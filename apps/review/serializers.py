@@ -59,11 +59,13 @@ class ReviewItemSerializer(serializers.ModelSerializer):
     suggested_label_name = serializers.SerializerMethodField()
     probabilities = serializers.SerializerMethodField()
     quality = serializers.SerializerMethodField()
+    reasons = serializers.SerializerMethodField()
 
     class Meta:
         model = ReviewItem
         fields = ["id", "face", "image", "current_label", "current_label_name", "original_label", "suggested_label",
-                  "suggested_label_name", "suggested_probability", "probabilities", "quality", "lease_expires_at"]
+                  "suggested_label_name", "suggested_probability", "probabilities", "quality", "reasons",
+                  "lease_expires_at"]
 
     @extend_schema_field(serializers.URLField())
     def get_image(self, item: ReviewItem) -> str:
@@ -81,6 +83,16 @@ class ReviewItemSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.ListField(child=serializers.FloatField(), allow_null=True))
     def get_probabilities(self, item: ReviewItem) -> list[float] | None:
         return None if item.score is None else item.score.probabilities
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_reasons(self, item: ReviewItem) -> list[str]:
+        """Why the item is in the queue (``selectors.item_reasons``), the same for gold and regular items."""
+        from .learning import reviewer_model_current
+        from .selectors import item_reasons
+
+        if "reviewer_model" not in self.context:  # one lookup per response
+            self.context["reviewer_model"] = reviewer_model_current()
+        return item_reasons(item, self.context["reviewer_model"])
 
     @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_quality(self, item: ReviewItem) -> float | None:

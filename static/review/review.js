@@ -108,6 +108,7 @@
       el("span", {class: "bar"}, [el("span", {style: {width: `${(p * 100).toFixed(1)}%`}})]),
       el("span", {class: "pct", text: `${Math.round(p * 100)}%`}),
     ])));
+    $("reasons").replaceChildren(...(current.reasons || []).map((text) => el("li", {text})));
     renderModelView(current.id);
   }
 

@@ -63,3 +63,27 @@ def test_reviewers_page_shows_agreement(live_server, page):
     page.click("button[type=submit]")
     page.wait_for_selector("#kappa")
     assert "not enough votes yet" in page.inner_text("#kappa")
+
+
+def test_the_page_shows_why_a_face_is_in_the_queue(live_server, page):
+    from apps.review.models import LabelScore, ReviewItem, ScoringRun
+    from tests.faces.factories import FaceImageFactory
+
+    UserFactory(username="rita", roles=[Role.REVIEWER])
+    run = ScoringRun.objects.create(method="short_run", folds=1, status=ScoringRun.Status.SUCCEEDED)
+    face = FaceImageFactory(original_label=3, current_label=3)
+    score = LabelScore.objects.create(
+        run=run, face=face, given_label=3, quality=0.1, is_issue=True, suggested_label=5, suggested_probability=0.81,
+        probabilities=[0.02, 0.01, 0.02, 0.12, 0.01, 0.81, 0.01],
+        signals={"negative_epochs": 9, "epochs": 12, "snapshots_agree": 3, "snapshots": 3})
+    item = ReviewItem.objects.create(face=face, score=score, priority=0.1, suggested_label=5,
+                                     suggested_probability=0.81)
+    page.goto(live_server.url + "/accounts/login/?next=/review/")
+    page.fill("#id_username", "rita")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    _wait_idle_on(page, item.pk)
+    assert page.locator("#reasons li").all_inner_texts() == [
+        "the model reads surprise at 0.81, the label happy at 0.12",
+        "a short training run's margin for happy was negative in 9 of 12 epochs",
+        "it read surprise in 3 of its 3 snapshots"]

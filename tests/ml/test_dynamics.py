@@ -50,6 +50,18 @@ def test_a_run_records_margins_every_epoch_and_snapshots_and_finds_flipped_label
     assert (of <= 8).all()
 
 
+def test_row_signals_count_negative_epochs_and_agreeing_snapshots():
+    dynamics = TrainingDynamics.empty(np.arange(2), np.array([3, 3]), epochs=3)
+    dynamics.margins[:, 0] = [-1.0, 2.0, -0.5]
+    dynamics.margins[:2, 1] = [1.0, 1.0]  # not seen in the last epoch
+    one_hot = np.eye(7, dtype=np.float32)
+    dynamics.record_snapshot(2, one_hot[[5, 3]])
+    dynamics.record_snapshot(3, one_hot[[5, 5]])
+    assert dynamics.row_signals(np.array([5, 5])) == [
+        {"negative_epochs": 2, "epochs": 3, "snapshots_agree": 2, "snapshots": 2},
+        {"negative_epochs": 0, "epochs": 2, "snapshots_agree": 1, "snapshots": 2}]
+
+
 def test_a_resumed_run_goes_on_with_the_dynamics_it_wrote(tmp_path, tiny_data):
     train, _ = tiny_data
     out = tmp_path / "r.pt"

@@ -259,6 +259,10 @@ def test_a_short_run_ranks_with_one_models_snapshots_and_can_blend(active, setti
                       work_dir=settings.REVIEW_SCORING_DIR / "again")
     assert isinstance(again, TrainingDynamics) and sorted(again.snapshots) == [4, 8]
     assert np.allclose([p for _, p in faces], again.snapshot_probabilities("mean"), atol=2e-3)
+    # Each score carries what the short run saw, for the reasons a reviewer reads.
+    signals = list(LabelScore.objects.filter(run=run).order_by("face_id").values_list("signals", flat=True))
+    assert signals == again.row_signals(again.snapshot_probabilities("mean").argmax(1))
+    assert all(0 < s["epochs"] <= 8 for s in signals) and {s["snapshots"] for s in signals} == {2}
 
     in_sample = scoring_run_execute(scoring_run_create(method="in_sample").pk)
     blended = scoring_run_execute(scoring_run_create(**short, blend_active=True).pk)
