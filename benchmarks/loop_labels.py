@@ -2,9 +2,13 @@
 injected noise. No Django here: the parent process prepares files, the child steps read the JSON it writes.
 
 Every label list is indexed by data row of the file that is imported (``source_row`` of its faces), so row N of the
-oracle or the evaluation file is the face imported from row N. A label is 0-6 (``ml.labels.CLASSES``) or
+oracle or the evaluation file is the face imported from row N. A label is 0-6 (``ml.labels.CLASSES``),
 ``NOT_A_FACE`` (7, the review choice of that name): the oracle's reviewers then vote "not a face", and the evaluation
-leaves that face out.
+leaves that face out; or ``NO_LABEL`` (-1): the oracle's reviewers skip the face, and the evaluation leaves it out.
+
+A label file is Kaggle layout (``emotion``, ``pixels``, ``Usage``) or FER+ layout (``fer2013new.csv``: ``Usage`` and
+the ten vote counts of ``FERPLUS_COLUMNS``, ``../shared/data/ferplus/README.md``). FER+ votes only play the reviewers
+and the yardstick here; they never reach the ranking or the training except through the simulated reviewers' votes.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from bench_ferplus_ranking import FERPLUS_COLUMNS, FERPLUS_INDEX, NF_COLUMN, BenchError, read_ferplus
 
 from ml.data import iter_fer_csv
 from ml.labels import CLASSES, NUM_CLASSES, class_index
 
 NOT_A_FACE = NUM_CLASSES  # apps.review.choices.NOT_A_FACE, without importing Django
+NO_LABEL = -1  # no answer: the oracle's reviewers skip the face, the evaluation leaves it out
 NOT_A_FACE_VALUES = frozenset({"7", "nf", "not_a_face", "not a face", "notaface"})
 KEPT_USAGES = ("Training", "PublicTest", "PrivateTest")
 
@@ -84,6 +90,78 @@ def check_same_rows(name: str, labels: LabelFile, imported: LabelFile) -> None:
         if labels.usages[row] != imported.usages[row] or labels.pixel_digests[row] != imported.pixel_digests[row]:
             raise SystemExit(f"{name}: data row {row} (line {row + 2}) is not the data file's face of that row "
                              "(Usage or pixels differ)")
+
+
+@dataclass(frozen=True)
+class FerplusVotes:
+    """One FER+-layout file's Usage and ten vote counts (``FERPLUS_COLUMNS``) per data row; all-zero: no votes."""
+
+    usages: np.ndarray  # str
+    counts: np.ndarray  # int64 (n, 10)
+
+    def __len__(self) -> int:
+        return len(self.usages)
+
+    def subset(self, rows: np.ndarray) -> FerplusVotes:
+        return FerplusVotes(self.usages[rows], self.counts[rows])
+
+    @property
+    def voted(self) -> np.ndarray:
+        return self.counts.sum(1) > 0
+
+
+def is_ferplus_layout(path: Path) -> bool:
+    """Whether ``path``'s header is FER+'s (``Usage`` and the ten vote columns) rather than Kaggle's."""
+    with _open_text(path) as fh:
+        header = {name.strip() for name in next(csv.reader(fh), [])}
+    return {"Usage", *FERPLUS_COLUMNS} <= header
+
+
+def read_ferplus_votes(path: Path) -> FerplusVotes:
+    try:
+        usages, counts = read_ferplus(path)
+    except BenchError as exc:
+        raise SystemExit(str(exc)) from None
+    return FerplusVotes(np.array([u.strip() for u in usages], dtype=object), counts)
+
+
+def ferplus_top(counts: np.ndarray) -> np.ndarray:
+    """Per row, the column with strictly the most of the ten votes, as a label: its class for the seven emotions,
+    ``NOT_A_FACE`` for NF; ``NO_LABEL`` without votes, for a tie, or with contempt or unknown on top. For the
+    emotions this is ``apps.review.ferplus.ferplus_majority``; NF is kept as "not a face" instead of None."""
+    counts = np.asarray(counts, dtype=np.int64)
+    if counts.ndim != 2 or counts.shape[1] != len(FERPLUS_COLUMNS):
+        raise ValueError(f"expected vote counts (n, {len(FERPLUS_COLUMNS)}), got {counts.shape}")
+    top = counts.max(1, initial=0)
+    strict = top > 0
+    column = counts.argmax(1)
+    labels = np.full(len(counts), NO_LABEL, dtype=np.int64)
+    for col, cls in FERPLUS_INDEX:
+        labels[strict & (column == col)] = cls
+    labels[strict & (column == NF_COLUMN)] = NOT_A_FACE
+    return labels
+
+
+def ferplus_answers(votes: FerplusVotes, given: np.ndarray) -> np.ndarray:
+    """What the simulated reviewers answer per row: the FER+ top (an emotion, or "not a face"); the given label, a
+    confirmation, where the row has votes but a tie or contempt or unknown tops them; ``NO_LABEL`` (skip) where it
+    has none (the withheld odd Training rows, and rows FER+ could not match)."""
+    given = np.asarray(given, dtype=np.int64)
+    if len(given) != len(votes):
+        raise ValueError(f"{len(given)} given labels for {len(votes)} rows of votes")
+    top = ferplus_top(votes.counts)
+    return np.where(top != NO_LABEL, top, np.where(votes.voted, given, NO_LABEL))
+
+
+def check_same_usages(name: str, votes: FerplusVotes, imported: LabelFile) -> None:
+    """A FER+ file has no pixels: row N must at least be a row of the same split as the data file's row N."""
+    if len(votes) != len(imported):
+        raise SystemExit(f"{name}: {len(votes)} data rows, the data file has {len(imported)}")
+    differ = np.flatnonzero(votes.usages != imported.usages)
+    if len(differ):
+        row = int(differ[0])
+        raise SystemExit(f"{name}: data row {row} (line {row + 2}) is {votes.usages[row]!r}, the data file's "
+                         f"{imported.usages[row]!r}: not the same rows")
 
 
 def _open_text(path: Path):

@@ -25,12 +25,14 @@ class ScoringRun(WorkRow):
     model that never saw it (slow). ``in_sample``: the active version's own probabilities on faces it was trained on
     (minutes; over-confident on its training labels, so a provisional queue until a refining run replaces it).
     ``short_run``: one short model on every face, ranked by its probabilities along the run, before it has memorised
-    its labels (a fold's cost, for all faces)."""
+    its labels (a fold's cost, for all faces). ``dynamics``: the same from the active version's own training run
+    (``ModelVersion.dynamics``): free after every retrain."""
 
     class Method(models.TextChoices):
         OUT_OF_FOLD = "out_of_fold", "out-of-fold (k-fold cross-fitting)"
         IN_SAMPLE = "in_sample", "in-sample (the active model's own probabilities)"
         SHORT_RUN = "short_run", "short run (one short model's probabilities along its run)"
+        DYNAMICS = "dynamics", "training dynamics (the active version's probabilities along its own training)"
 
     method = models.CharField(max_length=16, choices=Method.choices, default=Method.OUT_OF_FOLD)
     model_version = models.ForeignKey("inference.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,

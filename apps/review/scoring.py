@@ -81,6 +81,18 @@ def scoring_run_create(*, method: str = ScoringRun.Method.OUT_OF_FOLD, folds: in
     if not 0 <= seed <= SEED_MAX:
         raise ScoringRunError(f"seed must be 0-{SEED_MAX}")
     version = None
+    if method == ScoringRun.Method.DYNAMICS:
+        version = model_version_active()
+        if version is None or not version.dynamics:
+            raise ScoringRunError("dynamics scoring ranks with the active version's training dynamics, and "
+                                  + ("no version is active" if version is None else
+                                     f"{version.name} has none (a version trained by the platform has them; one "
+                                     "registered from a file does not): score with a short run instead"))
+        if epochs is not None or recipe_overrides:
+            raise ScoringRunError("epochs and recipe_overrides apply to runs that train: a dynamics run trains "
+                                  "nothing")
+        return ScoringRun.objects.create(method=method, model_version=version, blend_active=blend_active, folds=0,
+                                         ranking=ranking, filter_by=filter_by, seed=seed, created_by=created_by)
     if method == ScoringRun.Method.IN_SAMPLE or blend_active:
         version = model_version_active()
         if version is None:
@@ -172,7 +184,7 @@ class ScoringProgress(WorkProgress):
         """Share of the run done. A blended run's in-sample pass after its folds counts as a fifth of a fold (about
         what it costs)."""
         predicted = event["done"] / max(event["total"], 1) if event.get("kind") == "predict" else None
-        if self.method == ScoringRun.Method.IN_SAMPLE:
+        if self.method in (ScoringRun.Method.IN_SAMPLE, ScoringRun.Method.DYNAMICS):  # nothing trains
             return predicted
         units = self.folds + (BLEND_UNITS if self.blend else 0)
         if predicted is not None:
@@ -296,6 +308,8 @@ def _score(run: ScoringRun, work_dir: Path, progress: ProgressCallback):
                                         filter_by=run.filter_by)
     from ml.recipes import apply_overrides, get_recipe
 
+    if run.method == ScoringRun.Method.DYNAMICS:
+        return _dynamics_scores(run, face_ids, images, labels, progress)
     recipe = apply_overrides(get_recipe("scoring"), run.recipe_overrides or {})
     if run.method == ScoringRun.Method.SHORT_RUN:
         from ml.scoring import short_run, short_run_probabilities
@@ -321,6 +335,53 @@ def _score(run: ScoringRun, work_dir: Path, progress: ProgressCallback):
         probs = (probs + _in_sample_probabilities(run, images, progress)) / 2
     return score_from_probabilities(labels, probs, np.asarray(face_ids, dtype=np.int64), ranking=run.ranking,
                                     filter_by=run.filter_by)
+
+
+def _dynamics_scores(run: ScoringRun, face_ids: list[int], images: np.ndarray, labels: np.ndarray,
+                     progress: ProgressCallback):
+    """The active version's own training dynamics (``ModelVersion.dynamics``, rows as face ids): its snapshots'
+    mean for the faces it trained on, the version's in-sample probabilities for faces added since (and for all of
+    them when blended). Margins and snapshot counts become the score's signals where the label is still the one it
+    trained on."""
+    from ml.dynamics import DynamicsError, TrainingDynamics
+    from ml.scoring import score_from_probabilities, short_run_probabilities
+
+    version = run.model_version
+    if version is None or not version.dynamics:
+        raise ScoringRunError("the model version this run was to use, or its training dynamics, no longer exists; "
+                              "start a new run")
+    if not face_ids:
+        raise ScoringRunError("no labelled Training faces to score")
+    try:
+        with version.dynamics.open("rb") as fh:
+            dynamics = TrainingDynamics.load(fh)
+    except (OSError, DynamicsError) as exc:
+        raise ScoringRunError(f"cannot read {version.name}'s training dynamics: {exc}") from None
+    position = {int(face): i for i, face in enumerate(dynamics.rows)}
+    at = np.array([position.get(int(face), -1) for face in face_ids])
+    known = at >= 0
+    probs = np.empty((len(face_ids), 7), dtype=np.float32)
+    probs[known] = short_run_probabilities(dynamics)[at[known]]
+    progress({"kind": "dynamics", "faces": int(known.sum()), "new_faces": int((~known).sum())})
+    if run.blend_active or not known.all():
+        in_sample = _in_sample_probabilities(run, images, progress)
+        probs[~known] = in_sample[~known]
+        if run.blend_active:
+            probs = (probs + in_sample) / 2
+    scores = score_from_probabilities(labels, probs, np.asarray(face_ids, dtype=np.int64), ranking=run.ranking,
+                                      filter_by=run.filter_by)
+    same_label = known & (dynamics.labels[np.where(known, at, 0)] == labels)
+    signals = dynamics.row_signals(_by_dynamics_row(scores.suggested, at, len(dynamics.rows)))
+    scores.signals = [signals[at[i]] if same_label[i] else {} for i in range(len(face_ids))]
+    return scores
+
+
+def _by_dynamics_row(values: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """``values`` per scored face, placed at their rows of the dynamics (rows no face maps to: -1)."""
+    out = np.full(n, -1, dtype=np.int64)
+    known = at >= 0
+    out[at[known]] = values[known]
+    return out
 
 
 IN_SAMPLE_CHUNK = 1024  # faces per progress event

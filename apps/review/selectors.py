@@ -65,7 +65,7 @@ def review_queue_stats(*, user) -> dict:
 
 
 METHOD_SHORT = {ScoringRun.Method.IN_SAMPLE: "in-sample", ScoringRun.Method.OUT_OF_FOLD: "out-of-fold",
-                ScoringRun.Method.SHORT_RUN: "short run"}
+                ScoringRun.Method.SHORT_RUN: "short run", ScoringRun.Method.DYNAMICS: "training dynamics"}
 
 
 def _run_summary(run: ScoringRun | None) -> dict | None:

@@ -28,7 +28,8 @@ class ScoringRunInputSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=ScoringRun.Method.choices, default=ScoringRun.Method.OUT_OF_FOLD,
                                      help_text="out_of_fold: k-fold cross-fitting (slow); in_sample: the active "
                                                "version's own probabilities (minutes, provisional); short_run: one "
-                                               "short model on every face, its probabilities along the run.")
+                                               "short model on every face, its probabilities along the run; "
+                                               "dynamics: the active version's own training run's (free).")
     folds = serializers.IntegerField(min_value=2, max_value=20, default=4, help_text="Out-of-fold runs only.")
     epochs = serializers.IntegerField(min_value=1, max_value=EPOCHS_MAX, required=False, allow_null=True, default=None,
                                       help_text=f"Per fold (or of the short run), 1-{EPOCHS_MAX}; empty: the "
@@ -252,7 +253,7 @@ class ScoringRunSerializer(serializers.ModelSerializer):
     def get_epochs_per_fold(self, run: ScoringRun) -> int | None:
         """The epochs each fold (or the short run) trains (the recipe's when ``epochs`` is empty); null for in-sample
         runs."""
-        if run.method == ScoringRun.Method.IN_SAMPLE:
+        if run.method in (ScoringRun.Method.IN_SAMPLE, ScoringRun.Method.DYNAMICS):
             return None
         if run.epochs:
             return run.epochs

@@ -10,7 +10,8 @@
   const $ = (selector, root = document) => root.querySelector(selector);
   const {api, el, urlFor} = window.ferplatform;  // static/js/api.js, static/js/dom.js
 
-  const METHOD = {in_sample: "in-sample", out_of_fold: "out-of-fold", short_run: "short run"};
+  const METHOD = {in_sample: "in-sample", out_of_fold: "out-of-fold", short_run: "short run",
+                  dynamics: "training dynamics"};
   const num = (x, digits = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
 
   function duration(seconds) {
@@ -90,6 +91,8 @@
       ? `in-sample with ${run.model_version_name || "a deleted version"}`
       : run.method === "short_run"
         ? `short run, ${run.epochs_per_fold} epochs${blended}`
+        : run.method === "dynamics"
+        ? `training dynamics of ${run.model_version_name || "a deleted version"}${blended}`
         : `out-of-fold, ${run.folds} folds x ${run.epochs_per_fold} epochs${blended}`;
     card.append(el("h3", {}, [`Run #${run.id} `, el("span", {class: `status ${run.status}`, text: run.status}),
       ` ${what}, ${run.ranking}, ${run.filter_by}`]));
@@ -148,8 +151,9 @@
 
   function methodChanged() {
     const inSample = $("#method").value === "in_sample";
+    const trains = !inSample && $("#method").value !== "dynamics";
     $("#folds").disabled = $("#method").value !== "out_of_fold";
-    $("#epochs").disabled = inSample;
+    $("#epochs").disabled = !trains;
     $("#blend-active").disabled = inSample || !URLS.activeVersion;
   }
   $("#method").addEventListener("change", methodChanged);
@@ -161,7 +165,7 @@
     const body = {method: $("#method").value, ranking: $("#ranking").value, filter_by: $("#filter-by").value};
     if (body.method !== "in_sample") {
       if (body.method === "out_of_fold") body.folds = Number($("#folds").value);
-      if ($("#epochs").value) body.epochs = Number($("#epochs").value);
+      if ($("#epochs").value && body.method !== "dynamics") body.epochs = Number($("#epochs").value);
       body.blend_active = $("#blend-active").checked;
     }
     status.className = "";

@@ -291,3 +291,41 @@ def test_the_command_scores_in_sample_and_refuses_it_without_an_active_version(a
     active.save()
     with pytest.raises(CommandError, match="no version is active"):
         call_command("score_labels", "--method", "in_sample")
+
+
+def test_a_dynamics_run_ranks_with_the_active_versions_own_training_dynamics(active, tmp_path):
+    """Free after a retrain: the version's snapshots' mean for the faces it trained on, its in-sample probabilities
+    for a face added since; margins become signals where the label is still the one it trained on."""
+    from apps.faces.models import FaceImage
+    from ml.dynamics import dynamics_path
+
+    with pytest.raises(ScoringRunError, match="has none"):
+        scoring_run_create(method="dynamics")
+    synthetic_faces()
+    ids, _, labels = training_faces()
+    trained, added = ids[:-1], ids[-1]
+    dynamics = TrainingDynamics.empty(np.array(trained), labels[:-1], epochs=2)
+    dynamics.margins[:] = -1.0
+    rng = np.random.default_rng(0)
+    for epoch in (1, 2):
+        probs = rng.random((len(trained), 7)).astype(np.float32)
+        dynamics.record_snapshot(epoch, probs / probs.sum(1, keepdims=True))
+    checkpoint = write_tiny_checkpoint(tmp_path / "d.pt", seed=6)
+    dynamics.save(dynamics_path(checkpoint))
+    version = model_version_register(checkpoint_path=checkpoint, name="with dynamics", activate=True,
+                                     dynamics_path=dynamics_path(checkpoint))
+    FaceImage.objects.filter(pk=trained[0]).update(current_label=(int(labels[0]) + 1) % 7)  # corrected since
+    run = scoring_run_execute(scoring_run_create(method="dynamics", filter_by="predicted_neq_given").pk)
+    assert run.status == ScoringRun.Status.SUCCEEDED and run.model_version == version and run.folds == 0
+    stored = {f: (p, s) for f, p, s in LabelScore.objects.filter(run=run).values_list("face_id", "probabilities",
+                                                                                       "signals")}
+    assert len(stored) == len(ids)
+    mean = dynamics.snapshot_probabilities("mean")
+    assert np.allclose([stored[f][0] for f in trained], mean, atol=2e-3)
+    in_sample = scoring_run_execute(scoring_run_create(method="in_sample").pk)
+    assert np.allclose(stored[added][0], LabelScore.objects.get(run=in_sample, face_id=added).probabilities,
+                       atol=2e-3)
+    assert stored[added][1] == {} and stored[trained[0]][1] == {}  # no dynamics / another label since
+    assert stored[trained[1]][1]["negative_epochs"] == 2 and stored[trained[1]][1]["snapshots"] == 2
+    with pytest.raises(ScoringRunError, match="trains nothing"):
+        scoring_run_create(method="dynamics", epochs=3)

@@ -18,8 +18,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--method", choices=ScoringRun.Method.values, default=ScoringRun.Method.OUT_OF_FOLD,
                             help="out_of_fold (default; k-fold cross-fitting), in_sample (the active version's own "
-                                 "probabilities: minutes, provisional) or short_run (one short model on every face, "
-                                 "its probabilities along the run)")
+                                 "probabilities: minutes, provisional), short_run (one short model on every face, "
+                                 "its probabilities along the run) or dynamics (the active version's own training "
+                                 "run's, free)")
         parser.add_argument("--folds", type=int, default=4)
         parser.add_argument("--blend-active", action="store_true",
                             help="out-of-fold and short runs: average with the active version's in-sample "
