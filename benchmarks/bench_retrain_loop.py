@@ -36,7 +36,8 @@ timed from the outside:
 
 Every version is measured on PublicTest (and PrivateTest when imported) and on the Training faces, against the
 evaluation labels ("truth") and the imported ones ("original"): the Training figures say how well the model fits the
-truth rather than the labels it was given. Faces the evaluation file calls "not a face" are left out of "truth".
+truth rather than the labels it was given. Faces the evaluation labels call "not a face", or leave without a label
+(FER+ votes with no emotion on top, or none), are left out of "truth".
 
 Label files (``--oracle``, ``--eval-labels``) have the data file's rows (row N is the face of row N), in one of two
 layouts, told apart by the header:
@@ -401,7 +402,9 @@ class SeedStore:
         return self.units.get(seed)
 
     def save(self, seed: int, unit: dict) -> None:
-        self.units[seed] = {"seed": seed, "config": self.config, **unit}
+        stamp = {"finished": datetime.now().isoformat(timespec="seconds"), "machine": machine()}  # seeds may span days
+        self.units[seed] = {"seed": seed, "config": self.config, "clean_ends": unit["clean_ends"],
+                            "loops": [{**loop, **stamp} for loop in unit["loops"]]}
         if self.out is not None:
             _write_json(self.out / f"seed-{seed}.json", self.units[seed])
 
@@ -505,8 +508,9 @@ def _run(args: argparse.Namespace, path: Path, work: Path) -> dict:
             "cpus": os.cpu_count(), "omp_threads": os.environ.get("OMP_NUM_THREADS"),
         },
         "evaluation": {
-            "labels": ("FER+ majority of " if isinstance(evaluation, FerplusVotes) else "")
-                      + str(args.eval_labels or (args.oracle if evaluation is not None else "data file")),
+            "labels": "the clean data file's" if args.inject else
+                      ("FER+ majority of " if isinstance(evaluation, FerplusVotes) else "")
+                      + str(args.eval_labels or (args.oracle if evaluation is not None else "the data file's")),
             "public_test_judged": int((public & judged).sum()), "training_judged": int((training & judged).sum()),
         },
         "oracle_answers": None if answers is None else {
@@ -636,7 +640,7 @@ def child_settle(spec: dict) -> dict:
         for reviewer in reviewers:  # the second reviewer is served the items the first one just voted on or skipped
             for item in review_item_next_for(user=reviewer, count=want):
                 choice = item.suggested_label if answers is None else answers[item.face.source_row]
-                if False:
+                if choice == NO_LABEL:
                     review_item_skip(user=reviewer, item_id=item.pk)
                 else:
                     review_vote_cast(user=reviewer, item_id=item.pk, choice=choice)

@@ -133,7 +133,7 @@ def ferplus_top(counts: np.ndarray) -> np.ndarray:
     if counts.ndim != 2 or counts.shape[1] != len(FERPLUS_COLUMNS):
         raise ValueError(f"expected vote counts (n, {len(FERPLUS_COLUMNS)}), got {counts.shape}")
     top = counts.max(1, initial=0)
-    strict = top > 0
+    strict = (top > 0) & ((counts == top[:, None]).sum(1) == 1)
     column = counts.argmax(1)
     labels = np.full(len(counts), NO_LABEL, dtype=np.int64)
     for col, cls in FERPLUS_INDEX:

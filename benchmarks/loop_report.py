@@ -108,7 +108,7 @@ def _model_rows(result: dict) -> list[list[str]]:
     def cells(noise: str, seed: int, model: dict) -> list[str]:
         settled = model.get("settled") or {}
         moved = (f"{settled['settled']}/{settled['changed']}/{settled['corrected']}/{settled['wrong']}"
-                 if settled else "-")
+                 + (f" ({settled['skipped']} skipped)" if settled.get("skipped") else "") if settled else "-")
         gate = (model.get("gate") or "").split(":")[0]
         row = [noise, str(seed), model["model"], moved,
                _pct(_value(model, "PublicTest", "truth", "accuracy")),
@@ -202,7 +202,8 @@ def print_report(result: dict) -> None:
         queue = f"queue {first['queue']} items ({first['scoring_method']})" if first else "no items settled"
         print(f"  {loop['noise'] or result['mode']} seed {loop['seed']}: {loop['wrong_labels']} wrong Training labels "
               f"(imported vs truth); {queue}; scoring {loop['scoring_seconds']:.0f} s"
-              + (f"; {loop['wall_seconds'] / 60:.0f} min in all" if loop.get("wall_seconds") else ""))
+              + (f"; {loop['wall_seconds'] / 60:.0f} min in all" if loop.get("wall_seconds") else "")
+              + (f"; finished {loop['finished']} ({loop['machine']})" if loop.get("finished") else ""))
     evaluation = result.get("evaluation")
     if evaluation:
         print(f"Truth: {evaluation['labels']}: {evaluation['public_test_judged']} PublicTest and "
