@@ -28,6 +28,9 @@ RANKING_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_
 # than self_confidence, which had won on injected noise.
 DEFAULT_RANKING = "normalized_margin"
 SHORT_RUN_SNAPSHOTS = "mean"  # ml.dynamics.TrainingDynamics.snapshot_probabilities: chosen on real relabels
+# A short run blended with the active version: the share of the active version's in-sample probabilities. Chosen on
+# real relabels over two seeds (docs/benchmarks.md, "Real relabels"): 0.3 and 0.4 both beat an even mix.
+SHORT_RUN_ACTIVE_WEIGHT = 0.3
 FILTER_METHODS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
 
 

@@ -35,7 +35,7 @@ from apps.core.work import (
 )
 from apps.faces.selectors import face_pixels, training_faces_labelled
 from apps.inference.selectors import model_version_active
-from ml.scoring import DEFAULT_RANKING
+from ml.scoring import DEFAULT_RANKING, SHORT_RUN_ACTIVE_WEIGHT
 
 from .ferplus import scoring_ferplus_report
 from .learning import review_queue_rerank
@@ -321,7 +321,8 @@ def _score(run: ScoringRun, work_dir: Path, progress: ProgressCallback):
                              progress=progress)
         probs = short_run_probabilities(dynamics)
         if run.blend_active:
-            probs = (probs + _in_sample_probabilities(run, images, progress)) / 2
+            in_sample = _in_sample_probabilities(run, images, progress)
+            probs = (1 - SHORT_RUN_ACTIVE_WEIGHT) * probs + SHORT_RUN_ACTIVE_WEIGHT * in_sample
         scores = score_from_probabilities(labels, probs, np.asarray(face_ids, dtype=np.int64), ranking=run.ranking,
                                           filter_by=run.filter_by)
         scores.signals = dynamics.row_signals(scores.suggested)
@@ -366,8 +367,8 @@ def _dynamics_scores(run: ScoringRun, face_ids: list[int], images: np.ndarray, l
     if run.blend_active or not known.all():
         in_sample = _in_sample_probabilities(run, images, progress)
         probs[~known] = in_sample[~known]
-        if run.blend_active:
-            probs = (probs + in_sample) / 2
+        if run.blend_active:  # the short run's weight: the same kind of signal, not measured on its own yet
+            probs = (1 - SHORT_RUN_ACTIVE_WEIGHT) * probs + SHORT_RUN_ACTIVE_WEIGHT * in_sample
     scores = score_from_probabilities(labels, probs, np.asarray(face_ids, dtype=np.int64), ranking=run.ranking,
                                       filter_by=run.filter_by)
     same_label = known & (dynamics.labels[np.where(known, at, 0)] == labels)

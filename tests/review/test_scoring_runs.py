@@ -269,7 +269,7 @@ def test_a_short_run_ranks_with_one_models_snapshots_and_can_blend(active, setti
     probs = {r.pk: dict(LabelScore.objects.filter(run=r).values_list("face_id", "probabilities"))
              for r in (run, in_sample, blended)}
     ids = sorted(probs[run.pk])
-    expected = (np.array([probs[run.pk][f] for f in ids]) + np.array([probs[in_sample.pk][f] for f in ids])) / 2
+    expected = (0.7 * np.array([probs[run.pk][f] for f in ids]) + 0.3 * np.array([probs[in_sample.pk][f] for f in ids]))
     assert np.allclose([probs[blended.pk][f] for f in ids], expected, atol=2e-3)
 
 
