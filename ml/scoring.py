@@ -142,7 +142,7 @@ def cross_fit(data: FaceArrays, *, folds: int = 4, recipe: Recipe | None = None,
 
         ckpt = work / f"fold{k}-{tag}.pt"
         fit(data.subset(~held), None, recipe, ckpt, epochs=epochs, seed=seed + k, resume=True, device=device,
-            progress=fold_progress)
+            progress=fold_progress, record_dynamics=False)  # a fold ranks with its held-out predictions only
         model = load_checkpoint(ckpt).model
         if device:
             model.to(device)

@@ -68,6 +68,7 @@ def test_crash_in_a_later_fold_does_not_redo_earlier_folds(tmp_path):
     assert {"kind": "fold", "fold": 1, "folds": 2, "reused": True} in events
     assert not any(e.get("fold") == 1 and e["kind"] == "epoch" for e in events)
     assert scores.probabilities.shape == (140, 7) and not np.isnan(scores.probabilities).any()
+    assert not list(tmp_path.glob("*.dynamics.npz"))  # folds rank with held-out predictions: no dynamics to pay for
 
 
 def test_cross_fit_keeps_held_out_probabilities_with_and_without_tta(tmp_path):
