@@ -223,7 +223,8 @@ def media_audit(media_root: Path) -> MediaAudit:
     owners = {
         "explanations": overlays,
         "faces": dict.fromkeys(FacePixels.objects.values_list("png", flat=True), 1),
-        "models": dict.fromkeys(ModelVersion.objects.values_list("checkpoint", flat=True), 1),
+        "models": dict.fromkeys([*ModelVersion.objects.values_list("checkpoint", flat=True),
+                                 *ModelVersion.objects.exclude(dynamics="").values_list("dynamics", flat=True)], 1),
     }
     for path in files_under(media_root):
         name = path.relative_to(media_root).as_posix()
@@ -238,7 +239,7 @@ def media_audit(media_root: Path) -> MediaAudit:
             audit.orphans.append(name)
         elif refs > 1:
             audit.shared.append(name)
-        if not (_checkpoint_whole(path) if kind == "models" else _png_whole(path)):
+        if not (_model_file_whole(path) if kind == "models" else _png_whole(path)):
             audit.broken.append(name)
     for refs in owners.values():
         audit.missing += [name for name in refs if name and not (media_root / name).is_file()]
@@ -246,15 +247,28 @@ def media_audit(media_root: Path) -> MediaAudit:
 
 
 def training_dir_audit(root: Path) -> dict[str, list[str]]:
-    """Checkpoints under a TRAINING_DIR: each must be whole (readable); temp files are stray."""
+    """Checkpoints and training dynamics under a TRAINING_DIR: each must be whole (readable); temp files are stray."""
     out: dict[str, list[str]] = {"whole": [], "broken": [], "stray": []}
     for path in files_under(root):
         name = path.relative_to(root).as_posix()
-        if path.name.startswith(".") or not path.name.endswith((".pt", ".pt.state")):
+        if path.name.startswith(".") or not path.name.endswith((".pt", ".pt.state", ".pt.dynamics.npz")):
             out["stray"].append(name)
         else:
-            out["whole" if _checkpoint_whole(path) else "broken"].append(name)
+            out["whole" if _model_file_whole(path) else "broken"].append(name)
     return out
+
+
+def _model_file_whole(path: Path) -> bool:
+    """A checkpoint that loads, or a training-dynamics file that reads."""
+    if path.name.endswith(".dynamics.npz"):
+        from ml.dynamics import DynamicsError, TrainingDynamics
+
+        try:
+            TrainingDynamics.load(path)
+        except DynamicsError:
+            return False
+        return True
+    return _checkpoint_whole(path)
 
 
 def split_job_exactly_once(job: InferenceJob, media_root: Path) -> dict[str, Any]:

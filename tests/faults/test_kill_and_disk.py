@@ -214,7 +214,8 @@ def test_checkpoints_on_a_full_disk_fail_the_run_and_keep_the_active_model(setti
             assert [p["epoch"] for p in run.history] == [1]
             kept = training_dir_audit(training)
             assert kept["broken"] == kept["stray"] == [], kept  # epoch 1's files, whole: the run can resume
-            assert sorted(n.rsplit("/", 1)[-1] for n in kept["whole"]) == ["model.pt", "model.pt.state"], kept
+            assert sorted(n.rsplit("/", 1)[-1] for n in kept["whole"]) == ["model.pt", "model.pt.dynamics.npz",
+                                                                           "model.pt.state"], kept
 
             # 2. Room to train, none in MEDIA_ROOT to store the new version's checkpoint.
             tmpfs_resize(training, 16 << 20)
