@@ -122,7 +122,8 @@ def test_a_vote_cast_while_a_scoring_run_retires_untouched_items_is_never_lost(r
     flagged = FaceImageFactory()
     scores = SimpleNamespace(rows=np.array([flagged.pk]), given=np.array([3]), quality=np.array([0.1]),
                              is_issue=np.array([True]), suggested=np.array([5]),
-                             suggested_probability=np.array([0.5]), probabilities=np.array([[1 / 7] * 7]))
+                             suggested_probability=np.array([0.5]), probabilities=np.array([[1 / 7] * 7]),
+                             signals=None)
     listed, voted = threading.Event(), threading.Event()
 
     def pause_after_listing(execute, sql, params, many, context):

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.django_db
 
 # Session, user, roles (once: kept on the request's user), the reviewer's row lock (one reviewer's calls queue up),
 # the held items, one walk per kind (regular, gold: merged in queue order), the lease, the item rows, progress, the
-# active version.
-NEXT_QUERIES = 14
+# active version, and the queue's reviewer model (once per response: the items' reasons).
+NEXT_QUERIES = 15
 # Session, user, roles, the locked item, the duplicate check, the vote (in a savepoint), the lease release, the round's
 # votes, progress.
 VOTE_QUERIES = 14
