@@ -29,14 +29,20 @@ logger = logging.getLogger(__name__)
 OPEN = (ReviewItem.Status.OPEN, ReviewItem.Status.REOPENED)
 
 
-def queue_outcomes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(given, suggested, wrong) of every settled regular item that had a score when it settled."""
+def _settled_with_score():
+    """Settled regular items annotated with the given label and suggestion of the latest score before they settled
+    (items that had none left out)."""
     before = LabelScore.objects.filter(face=OuterRef("face"), run__created_at__lte=OuterRef("settled_at")).order_by(
         "-run__created_at", "-pk")
-    rows = (ReviewItem.objects.filter(status=ReviewItem.Status.SETTLED, is_gold=False, settled_at__isnull=False)
+    return (ReviewItem.objects.filter(status=ReviewItem.Status.SETTLED, is_gold=False, settled_at__isnull=False)
             .annotate(given=Subquery(before.values("given_label")[:1]),
                       suggested=Subquery(before.values("suggested_label")[:1]))
-            .exclude(given=None).values_list("given", "suggested", "settled_label"))
+            .exclude(given=None))
+
+
+def queue_outcomes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(given, suggested, wrong) of every settled regular item that had a score when it settled."""
+    rows = _settled_with_score().values_list("given", "suggested", "settled_label")
     data = np.array(list(rows), dtype=np.int64).reshape(-1, 3)
     return data[:, 0], data[:, 1], data[:, 2] != data[:, 0]
 
@@ -85,7 +91,7 @@ def queue_fit_due() -> bool:
     """Enough new outcomes since the last fit, and no fit waiting or running."""
     if QueueFit.objects.filter(status__in=(WorkStatus.QUEUED, WorkStatus.RUNNING)).exists():
         return False
-    settled = len(queue_outcomes()[0])
+    settled = _settled_with_score().count()  # counted in the database: this runs after every settlement
     last = (QueueFit.objects.filter(status=WorkStatus.SUCCEEDED).order_by("-finished_at", "-pk")
             .values_list("settled", flat=True).first())
     if last is None:
