@@ -6,7 +6,8 @@
 
 A source is, by its file:
 - ``.csv``: the output of ``python -m ml score-labels`` (row, given_label, suggested_label, quality, is_issue),
-  ranked as it was scored;
+  ranked as it was scored; or the platform's queue, ``queue.csv`` of ``manage.py export_labels`` (its regular items
+  on Training faces of dataset ``fer2013``, in the order the queue serves them);
 - ``.npz`` with ``rows``, ``labels``, ``probs`` (n, 7): probabilities, ranked by each cleanlab method and flagged by
   ``prune_by_noise_rate``, as ``ml.scoring.score_from_probabilities`` does for the platform;
 - ``.npz`` with ``margins``, ``snapshot_epochs``, ``snapshots``: training dynamics (``ml/dynamics.py``), ranked by
@@ -243,10 +244,36 @@ def read_probabilities(name: str, path: Path, truth: Truth) -> Probabilities:
     return p
 
 
+QUEUE_DATASET = "fer2013"  # the dataset name import_fer2013 gives by default
+
+
+def read_queue_csv(name: str, path: Path, truth: Truth) -> Ranking:
+    """The platform's queue (``queue.csv`` of ``manage.py export_labels``) in its order: the regular items on
+    Training faces of dataset ``fer2013``, settled ones included (settling never moves an item). Every one is
+    flagged, so the flagged set's figures are the queue's; faces outside the queue rank after it."""
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        try:
+            table = [(int(r["source_row"]), int(r["original_label"]), int(r["position"])) for r in reader
+                     if r["dataset"] == QUEUE_DATASET and r["split"] == "Training" and r["gold"] == "0"]
+        except (KeyError, TypeError, ValueError):
+            raise BenchError(f"source {name}: {path}: line {reader.line_num}: not a queue.csv row") from None
+    if not table:
+        raise BenchError(f"source {name}: {path} holds no regular item on a Training face of {QUEUE_DATASET}")
+    queued = np.array(table, dtype=np.int64)
+    _checked(name, queued[:, 0], queued[:, 1], truth)
+    rest = np.setdiff1d(truth.training_rows, queued[:, 0])
+    rows = np.concatenate([queued[:, 0], rest])
+    quality = np.concatenate([queued[:, 2].astype(np.float64), np.full(len(rest), np.inf)])
+    return Ranking(name, "queue", rows, quality, np.arange(len(rows)) < len(queued))
+
+
 def read_scores_csv(name: str, path: Path, truth: Truth) -> Ranking:
     wanted = ("row", "given_label", "quality", "is_issue")
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
+        if "position" in (reader.fieldnames or []):
+            return read_queue_csv(name, path, truth)
         if missing := set(wanted) - set(reader.fieldnames or []):
             raise BenchError(f"source {name}: {path} is not a score-labels CSV (no {', '.join(sorted(missing))})")
         try:

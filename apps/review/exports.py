@@ -24,7 +24,7 @@ from ml.files import atomic_open
 
 from .choices import choice_name
 from .ferplus import ferplus_counts, ferplus_not_a_face, reviewer_votes_as_ferplus
-from .models import Vote
+from .models import ReviewItem, Vote
 from .selectors import BlindReview, HistoryEntry
 
 KAGGLE_SPLITS = (Split.TRAINING, Split.PUBLIC_TEST, Split.PRIVATE_TEST)
@@ -164,12 +164,36 @@ def votes_csv_rows() -> Iterator[str]:
                                reviewer_id, text_cell(reviewer), choice, choice_name(choice), at.isoformat()])
 
 
+QUEUE_COLUMNS = ["position", "item_id", "face_id", "dataset", "split", "source_row", "original_label",
+                 "current_label", "suggested_label", "suggested_probability", "priority", "status", "gold",
+                 "settled_label"]
+
+
+def queue_csv_rows() -> Iterator[str]:
+    """Every review item, settled ones included, in the order the queue serves it: ascending priority, then id
+    (``services.review_item_next_for``; gold items take their place by their own priority). ``position`` counts from
+    1. Settling never moves an item; a scoring run or a queue fit re-ranks the open ones."""
+    writer = csv.writer(_Echo(), lineterminator="\n")
+    yield writer.writerow(QUEUE_COLUMNS)
+    items = (ReviewItem.objects.order_by("priority", "pk")
+             .values_list("pk", "face_id", "face__dataset__name", "face__split", "face__source_row",
+                          "face__original_label", "face__current_label", "suggested_label", "suggested_probability",
+                          "priority", "status", "is_gold", "settled_label"))
+    for position, (pk, face, dataset, split, row, original, current, suggested, probability, priority, status, gold,
+                   settled) in enumerate(items.iterator(chunk_size=CHUNK), start=1):
+        yield writer.writerow([position, pk, face, text_cell(dataset), text_cell(split), _blank(row),
+                               _blank(original), _blank(current), _blank(suggested), _blank(probability), priority,
+                               status, int(gold), _blank(settled)])
+
+
 @dataclass(frozen=True)
 class LabelsExport:
     labels_path: Path
     labels: int
     votes_path: Path
     votes: int
+    queue_path: Path
+    queue: int
 
 
 def _write_rows(path: Path, rows: Iterator[str]) -> int:
@@ -183,9 +207,12 @@ def _write_rows(path: Path, rows: Iterator[str]) -> int:
 
 
 def labels_export_write(*, directory: Path) -> LabelsExport:
-    """Write ``labels.csv`` (every face) and ``votes.csv`` (every vote) into ``directory``."""
+    """Write ``labels.csv`` (every face), ``votes.csv`` (every vote) and ``queue.csv`` (every review item in the
+    queue's order) into ``directory``."""
     directory = Path(directory)
-    labels_path, votes_path = directory / "labels.csv", directory / "votes.csv"
+    labels_path, votes_path, queue_path = directory / "labels.csv", directory / "votes.csv", directory / "queue.csv"
     labels = _write_rows(labels_path, labels_csv_rows())
     votes = _write_rows(votes_path, votes_csv_rows())
-    return LabelsExport(labels_path=labels_path, labels=labels, votes_path=votes_path, votes=votes)
+    queue = _write_rows(queue_path, queue_csv_rows())
+    return LabelsExport(labels_path=labels_path, labels=labels, votes_path=votes_path, votes=votes,
+                        queue_path=queue_path, queue=queue)

@@ -96,7 +96,9 @@ class ReviewItem(models.Model):
     face = models.OneToOneField(FaceImage, on_delete=models.CASCADE, related_name="review_item")
     score = models.ForeignKey(LabelScore, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                               help_text="The latest scoring run's score for this face.")
-    priority = models.FloatField(default=1.0, help_text="Lower is served first (the label quality).")
+    priority = models.FloatField(default=1.0, help_text="Lower is served first: the scoring run's label quality by its "
+                                                        "ranking, until a queue fit re-ranks the open items by what "
+                                                        "the reviewers settled.")
     suggested_label = models.PositiveSmallIntegerField(choices=Emotion.choices, null=True, blank=True)
     suggested_probability = models.FloatField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)

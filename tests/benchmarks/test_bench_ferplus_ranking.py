@@ -205,3 +205,32 @@ def test_a_misaligned_source_is_refused_in_one_line(tiny, capsys):
     assert run_main(tiny, "--source", f"shifted={shifted}") == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("bench_ferplus_ranking:")]
     assert len(errors) == 1 and "given labels differ" in errors[0]  # after the progress lines, one line says why
+
+
+def test_the_platforms_queue_export_is_ranked_in_its_order(tiny, capsys):
+    """``queue.csv`` of ``manage.py export_labels``: regular items on the dataset's Training faces, in position
+    order; gold items, other splits and other datasets are left out; faces outside the queue rank after it."""
+    labels, d = tiny["labels"], tiny["dir"]
+    header = ("position,item_id,face_id,dataset,split,source_row,original_label,current_label,suggested_label,"
+              "suggested_probability,priority,status,gold,settled_label\n")
+    lines = [  # (dataset, split, row, gold)
+        ("fer2013", "Training", 8, 0), ("fer2013", "Training", 4, 1), ("photos", "Training", "", 0),
+        ("fer2013", "PublicTest", 42, 0), ("fer2013", "Training", 2, 0), ("fer2013", "Training", 0, 0),
+        ("fer2013", "Training", 3, 0)]
+    queue = d / "queue.csv"
+    queue.write_text(header + "".join(
+        f"{i},{i},{i},{ds},{split},{row},{labels[row] if isinstance(row, int) and row < N_TRAIN else ''},0,1,0.5,"
+        f"{i / 10},open,{gold},\n" for i, (ds, split, row, gold) in enumerate(lines, start=1)))
+    assert run_main(tiny, "--source", f"queue={queue}", "--methods", "self_confidence") == 0
+    rows = table_rows(capsys.readouterr().out)
+    # judged in order: 8 (wrong), 2, 0 (wrong), then the rest; row 4 (wrong) is a gold item, so it ranks after the
+    # queue with the other faces, all tied; flagged: 8, 2, 0 (row 3 is odd: not judged)
+    assert rows[("queue", "queue")][7:11] == ["0.603", "3", "0.667", "0.667"]  # AP (1 + 2/3 + 3/21) / 3
+
+
+def test_a_queue_export_with_a_missing_column_is_refused_in_one_line(tiny, capsys):
+    queue = tiny["dir"] / "queue.csv"
+    queue.write_text("position,item_id,dataset,split,source_row,gold\n1,1,fer2013,Training,0,0\n")
+    assert run_main(tiny, "--source", f"queue={queue}") == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("bench_ferplus_ranking:")]
+    assert len(errors) == 1 and "not a queue.csv row" in errors[0]

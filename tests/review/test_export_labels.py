@@ -82,3 +82,27 @@ def test_votes_csv_has_every_vote_of_every_round_unblinded(tmp_path, admin_user)
     # labels.csv reflects the settled round: the face is sad now, its original label untouched.
     [label_row] = [r for r in _read(tmp_path / "labels.csv") if r["face_id"] == str(faces[0].pk)]
     assert (label_row["original_label"], label_row["current_label"]) == ("0", "4")
+
+
+def test_queue_csv_lists_every_item_in_the_order_the_queue_serves_it(tmp_path, admin_user):
+    reviewers = [UserFactory(username=name, roles=[Role.REVIEWER]) for name in ("ann", "bob")]
+    faces = [FaceImageFactory(source_row=row, original_label=0) for row in (20, 21, 22, 23)]
+    items = [ReviewItem.objects.create(face=faces[0], priority=0.5, suggested_label=3, suggested_probability=0.9),
+             ReviewItem.objects.create(face=faces[1], priority=0.1, suggested_label=4, suggested_probability=0.8),
+             ReviewItem.objects.create(face=faces[2], priority=0.5),   # a tie: the older item first
+             ReviewItem.objects.create(face=faces[3], priority=0.3, is_gold=True, gold_label=0)]
+    _vote(items[1], reviewers[0], 4)
+    _vote(items[1], reviewers[1], 4)            # settled: it keeps its place
+    text = _export(tmp_path)
+    rows = _read(tmp_path / "queue.csv")
+    assert [(r["position"], r["item_id"], r["source_row"], r["priority"], r["status"], r["gold"], r["settled_label"])
+            for r in rows] == [
+        ("1", str(items[1].pk), "21", "0.1", "settled", "0", "4"),
+        ("2", str(items[3].pk), "23", "0.3", "open", "1", ""),
+        ("3", str(items[0].pk), "20", "0.5", "open", "0", ""),
+        ("4", str(items[2].pk), "22", "0.5", "open", "0", ""),
+    ]
+    assert (rows[0]["original_label"], rows[0]["current_label"], rows[0]["suggested_label"]) == ("0", "4", "4")
+    assert rows[2]["suggested_probability"] == "0.9" and rows[3]["suggested_label"] == ""
+    assert "4 review items" in text
+
