@@ -96,7 +96,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_ferplus_ranking import DEFAULT_FERPLUS_CSV, machine  # noqa: E402
+from bench_ferplus_ranking import DEFAULT_FERPLUS_CSV, PRECISION_AT, machine  # noqa: E402
 from benchdb import bench_database_create, bench_database_drop  # noqa: E402
 from loop_labels import (  # noqa: E402
     NO_LABEL,
@@ -337,6 +337,9 @@ def run_loop(args: argparse.Namespace, *, work: Path, import_file: Path, seed: i
 
         for k in args.top:
             settle = {"top": k, "answers": str(answers) if answers else None, "truth": str(truth)}
+            if k == args.top[0]:  # the queue as the scoring run left it, before anything is settled
+                settle["queue"] = {"csv": str(work / "queue.csv"), "fer_csv": str(import_file),
+                                   "ferplus_csv": str(args.oracle) if _judges_queue(args) else None}
             settled = run_child(f"measure, settle top {k}", [("settle", settle)])[0]
             steps.times.append((f"settle top {k} (in-process)", settled["seconds"]))
             for retrain in args.retrain:
@@ -354,6 +357,12 @@ def run_loop(args: argparse.Namespace, *, work: Path, import_file: Path, seed: i
         run_child("measure (not timed)", [])
         return {"seed": seed, "scoring_seconds": score_seconds, "models": models, "steps": steps.times,
                 "wall_seconds": round(time.monotonic() - started, 1)}
+
+
+def _judges_queue(args: argparse.Namespace) -> bool:
+    """The queue's precision is taken on FER+'s development half where the oracle is a FER+ file over the whole
+    data file (its rows are the data file's)."""
+    return bool(args.oracle) and not args.limit and not args.inject and is_ferplus_layout(args.oracle)
 
 
 def run_clean_end(args: argparse.Namespace, *, work: Path, import_file: Path, seed: int, truth: Path) -> dict:
@@ -633,6 +642,7 @@ def child_settle(spec: dict) -> dict:
     def settled_count() -> int:
         return regular.filter(status=ReviewItem.Status.SETTLED).count()
 
+    queue = child_queue(spec["queue"]) if spec.get("queue") else None
     settled = settled_count()
     while settled < top:
         want = min(settings.REVIEW_PREFETCH, top - settled)
@@ -659,7 +669,28 @@ def child_settle(spec: dict) -> dict:
           "wrong label")
     return {"top": top, **counts, "skipped": skipped, "votes_cast": votes,
             "seconds": round(time.monotonic() - started, 1), "queue": regular.count(),
-            "scoring_method": getattr(scoring, "method", "out_of_fold")}
+            "scoring_method": getattr(scoring, "method", "out_of_fold"), **({"queue": queue} if queue else {})}
+
+
+def child_queue(spec: dict) -> dict:
+    """The queue in its order (``queue.csv`` of ``manage.py export_labels``) written to ``spec["csv"]``, and, with
+    ``ferplus_csv``, its precision on FER+'s development half (``bench_ferplus_ranking``: the first k of its items on
+    even Training rows with votes), as the issue's "first 500" is counted."""
+    from apps.review.exports import queue_export_write
+
+    path = Path(spec["csv"])
+    items = queue_export_write(path=path)
+    out: dict = {"csv": str(path), "items": items}
+    if spec.get("ferplus_csv"):
+        from bench_ferplus_ranking import evaluate, load_truth, read_queue_csv
+
+        truth = load_truth(Path(spec["fer_csv"]), Path(spec["ferplus_csv"]))
+        metrics = evaluate(read_queue_csv("queue", path, truth), truth)
+        out["ferplus_development_half"] = {key: metrics[key] for key in (
+            "rows", "wrong", "base_rate", *(f"p@{k}" for k in PRECISION_AT), "flagged", "precision", "recall")}
+        shown = ", ".join(f"p@{k} {metrics[f'p@{k}']:.3f}" for k in PRECISION_AT if metrics[f"p@{k}"] is not None)
+        print(f"the queue: {items} items; on FER+'s development half {metrics['flagged']} of them, {shown}")
+    return out
 
 
 def settle_counts(settled: list[tuple[int, int, int]], truth: list[int]) -> dict:

@@ -181,6 +181,15 @@ def _gain_rows(gains: list[dict]) -> list[list[str]]:
     return rows
 
 
+def queue_precision(loop: dict) -> dict | None:
+    """The loop's queue as scored, judged on FER+'s development half (``child_queue``), where it was."""
+    for model in loop["models"]:
+        judged = ((model.get("settled") or {}).get("queue") or {}).get("ferplus_development_half")
+        if judged:
+            return judged
+    return None
+
+
 def print_report(result: dict) -> None:
     print("\n" + "=" * 100)
     print(json.dumps(result))
@@ -200,6 +209,10 @@ def print_report(result: dict) -> None:
     for loop in result["loops"]:
         first = next((m["settled"] for m in loop["models"] if m.get("settled")), None)
         queue = f"queue {first['queue']} items ({first['scoring_method']})" if first else "no items settled"
+        judged = queue_precision(loop)
+        if judged:
+            queue += ", on FER+'s development half " + " ".join(
+                f"{key} {judged[key]:.3f}" for key in ("p@100", "p@500", "p@1000") if judged.get(key) is not None)
         print(f"  {loop['noise'] or result['mode']} seed {loop['seed']}: {loop['wrong_labels']} wrong Training labels "
               f"(imported vs truth); {queue}; scoring {loop['scoring_seconds']:.0f} s"
               + (f"; {loop['wall_seconds'] / 60:.0f} min in all" if loop.get("wall_seconds") else "")
@@ -250,4 +263,6 @@ def print_report(result: dict) -> None:
                    "after": g["after"]["mean"], "gain_mean": g["gain"]["mean"], "gain_sd": g["gain"]["sd"],
                    "gain_min": g["gain"]["min"], "gain_max": g["gain"]["max"], "gain_per_seed": g["gain"]["values"]}
                   for g in gains],
+        "queue_p@500_per_seed": {loop["seed"]: (queue_precision(loop) or {}).get("p@500")
+                                 for loop in result["loops"]},
         "minutes_per_step": step_minutes(result)}))

@@ -206,6 +206,11 @@ def _write_rows(path: Path, rows: Iterator[str]) -> int:
     return lines
 
 
+def queue_export_write(*, path: Path) -> int:
+    """Write ``queue.csv`` alone (``queue_csv_rows``) to ``path``; the number of items."""
+    return _write_rows(Path(path), queue_csv_rows())
+
+
 def labels_export_write(*, directory: Path) -> LabelsExport:
     """Write ``labels.csv`` (every face), ``votes.csv`` (every vote) and ``queue.csv`` (every review item in the
     queue's order) into ``directory``."""
@@ -213,6 +218,6 @@ def labels_export_write(*, directory: Path) -> LabelsExport:
     labels_path, votes_path, queue_path = directory / "labels.csv", directory / "votes.csv", directory / "queue.csv"
     labels = _write_rows(labels_path, labels_csv_rows())
     votes = _write_rows(votes_path, votes_csv_rows())
-    queue = _write_rows(queue_path, queue_csv_rows())
+    queue = queue_export_write(path=queue_path)
     return LabelsExport(labels_path=labels_path, labels=labels, votes_path=votes_path, votes=votes,
                         queue_path=queue_path, queue=queue)

@@ -19,6 +19,7 @@ import benchmarks
 sys.path.insert(0, str(Path(next(iter(benchmarks.__path__)))))
 
 import bench_retrain_loop as loop  # noqa: E402
+import loop_report  # noqa: E402
 from bench_ferplus_ranking import FERPLUS_COLUMNS  # noqa: E402
 from loop_labels import (  # noqa: E402
     NO_LABEL,
@@ -152,6 +153,44 @@ def test_reviewers_skip_faces_without_an_answer_and_settle_k_others(tmp_path, se
     more = loop.child_settle({**spec, "top": 10})  # the queue runs dry at 4 settled: no endless loop
     assert more["settled"] == 4 and more["skipped"] == 4
     assert ReviewItem.objects.get(pk=items[7].pk).settled_label == SAD
+
+
+@pytest.mark.django_db
+def test_the_first_settling_takes_the_queue_as_scored_and_its_precision_on_the_development_half(tmp_path, settings):
+    """Before anything is settled the queue is written in its order and judged on FER+'s development half (even
+    Training rows with votes), as the issue counts its "first 500"; settling never moves an item."""
+    from tests.faces.factories import FaceImageFactory
+    from tests.review.factories import ReviewItemFactory
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.REVIEW_QUORUM, settings.REVIEW_PREFETCH = 2, 4
+    given = [HAPPY] * 8
+    fer = write_kaggle(tmp_path / "fer.csv", [(label, "Training") for label in given] + [(HAPPY, "PublicTest")])
+    # even rows have votes: rows 0 and 4 are wrong by FER+ (6 of 10 for sad), rows 2 and 6 right; odd rows withheld
+    ferplus = write_ferplus(tmp_path / "ferplus.csv.gz", [
+        ("Training", votes(sadness=6, happiness=4) if row in (0, 4) else
+         votes(happiness=10) if row % 2 == 0 else votes()) for row in range(8)] + [("PublicTest", votes(happiness=10))])
+    order = [4, 1, 2, 0, 6, 3]  # the queue's order by priority; rows 5 and 7 are not in it
+    for position, row in enumerate(order):
+        ReviewItemFactory(face=FaceImageFactory(source_row=row, original_label=given[row]), priority=position / 10)
+    answers = [SAD, NO_LABEL, HAPPY, NO_LABEL, SAD, NO_LABEL, HAPPY, NO_LABEL]
+    spec = {"answers": str(loop._labels_json(tmp_path / "answers.json", np.array(answers))),
+            "truth": str(loop._labels_json(tmp_path / "truth.json", np.array(answers))),
+            "queue": {"csv": str(tmp_path / "queue.csv"), "fer_csv": str(fer), "ferplus_csv": str(ferplus)}}
+
+    result = loop.child_settle({**spec, "top": 2})
+    queue = result["queue"]
+    assert queue["items"] == 6
+    with open(tmp_path / "queue.csv", newline="") as fh:
+        assert [int(r["source_row"]) for r in csv.DictReader(fh)] == order
+    judged = queue["ferplus_development_half"]
+    assert (judged["rows"], judged["wrong"], judged["flagged"]) == (4, 2, 4)  # rows 4, 2, 0, 6 in that order
+    assert judged["precision"] == 0.5 and judged["p@100"] is None  # fewer than 100 judged rows
+    assert result["settled"] == 2  # and the settling went on as without it
+    assert loop_report.queue_precision({"models": [{"settled": None}, {"settled": result}]}) == judged
+
+    without = loop.child_settle({**spec, "top": 3, "queue": {**spec["queue"], "ferplus_csv": None}})
+    assert "ferplus_development_half" not in without["queue"] and without["settled"] == 3
 
 
 # --- the report: the gain over the k = 0 control ------------------------------------------------------------------
