@@ -1,7 +1,8 @@
 """How well label-error rankings find FER-2013's real label errors, judged by FER+ crowd votes.
 
     python benchmarks/bench_ferplus_ranking.py --source shipped=ml/weights/default.pt [--source NAME=PATH ...]
-        [--blend NAME=A+B[+C] ...] [--methods self_confidence,normalized_margin,confidence_weighted_entropy]
+        [--blend NAME=A+B[+C] | NAME=A*0.3+B*0.7 ...]
+        [--methods self_confidence,normalized_margin,confidence_weighted_entropy]
         [--noise-json result.json] [--json OUT.json] [--work-dir DIR] [--threads N]
 
 A source is, by its file:
@@ -14,7 +15,8 @@ A source is, by its file:
   the mean margin over epochs ("aum"), by each snapshot's probabilities and by the snapshots' mean;
 - ``.pt``: a checkpoint, whose in-sample flip-TTA probabilities over the Training rows are computed once and kept in
   ``--work-dir`` as a probabilities ``.npz`` (usable as a source itself).
-A blend averages the probabilities of sources over the same rows, then ranks them by each method.
+A blend averages the probabilities of sources over the same rows (equally, or by the weights given as ``NAME*W``),
+then ranks them by each method.
 
 Figures are taken on the development half of FER+ (``../shared/data/ferplus/README.md``): even Training rows with
 votes. A row's label is wrong when FER+ contradicts it (``ferplus_wrong``, the platform's rule). FER+ is the
@@ -34,6 +36,7 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -353,8 +356,9 @@ def dynamics_rankings(name: str, path: Path, truth: Truth, methods: list[str]
     return rankings + rank_probabilities(f"{name}@mean", mean, methods), mean
 
 
-def blend(name: str, parts: dict[str, Probabilities]) -> Probabilities:
-    """The mean of each part's normalised probabilities, row by row; the parts must cover the same rows."""
+def blend(name: str, parts: dict[str, Probabilities], weights: dict[str, float] | None = None) -> Probabilities:
+    """The weighted mean of each part's normalised probabilities, row by row (equal weights unless given; they are
+    scaled to sum to 1); the parts must cover the same rows."""
     first_name, first = next(iter(parts.items()))
     order = np.argsort(first.rows)
     probs = []
@@ -363,7 +367,26 @@ def blend(name: str, parts: dict[str, Probabilities]) -> Probabilities:
         if not np.array_equal(p.rows[by_row], first.rows[order]):
             raise BenchError(f"blend {name}: {part_name} and {first_name} do not cover the same rows")
         probs.append(p.probs[by_row] / p.probs[by_row].sum(1, keepdims=True))
-    return Probabilities(first.rows[order], first.labels[order], np.mean(probs, axis=0))
+    w = np.array([(weights or {}).get(part, 1.0) for part in parts], dtype=np.float64)
+    return Probabilities(first.rows[order], first.labels[order], np.tensordot(w / w.sum(), np.stack(probs), axes=1))
+
+
+def parse_blend(name: str, spec: str, sources: Iterable[str]) -> dict[str, float]:
+    """``A+B[+C]`` or with weights ``A*0.3+B*0.7``: each part's weight (1 where none is given)."""
+    parts: dict[str, float] = {}
+    for text in spec.split("+"):
+        part, _, weight = (t.strip() for t in text.partition("*"))
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            value = -1.0
+        if part in parts or part not in sources or not np.isfinite(value) or value <= 0:
+            raise BenchError(f"--blend {name}={spec}: expected two or more distinct source names of "
+                             f"{', '.join(sources)}, each with an optional positive weight (NAME*0.3)")
+        parts[part] = value
+    if len(parts) < 2:
+        raise BenchError(f"--blend {name}={spec}: expected two or more distinct source names of {', '.join(sources)}")
+    return parts
 
 
 def source_kind(name: str, path: Path) -> str:
@@ -485,8 +508,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", action="append", default=[], metavar="NAME=PATH",
                         help="a ranking to judge: .csv (score-labels), .npz (probabilities or dynamics), .pt")
-    parser.add_argument("--blend", action="append", default=[], metavar="NAME=A+B[+C]",
-                        help="average the probabilities of named sources, then rank by each method")
+    parser.add_argument("--blend", action="append", default=[], metavar="NAME=A+B[+C] or NAME=A*0.3+B*0.7",
+                        help="average the probabilities of named sources (weights: NAME*W), then rank by each method")
     parser.add_argument("--methods", default=",".join(RANKING_METHODS),
                         help=f"cleanlab ranking methods, comma-separated (default: all: {', '.join(RANKING_METHODS)})")
     parser.add_argument("--fer-csv", type=Path, default=DEFAULT_FER_CSV)
@@ -514,16 +537,12 @@ def check_args(args: argparse.Namespace) -> tuple[dict[str, Path], dict[str, lis
         if not Path(path).is_file():
             raise BenchError(f"--source {name}: {path} does not exist")
         sources[name] = Path(path)
-    blends: dict[str, list[str]] = {}
+    blends: dict[str, dict[str, float]] = {}
     for text in args.blend:
         name, spec = _named(text, "blend")
-        parts = [p.strip() for p in spec.split("+")]
         if name in sources or name in blends:
             raise BenchError(f"--blend {name}: the name is taken")
-        if len(parts) < 2 or len(set(parts)) != len(parts) or not set(parts) <= set(sources):
-            raise BenchError(f"--blend {name}={spec}: expected two or more distinct source names of "
-                             f"{', '.join(sources)}")
-        blends[name] = parts
+        blends[name] = parse_blend(name, spec, sources)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods or set(methods) - set(RANKING_METHODS):
         raise BenchError(f"--methods {args.methods!r}: choose from {', '.join(RANKING_METHODS)}")
@@ -569,8 +588,10 @@ def run(args: argparse.Namespace, command: str) -> int:
             raise BenchError(f"--blend {name}: {', '.join(lacking)} has no probabilities (a score-labels CSV cannot "
                              "be blended)")
         started = time.perf_counter()
-        rankings += rank_probabilities(name, blend(name, {p: probabilities[p] for p in parts}), methods)
-        minutes[name], notes[name] = (time.perf_counter() - started) / 60, "blend of " + " + ".join(parts)
+        rankings += rank_probabilities(name, blend(name, {p: probabilities[p] for p in parts}, parts), methods)
+        total = sum(parts.values())
+        minutes[name], notes[name] = (time.perf_counter() - started) / 60, "blend of " + " + ".join(
+            f"{p} x {w / total:.2f}" for p, w in parts.items())
     results = [evaluate(r, truth) for r in rankings]
     noise_title, noise_rows = noise_report(args.noise_json, methods) if args.noise_json else (None, [])
 

@@ -234,3 +234,24 @@ def test_a_queue_export_with_a_missing_column_is_refused_in_one_line(tiny, capsy
     assert run_main(tiny, "--source", f"queue={queue}") == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("bench_ferplus_ranking:")]
     assert len(errors) == 1 and "not a queue.csv row" in errors[0]
+
+
+def test_a_weighted_blend_weighs_its_parts_and_bad_weights_are_refused(tiny, capsys):
+    from benchmarks.bench_ferplus_ranking import Probabilities, blend
+
+    rows, labels = np.arange(3), np.zeros(3, dtype=np.int64)
+    a = Probabilities(rows, labels, np.tile(np.eye(7)[0], (3, 1)))
+    b = Probabilities(rows[::-1], labels, np.tile(np.eye(7)[1], (3, 1)) * 2)  # other row order, not normalised
+    mixed = blend("m", {"a": a, "b": b}, {"a": 3.0, "b": 7.0})
+    assert np.allclose(mixed.probs[:, :2], [[0.3, 0.7]] * 3)
+    assert np.allclose(blend("m", {"a": a, "b": b}).probs[:, :2], [[0.5, 0.5]] * 3)
+
+    perfect = probabilities_npz(tiny["dir"] / "perfect.npz", tiny["labels"], low=WRONG_ROWS)
+    backwards = probabilities_npz(tiny["dir"] / "backwards.npz", tiny["labels"], low=(2, 6, 10, 12))
+    given = ["--source", f"perfect={perfect}", "--source", f"backwards={backwards}", "--methods", "self_confidence"]
+    assert run_main(tiny, *given, "--blend", "mix=perfect*0.9+backwards*0.1") == 0
+    assert table_rows(capsys.readouterr().out)[("mix", "self_confidence")][7] == "1.000"  # the perfect part leads
+    for bad in ("perfect*0+backwards", "perfect*x+backwards", "perfect*0.5", "perfect+perfect*2"):
+        assert run_main(tiny, *given, "--blend", f"mix={bad}") == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("bench_ferplus_ranking:")]
+        assert len(errors) == 1 and "expected two or more distinct source names" in errors[0], bad
