@@ -1,10 +1,10 @@
 """CSV exports of the corrected labels: Kaggle's layout (``emotion,pixels,Usage``), FER+'s vote layout
-(``fer2013new.csv``), the per-image history, and the operator's full export of every label and vote.
+(``fer2013new.csv``), the per-image history, and the operator's full export of every label, vote and review item.
 
 All stream row by row, so a full FER-2013 export runs in constant memory. The views pass in what the caller may
 see (the splits, or the faces, of ``apps.faces.selectors``), and votes come blind (``selectors.BlindReview``). The
-operator's export (``labels_export_write``, ``manage.py export_labels``) is for whoever runs the stack: every face
-and every vote, nothing hidden.
+operator's export (``labels_export_write``, ``manage.py export_labels``) is for whoever runs the stack: every face,
+every vote and the queue in its order (gold items marked), nothing hidden.
 """
 
 from __future__ import annotations
