@@ -27,7 +27,9 @@ timed from the outside:
 4. for each k of ``--top``, ascending: two simulated reviewers settle the queue's top k items through the review
    services (``review_item_next_for``, ``review_vote_cast``), both voting the oracle's label, so the quorum of two
    settles each item; faces the oracle has no answer for are skipped by both (``review_item_skip``), and the
-   reviewers go on down the queue until k items are settled or it runs dry. Settling is cumulative (top 3000
+   reviewers go on down the queue until k items are settled or it runs dry. The queue fits that settling makes due
+   (``apps.review.learning``) run between batches, as the platform's worker runs them, so the queue learns from the
+   reviewers on the way (``--no-queue-fits``: the scoring run's order throughout). Settling is cumulative (top 3000
    includes the top 1000), and every retrain starts from the same place: version 0 is activated again after each
    one, so ``finetune`` always starts from version 0's weights and the gate always compares with it. k = 0 retrains
    on uncorrected labels: the control (same recipe, seed and epochs) that each k is reported against;
@@ -169,6 +171,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--recipe", default="default", help="Recipe of training from scratch (default: default).")
     parser.add_argument("--arch", default=None,
                         help="Architecture of training from scratch (a recipe override; finetune follows version 0).")
+    parser.add_argument("--no-queue-fits", dest="queue_fits", action="store_false",
+                        help="Settle without the queue fits a worker runs as items settle (the queue keeps the "
+                             "scoring run's order).")
     parser.add_argument("--out", type=Path,
                         help="Directory for the results: seed-N.json per finished seed (a rerun skips those seeds) "
                              "and result.json over all of them.")
@@ -336,7 +341,8 @@ def run_loop(args: argparse.Namespace, *, work: Path, import_file: Path, seed: i
             return results[-len(actions):] if actions else []
 
         for k in args.top:
-            settle = {"top": k, "answers": str(answers) if answers else None, "truth": str(truth)}
+            settle = {"top": k, "answers": str(answers) if answers else None, "truth": str(truth),
+                      "queue_fits": args.queue_fits}
             if k == args.top[0]:  # the queue as the scoring run left it, before anything is settled
                 settle["queue"] = {"csv": str(work / "queue.csv"), "fer_csv": str(import_file),
                                    "ferplus_csv": str(args.oracle) if _judges_queue(args) else None}
@@ -480,6 +486,7 @@ def _configuration(args: argparse.Namespace, path: Path) -> dict:
         "score_epochs": (args.score_epochs or "recipe") if method in TRAINING_SCORE_METHODS else None,
         "blend_active": args.blend_active, "top": args.top, "retrain": args.retrain,
         "inject": args.inject, "noise": args.noise if args.inject else None,
+        **({} if args.queue_fits else {"queue_fits": False}),  # absent when on (the default): the key is new
     }
 
 
@@ -623,7 +630,9 @@ def child_register(spec: dict) -> dict:
 def child_settle(spec: dict) -> dict:
     """Two reviewers settle the queue up to ``top`` settled items, each voting the oracle's answer for the face (or
     the scoring run's suggestion without an oracle): the quorum of two settles each item. Both skip the faces the
-    oracle has no answer for (``NO_LABEL``), which stay open, and go on down the queue."""
+    oracle has no answer for (``NO_LABEL``), which stay open, and go on down the queue. Queue fits that settling makes
+    due run here between batches, as the platform's worker would run them (unless ``queue_fits`` is false), so the
+    queue learns from the reviewers as it does in the platform."""
     from django.conf import settings
 
     from apps.review.models import ReviewItem, ScoringRun, Skip
@@ -643,8 +652,11 @@ def child_settle(spec: dict) -> dict:
         return regular.filter(status=ReviewItem.Status.SETTLED).count()
 
     queue = child_queue(spec["queue"]) if spec.get("queue") else None
+    fits = []
     settled = settled_count()
     while settled < top:
+        if spec.get("queue_fits", True):
+            fits += _run_due_queue_fits()
         want = min(settings.REVIEW_PREFETCH, top - settled)
         handled = 0
         for reviewer in reviewers:  # the second reviewer is served the items the first one just voted on or skipped
@@ -666,8 +678,8 @@ def child_settle(spec: dict) -> dict:
     skipped = Skip.objects.filter(reviewer=reviewers[0], item__is_gold=False).count()
     scoring = ScoringRun.objects.order_by("-pk").first()
     print(f"{counts['settled']} item(s) settled ({votes} votes now), {skipped} skipped; {counts['wrong']} had a "
-          "wrong label")
-    return {"top": top, **counts, "skipped": skipped, "votes_cast": votes,
+          f"wrong label; {len(fits)} queue fit(s) re-ranked the queue")
+    return {"top": top, **counts, "skipped": skipped, "votes_cast": votes, "queue_fits": fits,
             "seconds": round(time.monotonic() - started, 1), "queue": regular.count(),
             "scoring_method": getattr(scoring, "method", "out_of_fold"), **({"queue": queue} if queue else {})}
 
@@ -691,6 +703,21 @@ def child_queue(spec: dict) -> dict:
         shown = ", ".join(f"p@{k} {metrics[f'p@{k}']:.3f}" for k in PRECISION_AT if metrics[f"p@{k}"] is not None)
         print(f"the queue: {items} items; on FER+'s development half {metrics['flagged']} of them, {shown}")
     return out
+
+
+def _run_due_queue_fits() -> list[dict]:
+    """The queue fits that settling made due (``apps.review.learning``), run here as the platform's worker would:
+    the queue the reviewers go on with is re-ranked by what they settled so far."""
+    from apps.core.models import WorkStatus
+    from apps.core.work import work_run
+    from apps.review.learning import QUEUE_FIT
+    from apps.review.models import QueueFit
+
+    done = []
+    for pk in QueueFit.objects.filter(status=WorkStatus.QUEUED).order_by("pk").values_list("pk", flat=True):
+        fit = work_run(QUEUE_FIT, pk, raise_errors=True)
+        done.append({"settled": fit.settled, "wrong": fit.wrong, "reranked": fit.reranked})
+    return done
 
 
 def settle_counts(settled: list[tuple[int, int, int]], truth: list[int]) -> dict:

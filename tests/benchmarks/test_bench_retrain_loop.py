@@ -32,7 +32,7 @@ from loop_labels import (  # noqa: E402
 )
 from loop_report import control_gains  # noqa: E402
 
-ANGRY, FEAR, HAPPY, SAD, NEUTRAL = 0, 2, 3, 4, 6
+ANGRY, FEAR, HAPPY, SAD, SURPRISE, NEUTRAL = 0, 2, 3, 4, 5, 6
 
 
 def votes(**by_column: int) -> list[int]:
@@ -191,6 +191,47 @@ def test_the_first_settling_takes_the_queue_as_scored_and_its_precision_on_the_d
 
     without = loop.child_settle({**spec, "top": 3, "queue": {**spec["queue"], "ferplus_csv": None}})
     assert "ferplus_development_half" not in without["queue"] and without["settled"] == 3
+
+
+@pytest.mark.django_db(transaction=True)  # settling commits, so the queue fits become due as in the platform
+@pytest.mark.parametrize("fits", [True, False])
+def test_queue_fits_run_between_batches_as_a_worker_would_and_the_reviewers_follow_the_new_order(
+        tmp_path, settings, monkeypatch, fits):
+    """Of the four items at the top, the two happy->surprise ones are wrong and the two sad->fear ones right; the fit
+    after them brings the two happy->surprise items ranked below four more sad->fear ones ahead of those, so the next
+    two settled are these. Without fits the scoring run's order holds."""
+    from apps.core import work
+    from apps.core.models import WorkStatus
+    from apps.review.models import LabelScore, QueueFit, ReviewItem, ScoringRun
+    from tests.faces.factories import FaceImageFactory
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.REVIEW_QUORUM, settings.REVIEW_PREFETCH = 2, 2
+    settings.REVIEW_LEARN_MIN_SETTLED, settings.REVIEW_LEARN_EVERY, settings.REVIEW_LEARN_SHRINK = 4, 100, 1
+    monkeypatch.setattr(work, "work_send_now", lambda kind, pk, **kw: True)  # no broker: the loop runs the fits
+    run = ScoringRun.objects.create(status=WorkStatus.SUCCEEDED)
+    plan = [(HAPPY, SURPRISE), (SAD, FEAR)] * 2 + [(SAD, FEAR)] * 4 + [(HAPPY, SURPRISE)] * 2  # the run's order
+    answers = []
+    for row, (label, suggested) in enumerate(plan):
+        face = FaceImageFactory(source_row=row, original_label=label, current_label=label)
+        score = LabelScore.objects.create(run=run, face=face, given_label=label, quality=0.01 * (row + 1),
+                                          is_issue=True, suggested_label=suggested, suggested_probability=0.6,
+                                          probabilities=[1 / 7] * 7)
+        ReviewItem.objects.create(face=face, score=score, priority=score.quality, suggested_label=suggested,
+                                  suggested_probability=0.6)
+        answers.append(SURPRISE if label == HAPPY else SAD)
+    labels = str(loop._labels_json(tmp_path / "answers.json", np.array(answers)))
+
+    result = loop.child_settle({"top": 6, "answers": labels, "truth": labels, "queue_fits": fits})
+    settled = sorted(ReviewItem.objects.filter(status=ReviewItem.Status.SETTLED).values_list("face__source_row",
+                                                                                             flat=True))
+    if fits:
+        assert settled == [0, 1, 2, 3, 8, 9] and result["wrong"] == 4
+        assert result["queue_fits"] == [{"settled": 4, "wrong": 2, "reranked": 6}]
+        assert QueueFit.objects.get().status == WorkStatus.SUCCEEDED
+    else:
+        assert settled == [0, 1, 2, 3, 4, 5] and result["wrong"] == 2
+        assert result["queue_fits"] == [] and QueueFit.objects.get().status == WorkStatus.QUEUED  # due, not run
 
 
 # --- the report: the gain over the k = 0 control ------------------------------------------------------------------
