@@ -144,7 +144,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 def _cmd_score_labels(args: argparse.Namespace) -> int:
     from ml.data import load_fer_csv
     from ml.recipes import get_recipe
-    from ml.scoring import score_labels
+    from ml.scoring import score_labels, scoring_recipe
 
     data = load_fer_csv(args.csv)  # rows are counted over the whole file, whatever their Usage
     subset = data.usage(args.usage)
@@ -169,7 +169,8 @@ def _cmd_score_labels(args: argparse.Namespace) -> int:
                   f"loss {event['train_loss']:.4f}", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
-    scores = score_labels(subset, folds=args.folds, recipe=get_recipe(args.recipe), epochs=args.epochs,
+    recipe = scoring_recipe(args.device) if args.recipe == "scoring" else get_recipe(args.recipe)
+    scores = score_labels(subset, folds=args.folds, recipe=recipe, epochs=args.epochs,
                           seed=args.seed, work_dir=work_dir, device=args.device, ranking=args.ranking,
                           filter_by=args.filter_by, progress=progress)
     if bar is not None:

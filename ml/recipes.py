@@ -253,7 +253,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            weight_decay=5e-4, scheduler="onecycle", label_smoothing=0.1,
            augment=_DEFAULT_AUG, ema_decay=0.998, eval_every=1, tta="flip", warm_start=True),
     Recipe("scoring", 1, "Cross-fitting for label scoring: the default recipe's training on the small fer_vgg with a "
-           "shorter schedule, so that k folds fit in well under an hour on a 2-core CPU.",
+           "shorter schedule, so that k folds fit in well under an hour on a 2-core CPU; on a GPU the default's "
+           "fer_vgg_m (ml.scoring.scoring_recipe).",
            arch="fer_vgg", epochs=12, batch_size=64, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
            weight_decay=5e-4, scheduler="onecycle", label_smoothing=0.1,
            augment=_DEFAULT_AUG,

@@ -306,11 +306,12 @@ def _score(run: ScoringRun, work_dir: Path, progress: ProgressCallback):
         probs = _in_sample_probabilities(run, images, progress)
         return score_from_probabilities(labels, probs, np.asarray(face_ids, dtype=np.int64), ranking=run.ranking,
                                         filter_by=run.filter_by)
-    from ml.recipes import apply_overrides, get_recipe
+    from ml.recipes import apply_overrides
+    from ml.scoring import scoring_recipe
 
     if run.method == ScoringRun.Method.DYNAMICS:
         return _dynamics_scores(run, face_ids, images, labels, progress)
-    recipe = apply_overrides(get_recipe("scoring"), run.recipe_overrides or {})
+    recipe = apply_overrides(scoring_recipe(), run.recipe_overrides or {})  # the default arch on a GPU worker
     if run.method == ScoringRun.Method.SHORT_RUN:
         from ml.scoring import short_run, short_run_probabilities
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ from ml.scoring import (
     rank_average,
     score_from_probabilities,
     score_labels,
+    scoring_recipe,
 )
 from tests.helpers import TINY_ARCH
 
@@ -135,3 +138,11 @@ def test_scoring_never_forks_a_process_pool(monkeypatch, filter_by):
     probs[np.arange(700), labels] += 1.0
     scores = score_from_probabilities(labels, probs / probs.sum(1, keepdims=True), filter_by=filter_by)
     assert len(scores.quality) == 700
+
+
+def test_the_scoring_recipe_trains_the_default_models_architecture_on_a_gpu():
+    scoring, default = get_recipe("scoring"), get_recipe("default")
+    assert scoring_recipe("cpu") == scoring and scoring.arch == "fer_vgg"
+    on_gpu = scoring_recipe("cuda")  # the choice only: nothing runs on the device
+    assert on_gpu.arch == default.arch != scoring.arch
+    assert replace(on_gpu, arch=scoring.arch) == scoring  # the schedule stays the scoring recipe's
