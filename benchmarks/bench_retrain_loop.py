@@ -681,7 +681,8 @@ def child_settle(spec: dict) -> dict:
           f"wrong label; {len(fits)} queue fit(s) re-ranked the queue")
     return {"top": top, **counts, "skipped": skipped, "votes_cast": votes, "queue_fits": fits,
             "seconds": round(time.monotonic() - started, 1), "queue": regular.count(),
-            "scoring_method": getattr(scoring, "method", "out_of_fold"), **({"queue": queue} if queue else {})}
+            "scoring_method": getattr(scoring, "method", "out_of_fold"),
+            **({"queue_as_scored": queue} if queue else {})}
 
 
 def child_queue(spec: dict) -> dict:

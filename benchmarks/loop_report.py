@@ -184,7 +184,10 @@ def _gain_rows(gains: list[dict]) -> list[list[str]]:
 def queue_precision(loop: dict) -> dict | None:
     """The loop's queue as scored, judged on FER+'s development half (``child_queue``), where it was."""
     for model in loop["models"]:
-        judged = ((model.get("settled") or {}).get("queue") or {}).get("ferplus_development_half")
+        settled = model.get("settled") or {}
+        # "queue" held it (and lost the queue's size) in the runs of 2026-12-07 before the key was renamed
+        scored = settled.get("queue_as_scored", settled.get("queue"))
+        judged = scored.get("ferplus_development_half") if isinstance(scored, dict) else None
         if judged:
             return judged
     return None
@@ -208,7 +211,8 @@ def print_report(result: dict) -> None:
           + f"; {scale['cpus']} CPU(s), OMP_NUM_THREADS={scale['omp_threads']}; total {scale['total_seconds']:.0f} s")
     for loop in result["loops"]:
         first = next((m["settled"] for m in loop["models"] if m.get("settled")), None)
-        queue = f"queue {first['queue']} items ({first['scoring_method']})" if first else "no items settled"
+        size = first and (first["queue"]["items"] if isinstance(first["queue"], dict) else first["queue"])
+        queue = f"queue {size} items ({first['scoring_method']})" if first else "no items settled"
         judged = queue_precision(loop)
         if judged:
             queue += ", on FER+'s development half " + " ".join(

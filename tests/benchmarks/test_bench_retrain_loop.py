@@ -179,8 +179,8 @@ def test_the_first_settling_takes_the_queue_as_scored_and_its_precision_on_the_d
             "queue": {"csv": str(tmp_path / "queue.csv"), "fer_csv": str(fer), "ferplus_csv": str(ferplus)}}
 
     result = loop.child_settle({**spec, "top": 2})
-    queue = result["queue"]
-    assert queue["items"] == 6
+    queue = result["queue_as_scored"]
+    assert queue["items"] == result["queue"] == 6
     with open(tmp_path / "queue.csv", newline="") as fh:
         assert [int(r["source_row"]) for r in csv.DictReader(fh)] == order
     judged = queue["ferplus_development_half"]
@@ -188,9 +188,10 @@ def test_the_first_settling_takes_the_queue_as_scored_and_its_precision_on_the_d
     assert judged["precision"] == 0.5 and judged["p@100"] is None  # fewer than 100 judged rows
     assert result["settled"] == 2  # and the settling went on as without it
     assert loop_report.queue_precision({"models": [{"settled": None}, {"settled": result}]}) == judged
+    assert loop_report.queue_precision({"models": [{"settled": {"queue": 6}}]}) is None  # a run without the figure
 
     without = loop.child_settle({**spec, "top": 3, "queue": {**spec["queue"], "ferplus_csv": None}})
-    assert "ferplus_development_half" not in without["queue"] and without["settled"] == 3
+    assert "ferplus_development_half" not in without["queue_as_scored"] and without["settled"] == 3
 
 
 @pytest.mark.django_db(transaction=True)  # settling commits, so the queue fits become due as in the platform
