@@ -64,7 +64,9 @@ noise and trains with that seed; ``--first-seed`` adds seeds to an earlier run).
 change the training and scoring seed.
 
 Reported for every loop: each retrain's PublicTest accuracy against the evaluation labels minus the k = 0 control's
-(the gain over the control), per seed and as mean, sample standard deviation, min and max over the seeds.
+(the gain over the control), per seed and as mean, sample standard deviation, min and max over the seeds. Before the
+first settling the queue as scored is written (``queue.csv``, as ``manage.py export_labels`` writes it) and, with a
+FER+ oracle over the whole data file, judged on FER+'s development half: its precision@k as the issue counts it.
 
 ``--out DIR`` keeps the run resumable: each seed's loops go to ``DIR/seed-N.json`` when the seed is done, and
 ``DIR/result.json`` gathers every finished seed of the same configuration (rewritten after each loop). A rerun with
