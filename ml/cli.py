@@ -17,7 +17,7 @@ class CLIError(Exception):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from ml.data import load_fer_csv
-    from ml.recipes import get_recipe
+    from ml.recipes import apply_overrides, get_recipe
     from ml.train import fit
 
     recipe = get_recipe(args.recipe)
@@ -30,6 +30,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.no_bf16:
         overrides["amp_bf16"] = False
     recipe = recipe.with_overrides(**overrides)
+    if args.set:
+        try:
+            recipe = apply_overrides(recipe, _parse_sets(args.set))
+        except ValueError as exc:
+            raise CLIError(f"--set: {exc}") from None
     arch_kwargs = {}
     if args.pretrained:
         arch_kwargs["pretrained_path"] = args.pretrained
@@ -56,11 +61,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     summary = fit(train, val if len(val) else None, recipe, args.out, epochs=args.epochs, seed=args.seed,
                   resume=args.resume, device=args.device, progress=progress, show_progress=sys.stderr.isatty(),
-                  half=args.half, arch_overrides=arch_kwargs, extra={"csv": str(args.csv)}, init_from=args.init_from)
+                  half=args.half, arch_overrides=arch_kwargs, extra={"csv": str(args.csv), "set": args.set or []},
+                  init_from=args.init_from)
     summary["wall_seconds"] = time.perf_counter() - start
     summary["pretrained"] = bool(args.pretrained) if recipe.arch == "vgg19_transfer" else None
     print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "best_recipe")}))
     return 0
+
+
+def _parse_sets(items: list[str]) -> dict:
+    """``FIELD=VALUE`` pairs, each VALUE read as JSON (``0.2``, ``true``, ``[32,48]``, ``null``) or, where it is
+    not JSON, as a string (``scheduler=cosine``)."""
+    overrides = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"{item!r} is not FIELD=VALUE")
+        try:
+            overrides[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[name] = raw
+    return overrides
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -207,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--half", action="store_true", help="store the best model's weights as float16 (small file)")
     p.add_argument("--resume", action="store_true", help="continue from <out>.state if it exists")
     p.add_argument("--init-from", help="checkpoint to start from (recipes with warm_start, e.g. finetune)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="override one recipe field, the value as JSON (repeatable): --set mixup_alpha=0.2 "
+                        "--set progressive_resize=[32,48]; the checkpoint records the resolved recipe")
     p.add_argument("--out", required=True, help="checkpoint path for the best model")
     p.set_defaults(func=_cmd_train)
 

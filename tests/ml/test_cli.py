@@ -143,3 +143,35 @@ def test_score_labels_writes_sorted_rows(kaggle_csv, tmp_path):
 def test_score_labels_bad_folds(kaggle_csv, tmp_path):
     assert_one_line_error(run_ml("score-labels", "--csv", str(kaggle_csv), "--folds", "1", "--out",
                                  str(tmp_path / "s.csv")), "at least 2 folds")
+
+
+def test_train_set_overrides_recipe_fields_and_the_checkpoint_records_them(kaggle_csv, tmp_path):
+    from ml.checkpoint import read_checkpoint
+
+    out = tmp_path / "m.pt"
+    proc = run_ml("train", "--csv", str(kaggle_csv), "--arch", "fer_vgg", "--batch-size", "32", "--out", str(out),
+                  "--set", "epochs=2", "--set", "progressive_resize=[32,48]", "--set", "scheduler=cosine",
+                  "--set", "mixup_alpha=0.2")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["epochs_run"] == 2
+    data = read_checkpoint(out)
+    recipe = data["recipe"]["recipe"]
+    assert recipe["progressive_resize"] == [32, 48] or recipe["progressive_resize"] == (32, 48)
+    assert recipe["scheduler"] == "cosine" and recipe["mixup_alpha"] == 0.2 and recipe["epochs"] == 2
+    assert data["recipe"]["set"] == ["epochs=2", "progressive_resize=[32,48]", "scheduler=cosine", "mixup_alpha=0.2"]
+    assert [h["size"] for h in data["history"]][0] == 32
+
+
+@pytest.mark.parametrize("item, needle", [
+    ("epochs", "not FIELD=VALUE"),
+    ("=3", "not FIELD=VALUE"),
+    ("nonsense=1", "unknown recipe field(s): nonsense"),
+    ("epochs=0", "'epochs' must be an integer >= 1"),
+    ("scheduler=sometimes", "'scheduler' must be one of"),
+    ("name=x", "fixed recipe field(s) cannot be overridden: name"),
+])
+def test_train_set_refuses_bad_overrides_in_one_line_before_training(kaggle_csv, tmp_path, item, needle):
+    out = tmp_path / "m.pt"
+    proc = run_ml("train", "--csv", str(kaggle_csv), "--out", str(out), "--set", item)
+    assert_one_line_error(proc, needle)
+    assert not out.exists()
