@@ -62,7 +62,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     summary = fit(train, val if len(val) else None, recipe, args.out, epochs=args.epochs, seed=args.seed,
                   resume=args.resume, device=args.device, progress=progress, show_progress=sys.stderr.isatty(),
                   half=args.half, arch_overrides=arch_kwargs, extra={"csv": str(args.csv), "set": args.set or []},
-                  init_from=args.init_from)
+                  init_from=args.init_from, record_dynamics=not args.no_dynamics)
     summary["wall_seconds"] = time.perf_counter() - start
     summary["pretrained"] = bool(args.pretrained) if recipe.arch == "vgg19_transfer" else None
     print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "best_recipe")}))
@@ -228,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--half", action="store_true", help="store the best model's weights as float16 (small file)")
     p.add_argument("--resume", action="store_true", help="continue from <out>.state if it exists")
     p.add_argument("--init-from", help="checkpoint to start from (recipes with warm_start, e.g. finetune)")
+    p.add_argument("--no-dynamics", action="store_true",
+                   help="leave out the training dynamics (<out>.dynamics.npz): about 2-10 %% less time, for runs "
+                        "whose labels nobody will rank")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="override one recipe field, the value as JSON (repeatable): --set mixup_alpha=0.2 "
                         "--set progressive_resize=[32,48]; the checkpoint records the resolved recipe")

@@ -175,3 +175,12 @@ def test_train_set_refuses_bad_overrides_in_one_line_before_training(kaggle_csv,
     proc = run_ml("train", "--csv", str(kaggle_csv), "--out", str(out), "--set", item)
     assert_one_line_error(proc, needle)
     assert not out.exists()
+
+
+def test_train_no_dynamics_leaves_the_dynamics_file_out(kaggle_csv, tmp_path):
+    out = tmp_path / "m.pt"
+    proc = run_ml("train", "--csv", str(kaggle_csv), "--arch", "fer_vgg", "--epochs", "1", "--batch-size", "32",
+                  "--no-dynamics", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file() and not (tmp_path / "m.pt.dynamics.npz").exists()
+    assert "dynamics" not in json.loads(proc.stdout.strip().splitlines()[-1])
