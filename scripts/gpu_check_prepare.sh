@@ -3,7 +3,7 @@
 #   .gpu/whl/   wheels for Python 3.12 (the GPU machine's) of what `ml` needs beyond that machine's own packages
 #   .gpu/fer-subset.csv.gz   a subset of the shared FER-2013 file (every tree sent there must stay under 64 MiB)
 # .gpu/ is git-ignored: data and wheels never enter the repository. Then, with the device tool:
-#   run(command="bash scripts/gpu_check.sh", carry=[".gpu"], timeout_s=560)
+#   run(command="bash scripts/gpu_check.sh", carry=[".gpu"], timeout_s=580)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ml.data import FaceArrays
+
+# The device the training tests pin (CPU, so that results are the same on every machine here); the GPU check
+# (scripts/gpu_check.sh) sets ML_TEST_DEVICE=cuda to run them on the card.
+TEST_DEVICE = os.environ.get("ML_TEST_DEVICE", "cpu")
 
 
 def synthetic_faces(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ from ml.data import FaceArrays
 from ml.dynamics import DynamicsError, TrainingDynamics, batch_margins, dynamics_path, snapshot_epochs
 from ml.train import fit
 
-from .conftest import synthetic_faces
+from .conftest import TEST_DEVICE, synthetic_faces
 from .test_train import RECIPE
 
 
@@ -33,7 +33,7 @@ def test_a_run_records_margins_every_epoch_and_snapshots_and_finds_flipped_label
     noisy[flipped] = (labels[flipped] + 1) % 7
     train = FaceArrays.from_arrays(images, noisy)
     out = tmp_path / "m.pt"
-    summary = fit(train, None, RECIPE, out, epochs=8, seed=0, device="cpu")
+    summary = fit(train, None, RECIPE, out, epochs=8, seed=0, device=TEST_DEVICE)
     assert summary["dynamics"]["snapshot_epochs"] == [4, 8]
     dynamics = TrainingDynamics.load(dynamics_path(out))
     assert dynamics.margins.shape == (8, 280) and dynamics.epochs_seen() == 8
@@ -71,10 +71,10 @@ def test_a_resumed_run_goes_on_with_the_dynamics_it_wrote(tmp_path, tiny_data):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit(train, None, RECIPE, out, epochs=4, seed=0, device="cpu", progress=stop_after_two)
+        fit(train, None, RECIPE, out, epochs=4, seed=0, device=TEST_DEVICE, progress=stop_after_two)
     half = TrainingDynamics.load(dynamics_path(out))
     assert half.epochs_seen() == 2 and sorted(half.snapshots) == []
-    fit(train, None, RECIPE, out, epochs=4, seed=0, device="cpu", resume=True)
+    fit(train, None, RECIPE, out, epochs=4, seed=0, device=TEST_DEVICE, resume=True)
     whole = TrainingDynamics.load(dynamics_path(out))
     assert whole.epochs_seen() == 4 and sorted(whole.snapshots) == [4]
     assert np.array_equal(whole.margins[:2], half.margins[:2], equal_nan=True)
@@ -83,7 +83,7 @@ def test_a_resumed_run_goes_on_with_the_dynamics_it_wrote(tmp_path, tiny_data):
 def test_an_early_stop_still_ends_with_a_snapshot(tmp_path, tiny_data):
     train, val = tiny_data
     recipe = RECIPE.with_overrides(early_stopping_patience=1, lr=1e-7, eval_every=1)
-    summary = fit(train, val, recipe, tmp_path / "e.pt", epochs=12, seed=0, device="cpu")
+    summary = fit(train, val, recipe, tmp_path / "e.pt", epochs=12, seed=0, device=TEST_DEVICE)
     dynamics = TrainingDynamics.load(dynamics_path(tmp_path / "e.pt"))
     assert summary["epochs_run"] < 12
     assert max(dynamics.snapshots) == summary["epochs_run"]
@@ -91,7 +91,7 @@ def test_an_early_stop_still_ends_with_a_snapshot(tmp_path, tiny_data):
 
 def test_a_run_can_leave_them_out(tmp_path, tiny_data):
     train, _ = tiny_data
-    summary = fit(train, None, RECIPE, tmp_path / "n.pt", epochs=1, device="cpu", record_dynamics=False)
+    summary = fit(train, None, RECIPE, tmp_path / "n.pt", epochs=1, device=TEST_DEVICE, record_dynamics=False)
     assert "dynamics" not in summary and not dynamics_path(tmp_path / "n.pt").exists()
 
 

@@ -14,6 +14,8 @@ from ml.recipes import get_recipe
 from ml.train import TrainingError, build_state, fit
 from tests.helpers import TINY_ARCH
 
+from .conftest import TEST_DEVICE
+
 FINETUNE = get_recipe("finetune").with_overrides(arch="fer_vgg", arch_kwargs=TINY_ARCH, batch_size=32)
 SCRATCH = get_recipe("default").with_overrides(arch="fer_vgg", arch_kwargs=TINY_ARCH, batch_size=32, lr=0.05,
                                                eval_every=1)
@@ -29,7 +31,7 @@ def test_the_finetune_recipe_is_short_gentle_and_averaged():
 def test_warm_start_begins_from_the_checkpoint_weights_and_the_ema_from_them_too(tmp_path, tiny_data):
     train, val = tiny_data
     base = tmp_path / "base.pt"
-    fit(train, val, SCRATCH, base, epochs=3, seed=0, device="cpu")
+    fit(train, val, SCRATCH, base, epochs=3, seed=0, device=TEST_DEVICE)
     state = build_state(FINETUNE, train.labels, steps_per_epoch=4, epochs=2, seed=1, device=torch.device("cpu"),
                         init_from=base)
     saved = read_checkpoint(base)["model"]
@@ -47,7 +49,7 @@ def test_warm_start_begins_from_the_checkpoint_weights_and_the_ema_from_them_too
                    for name in cold_weights if name.endswith(".weight"))
     warm_acc = evaluate(state.model, val.images, val.labels)["accuracy"]
 
-    summary = fit(train, val, FINETUNE, tmp_path / "ft.pt", epochs=2, seed=1, device="cpu", init_from=base)
+    summary = fit(train, val, FINETUNE, tmp_path / "ft.pt", epochs=2, seed=1, device=TEST_DEVICE, init_from=base)
     assert summary["best_val_accuracy"] >= warm_acc - 0.15
     assert read_checkpoint(tmp_path / "ft.pt")["recipe"]["init_from"] == str(base)
 
@@ -55,12 +57,12 @@ def test_warm_start_begins_from_the_checkpoint_weights_and_the_ema_from_them_too
 def test_warm_start_needs_weights_of_its_architecture_and_scratch_refuses_them(tmp_path, tiny_data):
     train, val = tiny_data
     with pytest.raises(TrainingError, match="give the checkpoint to start from"):
-        fit(train, val, FINETUNE, tmp_path / "a.pt", epochs=1, device="cpu")
+        fit(train, val, FINETUNE, tmp_path / "a.pt", epochs=1, device=TEST_DEVICE)
     other = tmp_path / "other.pt"
     save_atomic(build_checkpoint(create_model("fer_vgg_m"), recipe={}, epoch=0, history=[]), other)
     with pytest.raises(TrainingError, match="it is a fer_vgg_m checkpoint and the recipe trains fer_vgg"):
-        fit(train, val, FINETUNE, tmp_path / "b.pt", epochs=1, device="cpu", init_from=other)
+        fit(train, val, FINETUNE, tmp_path / "b.pt", epochs=1, device=TEST_DEVICE, init_from=other)
     with pytest.raises(TrainingError, match="cannot start from .*no such file"):
-        fit(train, val, FINETUNE, tmp_path / "c.pt", epochs=1, device="cpu", init_from=tmp_path / "missing.pt")
+        fit(train, val, FINETUNE, tmp_path / "c.pt", epochs=1, device=TEST_DEVICE, init_from=tmp_path / "missing.pt")
     with pytest.raises(TrainingError, match="trains from scratch"):
-        fit(train, val, SCRATCH, tmp_path / "d.pt", epochs=1, device="cpu", init_from=other)
+        fit(train, val, SCRATCH, tmp_path / "d.pt", epochs=1, device=TEST_DEVICE, init_from=other)

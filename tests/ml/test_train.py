@@ -15,7 +15,7 @@ from ml.recipes import Recipe, apply_overrides, get_recipe
 from ml.train import TrainingError, build_state, fit, train_one_epoch, train_size, validate_epoch
 from tests.helpers import TINY_ARCH
 
-from .conftest import synthetic_faces
+from .conftest import TEST_DEVICE, synthetic_faces
 
 RECIPE = get_recipe("default").with_overrides(arch="fer_vgg", arch_kwargs=TINY_ARCH, batch_size=32, lr=0.05)
 # Nothing random between the data and the loss (no augmentation, dropout, mixup or smoothing; fp32), so that the loss
@@ -27,7 +27,7 @@ EXACT = RECIPE.with_overrides(arch_kwargs={**TINY_ARCH, "dropout": 0.0}, augment
 def test_short_run_lowers_loss_and_writes_loadable_checkpoint(tmp_path, tiny_data):
     train, val = tiny_data
     events = []
-    summary = fit(train, val, RECIPE, tmp_path / "m.pt", epochs=6, seed=0, device="cpu", progress=events.append)
+    summary = fit(train, val, RECIPE, tmp_path / "m.pt", epochs=6, seed=0, device=TEST_DEVICE, progress=events.append)
     losses = [h["train_loss"] for h in summary["history"]]
     assert losses[-1] < losses[0]
     assert [e["epoch"] for e in events if e["kind"] == "epoch"] == [1, 2, 3, 4, 5, 6]
@@ -48,7 +48,7 @@ def test_short_run_lowers_loss_and_writes_loadable_checkpoint(tmp_path, tiny_dat
 def test_resume_continues_from_saved_epoch(tmp_path, tiny_data):
     train, val = tiny_data
     out = tmp_path / "r.pt"
-    fit(train, val, RECIPE, out, epochs=4, seed=1, device="cpu", progress=None)
+    fit(train, val, RECIPE, out, epochs=4, seed=1, device=TEST_DEVICE, progress=None)
     state = read_checkpoint(out.with_name("r.pt.state"))
     assert state["epoch"] == 4
     # Pretend the run stopped after epoch 2: rewind the state file by training 2 of 4 epochs in a fresh dir.
@@ -62,9 +62,9 @@ def test_resume_continues_from_saved_epoch(tmp_path, tiny_data):
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit(train, val, RECIPE, out2, epochs=4, seed=1, device="cpu", progress=stop_after_two)
+        fit(train, val, RECIPE, out2, epochs=4, seed=1, device=TEST_DEVICE, progress=stop_after_two)
     resumed = []
-    summary = fit(train, val, RECIPE, out2, epochs=4, seed=1, device="cpu", resume=True,
+    summary = fit(train, val, RECIPE, out2, epochs=4, seed=1, device=TEST_DEVICE, resume=True,
                   progress=lambda e: e["kind"] == "epoch" and resumed.append(e["epoch"]))
     assert resumed == [3, 4]
     assert [h["epoch"] for h in summary["history"]] == [1, 2, 3, 4]
@@ -72,15 +72,16 @@ def test_resume_continues_from_saved_epoch(tmp_path, tiny_data):
 
 def test_resume_with_other_epoch_count_is_refused(tmp_path, tiny_data):
     train, val = tiny_data
-    fit(train, val, RECIPE, tmp_path / "e.pt", epochs=1, device="cpu")
+    fit(train, val, RECIPE, tmp_path / "e.pt", epochs=1, device=TEST_DEVICE)
     with pytest.raises(TrainingError, match="--epochs 1"):
-        fit(train, val, RECIPE, tmp_path / "e.pt", epochs=3, device="cpu", resume=True)
+        fit(train, val, RECIPE, tmp_path / "e.pt", epochs=3, device=TEST_DEVICE, resume=True)
 
 
 def test_nan_loss_is_reported(tmp_path, tiny_data):
     train, val = tiny_data
     with pytest.raises(TrainingError, match="loss became"):
-        fit(train, val, RECIPE.with_overrides(lr=1e30, scheduler="none"), tmp_path / "n.pt", epochs=3, device="cpu")
+        fit(train, val, RECIPE.with_overrides(lr=1e30, scheduler="none"), tmp_path / "n.pt", epochs=3,
+            device=TEST_DEVICE)
 
 
 def imbalanced_faces() -> FaceArrays:
@@ -94,7 +95,7 @@ def first_step(train: FaceArrays, recipe: Recipe, out) -> tuple[float, torch.Ten
     """One epoch of ``fit`` on a single batch of all faces: the loss it reports (that of its only step, before the
     update), and the logits of the same seed's initial model on those faces, in training mode as ``fit`` has it."""
     recipe = recipe.with_overrides(batch_size=len(train))
-    summary = fit(train, None, recipe, out, epochs=1, seed=0, device="cpu")
+    summary = fit(train, None, recipe, out, epochs=1, seed=0, device=TEST_DEVICE)
     model = build_state(recipe, train.labels, steps_per_epoch=1, epochs=1, seed=0, device=torch.device("cpu")).model
     x = model.preprocessing.apply(torch.from_numpy(train.images).unsqueeze(1).float() / 255)
     with torch.no_grad():
@@ -179,7 +180,7 @@ def test_soft_labels_replace_the_hard_targets(tmp_path):
 def test_extra_goes_into_the_record_and_not_into_the_resume_state(tmp_path, tiny_data):
     train, val = tiny_data
     out = tmp_path / "x.pt"
-    fit(train, val, RECIPE, out, epochs=1, device="cpu", extra={"run_id": 7})
+    fit(train, val, RECIPE, out, epochs=1, device=TEST_DEVICE, extra={"run_id": 7})
     best, state = read_checkpoint(out), read_checkpoint(out.with_name("x.pt.state"))
     assert best["recipe"]["run_id"] == 7 and state["recipe"]["run_id"] == 7
     assert state["best_epoch"] == 1 and "rng" in state and "run_id" not in state
@@ -223,7 +224,7 @@ def test_progressive_resize_grows_to_the_full_size_and_serves_at_full_size(tmp_p
     assert sizes == sorted(sizes) and all(s % 4 == 0 for s in sizes)
     assert train_size(replace(RECIPE, progressive_resize=None), 0, 8) is None
     train, val = tiny_data
-    summary = fit(train, val, recipe, tmp_path / "p.pt", epochs=4, seed=0, device="cpu")
+    summary = fit(train, val, recipe, tmp_path / "p.pt", epochs=4, seed=0, device=TEST_DEVICE)
     assert [h["size"] for h in summary["history"]] == [train_size(recipe, e, 4) for e in range(4)]
     assert summary["history"][0]["size"] < 48 and summary["history"][-1]["size"] == 48
     assert read_checkpoint(tmp_path / "p.pt")["preprocessing"]["input_size"] == 48
@@ -234,7 +235,7 @@ def test_validation_runs_every_nth_epoch_and_every_epoch_at_the_end(tmp_path, ti
     assert [e for e in range(1, 11) if validate_epoch(recipe, e, 10)] == [4, 8, 9, 10]
     train, val = tiny_data
     summary = fit(train, val, replace(recipe, progressive_resize=None), tmp_path / "v.pt", epochs=5,
-                  device="cpu")
+                  device=TEST_DEVICE)
     assert ["val_accuracy" in h for h in summary["history"]] == [False, False, False, True, True]
     assert read_checkpoint(tmp_path / "v.pt")["epoch"] in (4, 5)
 
@@ -249,15 +250,15 @@ def test_ema_weights_are_saved_and_resumed(tmp_path, tiny_data):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit(train, val, recipe, out, epochs=3, seed=0, device="cpu", progress=stop_after_two)
+        fit(train, val, recipe, out, epochs=3, seed=0, device=TEST_DEVICE, progress=stop_after_two)
     state = read_checkpoint(out.with_name("ema.pt.state"))
     steps = 2 * (len(train) // recipe.batch_size)
     assert int(state["ema"]["n_averaged"]) == steps
-    fit(train, val, recipe, out, epochs=3, seed=0, device="cpu", resume=True)
+    fit(train, val, recipe, out, epochs=3, seed=0, device=TEST_DEVICE, resume=True)
     state = read_checkpoint(out.with_name("ema.pt.state"))
     assert int(state["ema"]["n_averaged"]) == steps * 3 // 2
     # One epoch: that epoch is the best, so the saved model must be the average, not the live weights.
-    fit(train, val, recipe, tmp_path / "one.pt", epochs=1, seed=0, device="cpu")
+    fit(train, val, recipe, tmp_path / "one.pt", epochs=1, seed=0, device=TEST_DEVICE)
     state, best = read_checkpoint(tmp_path / "one.pt.state"), read_checkpoint(tmp_path / "one.pt")
     weight = "features.0.0.weight"
     assert not torch.equal(state["ema"]["module." + weight], state["model"][weight])  # the average lags
