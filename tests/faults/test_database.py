@@ -23,6 +23,7 @@ DOWN_WITHIN = 5.0  # s from `pg_ctl stop` to the first 503 (connect_timeout is 5
 UP_WITHIN = 20.0  # s from `pg_ctl start` to answers again (CONN_HEALTH_CHECKS drop the dead connection)
 API, PAGE = "/api/uploads/", "/"
 FACES_PER_CLASS = 30  # 210 faces for the split job, in batches of 8: a few seconds of work, a query per batch
+RESEND_AFTER = 1  # s a queued row waits without a message before the sweeper sends it
 HEARTBEAT_TIMEOUT = 3  # s without a heartbeat before the sweeper takes a running job back (workers beat every 1 s)
 
 
@@ -41,7 +42,8 @@ def platform(tmp_path: Path):
         stack = Stack(base=tmp_path, database_url=pg.create_database("ferplatform"), redis_url=redis.url(),
                       media_root=tmp_path / "media",
                       extra_env={"INFERENCE_BATCH_SIZE": "8", "WORK_HEARTBEAT_SECONDS": "1",
-                                 "WORK_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT), "WORK_RESEND_AFTER": "1"})
+                                 "WORK_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
+                                 "WORK_RESEND_AFTER": str(RESEND_AFTER)})
         # Nothing below needs the database before a request or a task comes: boot them while it is migrated.
         setup = stack.action_start("platform_setup", migrate=True, checkpoint_dir=str(tmp_path),
                                    faces_per_class=FACES_PER_CLASS, split_job="row")
@@ -77,7 +79,12 @@ def test_postgres_restart_answers_503_then_recovers_without_restarting_anything(
     assert page.get(web.url + PAGE, timeout=10).status_code == 200
     gunicorn_workers = web.worker_pids()
     job = setup["split_job"]
-    # Beat's sweep: the job's row waits without a message, so the sweeper sends it; the bulk worker takes it.
+    # Beat's sweep: the job's row waits without a message, so the sweeper sends it; the bulk worker takes it. The
+    # sweeper only sends rows older than WORK_RESEND_AFTER, and setup can finish after the servers are ready: wait
+    # out the row's age first (the database's clock, as the sweeper's query uses it).
+    (age,) = pg.execute("SELECT extract(epoch FROM now() - created_at) FROM inference_inferencejob WHERE id = %s",
+                        (job,), database="ferplatform")[0]
+    time.sleep(max(0.0, RESEND_AFTER + 0.5 - float(age)))
     assert stack.beat_sweep()["split_job"]["resent"] == [job]
 
     load = LoadThread(web.session(token=setup["token"], session_cookie=setup["session"]),
