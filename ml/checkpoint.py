@@ -43,8 +43,7 @@ def save_atomic(obj: dict, path: str | Path) -> None:
 def build_checkpoint(model: FerModel, *, recipe: dict, epoch: int, history: list[dict], optimizer=None, scheduler=None,
                      extra: dict | None = None, half: bool = False) -> dict:
     """``half`` stores float weights as float16 (the shipped checkpoint); they load back as float32."""
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
-             for k, v in model.state_dict().items()}
+    state = _stored_weights(model.state_dict(), half=half)
     ckpt = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -64,6 +63,22 @@ def build_checkpoint(model: FerModel, *, recipe: dict, epoch: int, history: list
         ckpt["scheduler"] = scheduler.state_dict()
     ckpt.update(extra or {})
     return ckpt
+
+
+def _stored_weights(state: dict, *, half: bool) -> dict:
+    return {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+            for k, v in state.items()}
+
+
+def halve_checkpoint(src: str | Path, dst: str | Path) -> dict:
+    """Store a finished checkpoint's float weights as float16, as ``train --half`` would have stored them (the same
+    rounding), and leave the rest as it was. Returns the files' sizes in bytes; the new file is loaded once to check
+    it."""
+    data = read_checkpoint(src)
+    data["model"] = _stored_weights(data["model"], half=True)
+    save_atomic(data, dst)
+    load_checkpoint(dst)
+    return {"bytes_before": Path(src).stat().st_size, "bytes_after": Path(dst).stat().st_size}
 
 
 def _plain(d: dict) -> dict:

@@ -1,4 +1,5 @@
-"""``python -m ml``: train, evaluate, predict, explain, score-labels. Errors are one line on stderr, exit code 2."""
+"""``python -m ml``: train, evaluate, predict, explain, score-labels, half. Errors are one line on stderr, exit
+code 2."""
 
 from __future__ import annotations
 
@@ -162,6 +163,16 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_half(args: argparse.Namespace) -> int:
+    from ml.checkpoint import halve_checkpoint
+
+    if Path(args.out).resolve() == Path(args.checkpoint).resolve():
+        raise CLIError("--out must differ from --checkpoint: the full-precision file is kept")
+    sizes = halve_checkpoint(args.checkpoint, args.out)
+    print(json.dumps({"checkpoint": args.checkpoint, "out": args.out, **sizes}))
+    return 0
+
+
 def _cmd_score_labels(args: argparse.Namespace) -> int:
     from ml.data import load_fer_csv
     from ml.recipes import get_recipe
@@ -263,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("image")
     p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser("half", help="store a finished checkpoint's weights as float16, as train --half does")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True, help="the float16 checkpoint (a new file)")
+    p.set_defaults(func=_cmd_half)
 
     from ml.scoring import DEFAULT_RANKING, FILTER_METHODS, RANKING_METHODS
 

@@ -46,7 +46,7 @@ def trained(tmp_path_factory, kaggle_csv) -> Path:
 
 
 def test_every_command_has_help():
-    for cmd in ("train", "evaluate", "predict", "explain"):
+    for cmd in ("train", "evaluate", "predict", "explain", "score-labels", "half"):
         proc = run_ml(cmd, "--help")
         assert proc.returncode == 0 and "usage:" in proc.stdout
 
@@ -184,3 +184,42 @@ def test_train_no_dynamics_leaves_the_dynamics_file_out(kaggle_csv, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and not (tmp_path / "m.pt.dynamics.npz").exists()
     assert "dynamics" not in json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_half_stores_a_full_precision_checkpoint_as_float16_like_train_half(tmp_path):
+    from ml.checkpoint import build_checkpoint, load_checkpoint, read_checkpoint, save_atomic
+    from ml.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("fer_vgg")
+    full, half, trained_half = tmp_path / "full.pt", tmp_path / "half.pt", tmp_path / "train-half.pt"
+    save_atomic(build_checkpoint(model, recipe={"name": "x"}, epoch=3, history=[{"epoch": 3}]), full)
+    save_atomic(build_checkpoint(model, recipe={"name": "x"}, epoch=3, history=[{"epoch": 3}], half=True),
+                trained_half)
+    proc = run_ml("half", "--checkpoint", str(full), "--out", str(half))
+    assert proc.returncode == 0, proc.stderr
+    sizes = json.loads(proc.stdout)
+    assert sizes["bytes_after"] == half.stat().st_size < 0.6 * sizes["bytes_before"]
+    halved, as_trained = read_checkpoint(half), read_checkpoint(trained_half)
+    # The same tensors as `train --half` stores, and everything else as it was.
+    assert halved["model"].keys() == as_trained["model"].keys()
+    assert all(torch.equal(halved["model"][k], as_trained["model"][k]) for k in halved["model"])
+    assert {v.dtype for v in halved["model"].values() if v.is_floating_point()} == {torch.float16}
+    assert (halved["epoch"], halved["history"], halved["recipe"]) == (3, [{"epoch": 3}], {"name": "x"})
+    faces = torch.rand(4, 1, 48, 48)
+    with torch.no_grad():
+        before = load_checkpoint(full).model(faces).softmax(1)
+        after = load_checkpoint(half).model(faces).softmax(1)
+    assert torch.allclose(before, after, atol=1e-2)
+
+
+def test_half_refuses_to_overwrite_its_input_and_missing_files_in_one_line(tmp_path):
+    from ml.checkpoint import build_checkpoint, save_atomic
+    from ml.models import create_model
+
+    full = tmp_path / "full.pt"
+    save_atomic(build_checkpoint(create_model("fer_vgg"), recipe={}, epoch=1, history=[]), full)
+    assert_one_line_error(run_ml("half", "--checkpoint", str(full), "--out", str(full)), "must differ")
+    assert_one_line_error(run_ml("half", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "h.pt")),
+                          "no such file")
+    assert not (tmp_path / "h.pt").exists()
