@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import api
+from . import api, grid_api
 
 urlpatterns = [
     path("items/next", api.NextItemsApi.as_view(), name="review-api-next"),
@@ -14,6 +14,8 @@ urlpatterns = [
     path("items/<int:item_id>/model", api.ModelViewApi.as_view(), name="review-api-model"),
     path("votes/undo", api.VoteUndoApi.as_view(), name="review-api-undo"),
     path("stats", api.StatsApi.as_view(), name="review-api-stats"),
+    path("grid/page", grid_api.GridPageApi.as_view(), name="review-api-grid-page"),
+    path("grid/votes", grid_api.GridSubmitApi.as_view(), name="review-api-grid-votes"),
     path("agreement", api.AgreementApi.as_view(), name="review-api-agreement"),
     path("gold", api.GoldApi.as_view(), name="review-api-gold"),
     path("scoring-runs", api.ScoringRunsApi.as_view(), name="review-api-scoring-runs"),

@@ -30,6 +30,23 @@ class ReviewView(RoleRequiredMixin, TemplateView):
         return context
 
 
+class GridReviewView(RoleRequiredMixin, TemplateView):
+    """Grid review: a page of faces sharing a label, the ones that do not belong marked (its data comes from the
+    API, ``apps.review.grid_api``)."""
+
+    required_roles = (Role.REVIEWER,)
+    template_name = "review/grid.html"
+
+    def get_context_data(self, **kwargs):
+        from .grid import GRID_SIZE_DEFAULT
+
+        context = super().get_context_data(**kwargs)
+        context["choices"] = [(c.value, c.label) for c in Choice]
+        context["progress"] = review_progress_for(user=self.request.user)
+        context["grid_size"] = GRID_SIZE_DEFAULT
+        return context
+
+
 class ScoringView(RoleRequiredMixin, TemplateView):
     """Admins: start, watch (per fold and epoch, with an ETA), cancel and resume scoring runs (polling the API)."""
 
