@@ -35,8 +35,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(ScoringRun)
 class ScoringRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "status", "folds", "epochs", "ranking", "scored_count", "issue_count", "created_at"]
-    readonly_fields = ["progress", "error", "started_at", "finished_at"]
+    list_display = ["id", "status", "folds", "epochs", "ranking", "scored_count", "issue_count", "outliers",
+                    "created_at"]
+    readonly_fields = ["progress", "error", "started_at", "finished_at", "outlier_report"]
 
 
 class DecideActionForm(ActionForm):
@@ -47,8 +48,9 @@ class DecideActionForm(ActionForm):
 
 @admin.register(ReviewItem)
 class ReviewItemAdmin(ReadOnlyAdmin):
-    list_display = ["id", "face", "status", "priority", "suggested_label", "is_gold", "settled_label", "round"]
-    list_filter = ["status", "is_gold"]
+    list_display = ["id", "face", "kind", "status", "priority", "suggested_label", "is_gold", "settled_label",
+                    "round"]
+    list_filter = ["kind", "status", "is_gold"]
     raw_id_fields = ["face", "score", "lease_holder", "settled_by_admin"]
     action_form = DecideActionForm
     actions = ["decide_selected", "reopen_selected"]

@@ -64,7 +64,8 @@ def review_queue_rerank(*, model=None, item_ids: list[int] | None = None) -> int
     model = model or reviewer_model_current()
     if model is None:
         return 0
-    items = ReviewItem.objects.filter(status__in=OPEN, score__isnull=False)
+    # Only label issues: an outlier's or a duplicate conflict's place comes from its own score, not label quality.
+    items = ReviewItem.objects.filter(status__in=OPEN, score__isnull=False, kind=ReviewItem.Kind.LABEL_ISSUE)
     if item_ids is not None:
         items = items.filter(pk__in=item_ids)
     rows = list(items.values_list("pk", "score__run_id", "score__quality", "score__given_label",

@@ -57,6 +57,16 @@ class ScoringRun(WorkRow):
     items_updated = models.PositiveIntegerField(default=0)
     items_retired = models.PositiveIntegerField(default=0, help_text="Untouched open items of earlier runs that this "
                                                                      "run no longer flags (removed from the queue).")
+    outliers = models.PositiveIntegerField(default=0, help_text="Also score every face for 'not a face / outlier' "
+                                                                "and put at most this many suspects in the queue "
+                                                                "(kind outlier); 0: no outlier scoring.")
+    outlier_min_score = models.FloatField(default=0.5, help_text="Only faces whose outlier score (0-1) reaches this "
+                                                                 "become outlier items.")
+    outlier_model_version = models.ForeignKey("inference.ModelVersion", null=True, blank=True,
+                                              on_delete=models.SET_NULL, related_name="+",
+                                              help_text="The version whose penultimate features scored outliers.")
+    outlier_report = models.JSONField(null=True, blank=True, help_text="What the outlier step did: faces scored, "
+                                                                       "suspects, items created, updated, retired.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
 
@@ -93,6 +103,13 @@ class ReviewItem(models.Model):
         REOPENED = "reopened"
         DISPUTED = "disputed", "disputed (no quorum after the maximum number of votes)"
 
+    class Kind(models.TextChoices):
+        """Why the face is in the queue."""
+
+        LABEL_ISSUE = "label_issue", "label issue"
+        OUTLIER = "outlier", "outlier (maybe not a face)"
+        DUPLICATE_CONFLICT = "duplicate_conflict", "duplicate conflict"
+
     face = models.OneToOneField(FaceImage, on_delete=models.CASCADE, related_name="review_item")
     score = models.ForeignKey(LabelScore, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                               help_text="The latest scoring run's score for this face.")
@@ -101,6 +118,10 @@ class ReviewItem(models.Model):
                                                         "the reviewers settled.")
     suggested_label = models.PositiveSmallIntegerField(choices=Emotion.choices, null=True, blank=True)
     suggested_probability = models.FloatField(null=True, blank=True)
+    kind = models.CharField(max_length=24, choices=Kind.choices, default=Kind.LABEL_ISSUE,
+                            help_text="Why the face is in the queue.")
+    kind_detail = models.JSONField(default=dict, blank=True, help_text=(
+        "What put it there: an outlier's score, reason and image statistics; a duplicate conflict's group."))
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     round = models.PositiveIntegerField(default=1, help_text="Incremented by an admin's reopen.")
     lease_holder = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

@@ -46,6 +46,7 @@ ProgressCallback = Callable[[dict], None]
 OVERLAYS_PRECOMPUTE_TASK = "review.overlays_precompute"  # a hint: apps/review/tasks.py
 
 EPOCHS_MAX = 200  # per fold; the shipped recipe trains 12
+OUTLIERS_MAX = 5000  # outlier items one run may flag
 SEED_MAX = 2**31 - 1  # ScoringRun.seed is a signed 32-bit column, and numpy seeds are unsigned: 0..2**31-1 fits both
 
 
@@ -63,13 +64,17 @@ class ScoringRunStateError(Conflict):
 
 def scoring_run_create(*, method: str = ScoringRun.Method.OUT_OF_FOLD, folds: int = 4, epochs: int | None = None,
                        ranking: str = DEFAULT_RANKING, filter_by: str = "prune_by_noise_rate", seed: int = 0,
-                       recipe_overrides: dict | None = None, blend_active: bool = False,
-                       created_by=None) -> ScoringRun:
+                       recipe_overrides: dict | None = None, blend_active: bool = False, outliers: int = 0,
+                       outlier_min_score: float = 0.5, created_by=None) -> ScoringRun:
     """A queued run. ``in_sample`` ranks with the active version's own probabilities (folds, epochs and recipe
     overrides do not apply); ``out_of_fold`` cross-fits ``folds`` models of the scoring recipe; ``short_run`` trains
     one model of the scoring recipe on every face and ranks with its probability snapshots (``folds`` does not
     apply); ``dynamics`` ranks with the active version's own training dynamics (trains nothing). With
-    ``blend_active``, the last three average their probabilities with the active version's in-sample ones."""
+    ``blend_active``, the last three average their probabilities with the active version's in-sample ones.
+
+    With ``outliers`` > 0 the run also scores every face for "not a face / outlier" (image statistics and the active
+    version's penultimate features, ``ml.outliers``) and puts at most that many suspects scoring at least
+    ``outlier_min_score`` in the queue as outlier items."""
     from ml.scoring import FILTER_METHODS, RANKING_METHODS
 
     if method not in ScoringRun.Method.values:
@@ -80,6 +85,7 @@ def scoring_run_create(*, method: str = ScoringRun.Method.OUT_OF_FOLD, folds: in
         raise ScoringRunError(f"unknown filter {filter_by!r}; available: {', '.join(FILTER_METHODS)}")
     if not 0 <= seed <= SEED_MAX:
         raise ScoringRunError(f"seed must be 0-{SEED_MAX}")
+    outlier_fields = _outlier_fields(outliers, outlier_min_score)
     version = None
     if method == ScoringRun.Method.DYNAMICS:
         version = model_version_active()
@@ -92,7 +98,8 @@ def scoring_run_create(*, method: str = ScoringRun.Method.OUT_OF_FOLD, folds: in
             raise ScoringRunError("epochs and recipe_overrides apply to runs that train: a dynamics run trains "
                                   "nothing")
         return ScoringRun.objects.create(method=method, model_version=version, blend_active=blend_active, folds=0,
-                                         ranking=ranking, filter_by=filter_by, seed=seed, created_by=created_by)
+                                         ranking=ranking, filter_by=filter_by, seed=seed, created_by=created_by,
+                                         **outlier_fields)
     if method == ScoringRun.Method.IN_SAMPLE or blend_active:
         version = model_version_active()
         if version is None:
@@ -123,7 +130,23 @@ def scoring_run_create(*, method: str = ScoringRun.Method.OUT_OF_FOLD, folds: in
                 raise ScoringRunError(f"recipe_overrides: {exc}") from None
     return ScoringRun.objects.create(method=method, model_version=version, blend_active=blend_active, folds=folds,
                                      epochs=epochs, ranking=ranking, filter_by=filter_by, seed=seed,
-                                     recipe_overrides=recipe_overrides or {}, created_by=created_by)
+                                     recipe_overrides=recipe_overrides or {}, created_by=created_by,
+                                     **outlier_fields)
+
+
+def _outlier_fields(outliers: int, min_score: float) -> dict:
+    """The run's outlier settings, with the version whose features score them (the active one)."""
+    if not 0 <= outliers <= OUTLIERS_MAX:
+        raise ScoringRunError(f"outliers must be 0-{OUTLIERS_MAX}")
+    if not 0.0 <= min_score <= 1.0:
+        raise ScoringRunError("outlier_min_score must be 0-1")
+    version = None
+    if outliers:
+        version = model_version_active()
+        if version is None:
+            raise ScoringRunError("outlier scoring uses the active model version's features, and no version is "
+                                  "active; activate one or score without outliers")
+    return {"outliers": outliers, "outlier_min_score": min_score, "outlier_model_version": version}
 
 
 def scoring_run_enqueue(**kwargs) -> ScoringRun:
@@ -235,15 +258,18 @@ def _work_dir(run: ScoringRun) -> Path:
 def scoring_run_work(run: ScoringRun, progress: ScoringProgress) -> None:
     """The slow part outside any transaction (finished folds kept under the work dir, so an attempt after a lost
     one resumes at the fold it was in), then the scores, the queue and success in one short transaction."""
-    run = ScoringRun.objects.select_related("model_version").get(pk=run.pk)
-    scores = _score(run, _work_dir(run), progress)
+    run = ScoringRun.objects.select_related("model_version", "outlier_model_version").get(pk=run.pk)
+    faces = training_faces()
+    scores = _score(run, _work_dir(run), progress, faces)
+    outliers = _outlier_scores(run, faces[1], progress) if run.outliers else None
     with transaction.atomic():
         work_still_mine(SCORING_RUN, run.pk)
         created, updated, retired = _record(run, scores)
         review_queue_rerank()  # with a fitted reviewer model, the new scores take their place by it
+        outlier_report = None if outliers is None else _record_outliers(run, faces[0], outliers, scores)
         ferplus = scoring_ferplus_report(run=run)  # None unless FER+ votes were imported
         ScoringRun.objects.filter(pk=run.pk, status=WorkStatus.RUNNING).update(
-            ferplus=ferplus,
+            ferplus=ferplus, outlier_report=outlier_report,
             status=WorkStatus.SUCCEEDED, finished_at=timezone.now(), error="", scored_count=len(scores.rows),
             issue_count=int(scores.is_issue.sum()), items_created=created, items_updated=updated,
             items_retired=retired,
@@ -295,11 +321,12 @@ def scoring_run_resume(*, run_id: int) -> ScoringRun:
     return run
 
 
-def _score(run: ScoringRun, work_dir: Path, progress: ProgressCallback):
+def _score(run: ScoringRun, work_dir: Path, progress: ProgressCallback,
+           faces: tuple[list[int], np.ndarray, np.ndarray]):
     from ml.data import FaceArrays
     from ml.scoring import cross_fit_probabilities, score_from_probabilities
 
-    face_ids, images, labels = training_faces()
+    face_ids, images, labels = faces
     if run.method == ScoringRun.Method.IN_SAMPLE:
         if not face_ids:
             raise ScoringRunError("no labelled Training faces to score")
@@ -429,7 +456,8 @@ def _record(run: ScoringRun, scores) -> tuple[int, int, int]:
     for face_id, item in existing.items():
         i = index[face_id]
         item.score_id = by_face[face_id]
-        item.priority = float(scores.quality[i])
+        if item.kind == ReviewItem.Kind.LABEL_ISSUE:  # an outlier or duplicate keeps the place its own reason gave it
+            item.priority = float(scores.quality[i])
         item.suggested_label = int(scores.suggested[i])
         item.suggested_probability = float(scores.suggested_probability[i])
         item.updated_at = now  # bulk_update skips auto_now
@@ -445,10 +473,11 @@ def _record(run: ScoringRun, scores) -> tuple[int, int, int]:
     return len(to_create), len(to_update), retired
 
 
-def _untouched(*, keep: set[int], now) -> QuerySet[ReviewItem]:
-    """Open items nobody has touched: round 1, no vote, undo, skip or history, not gold, not leased now, face not in
-    ``keep``."""
-    return (ReviewItem.objects.filter(status=ReviewItem.Status.OPEN, is_gold=False, round=1)
+def _untouched(*, keep: set[int], now, kind: str = ReviewItem.Kind.LABEL_ISSUE) -> QuerySet[ReviewItem]:
+    """Open items of ``kind`` nobody has touched: round 1, no vote, undo, skip or history, not gold, not leased now,
+    face not in ``keep``. (A label-scoring run retires label issues only: outliers and duplicate conflicts are not
+    its to judge.)"""
+    return (ReviewItem.objects.filter(status=ReviewItem.Status.OPEN, is_gold=False, round=1, kind=kind)
             .exclude(face_id__in=keep)
             .exclude(lease_expires_at__gt=now)
             .exclude(Exists(Vote.objects.filter(item=OuterRef("pk"))))
@@ -457,17 +486,77 @@ def _untouched(*, keep: set[int], now) -> QuerySet[ReviewItem]:
             .exclude(Exists(LabelHistory.objects.filter(item=OuterRef("pk")))))
 
 
-def _retire_untouched(*, keep: set[int], now) -> int:
+def _retire_untouched(*, keep: set[int], now, kind: str = ReviewItem.Kind.LABEL_ISSUE) -> int:
     """Delete the untouched open items (``_untouched``) whose face is not in ``keep``; how many. The rows are locked
     first, and the delete re-checks that they are still untouched, so a vote is never cascaded away: a vote locks
     its item row (and its insert needs a key-share lock on it), so it either landed before the check, which then
     keeps the item, or waits and then finds the item gone (404). Items a vote holds right now are skipped, not waited
     for: they are touched."""
-    locked = list(_untouched(keep=keep, now=now).select_for_update(skip_locked=True).values_list("pk", flat=True))
+    locked = list(_untouched(keep=keep, now=now, kind=kind).select_for_update(skip_locked=True)
+                  .values_list("pk", flat=True))
     if not locked:
         return 0
-    _, deleted = _untouched(keep=keep, now=now).filter(pk__in=locked).delete()
+    _, deleted = _untouched(keep=keep, now=now, kind=kind).filter(pk__in=locked).delete()
     return deleted.get(ReviewItem._meta.label, 0)
+
+
+# --- outliers ---------------------------------------------------------------------------------------------------------
+
+def _outlier_scores(run: ScoringRun, images: np.ndarray, progress: ProgressCallback):
+    """``ml.outliers.outlier_scores`` of every face, with the outlier version's pooled features (the slow part: one
+    forward pass, outside any transaction)."""
+    from apps.inference import runtime
+    from ml.outliers import outlier_scores
+    from ml.scoring import pooled_features
+
+    if run.outlier_model_version is None:
+        raise ScoringRunError("the model version this run was to score outliers with no longer exists; start a new "
+                              "run")
+    model = runtime.loaded(run.outlier_model_version).model
+    features = []
+    for start in range(0, len(images), IN_SAMPLE_CHUNK):
+        features.append(pooled_features(model, images[start:start + IN_SAMPLE_CHUNK]))
+        progress({"kind": "outliers", "done": min(start + IN_SAMPLE_CHUNK, len(images)), "total": len(images)})
+    return outlier_scores(images, np.concatenate(features) if features else None)
+
+
+def _record_outliers(run: ScoringRun, face_ids: list[int], outliers, scores) -> dict:
+    """Put the run's outlier suspects in the queue (``review_item_flag``, kind outlier), and take out the untouched
+    outlier items of earlier runs that are no longer suspects: back to a label issue when this run flagged the label,
+    removed otherwise. Returns the report stored on the run."""
+    from apps.faces.models import FaceImage
+
+    from .services import review_item_flag
+
+    top = outliers.top(run.outliers, min_score=run.outlier_min_score)
+    chosen = {int(face_ids[i]): int(i) for i in top}
+    now = timezone.now()
+    label_flagged = {int(scores.rows[i]) for i in np.flatnonzero(scores.is_issue)}
+    back = list(_untouched(keep=set(chosen), now=now, kind=ReviewItem.Kind.OUTLIER)
+                .filter(face_id__in=label_flagged).select_for_update(skip_locked=True))
+    quality = {int(face): float(scores.quality[i]) for i, face in enumerate(scores.rows)}
+    for item in back:
+        item.kind, item.kind_detail, item.priority, item.updated_at = ReviewItem.Kind.LABEL_ISSUE, {}, \
+            quality[item.face_id], now
+    ReviewItem.objects.bulk_update(back, ["kind", "kind_detail", "priority", "updated_at"])
+    retired = _retire_untouched(keep=set(chosen) | label_flagged, now=now, kind=ReviewItem.Kind.OUTLIER)
+    had = dict(ReviewItem.objects.filter(face_id__in=chosen).values_list("face_id", "status"))
+    decided = {f for f, status in had.items() if status not in (ReviewItem.Status.OPEN, ReviewItem.Status.REOPENED)}
+    faces = FaceImage.objects.in_bulk(list(chosen))
+    version = run.outlier_model_version.name if run.outlier_model_version else None
+    for face_id, i in chosen.items():
+        review_item_flag(face=faces[face_id], kind=ReviewItem.Kind.OUTLIER,
+                         detail={**outliers.detail(i), "run": run.pk, "model_version": version},
+                         priority=1.0 - float(outliers.score[i]))
+    fired = {}
+    for i in top:
+        for signal in outliers.fired(int(i))[:1]:
+            fired[signal] = fired.get(signal, 0) + 1
+    return {"model_version": version, "scored": len(face_ids), "suspects": len(chosen),
+            "above_min_score": int((outliers.score >= run.outlier_min_score).sum()),
+            "items_created": len(set(chosen) - set(had)), "items_updated": len(set(had) - decided),
+            "already_decided": len(decided), "items_retired": retired, "back_to_label_issue": len(back),
+            "by_reason": fired}
 
 
 SCORING_RUN = WorkKind(name="scoring_run", label="label-scoring runs", model=ScoringRun, task="review.score_labels",

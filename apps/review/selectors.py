@@ -328,19 +328,34 @@ def label_history_for(*, user, faces: QuerySet[FaceImage]) -> Iterator[tuple[Fac
 
 # --- why an item is in the queue ------------------------------------------------------------------------------------
 
+def kind_reasons(item: ReviewItem) -> list[str]:
+    """The reason an outlier or duplicate-conflict item carries in its ``kind_detail`` (a label issue's reasons are
+    its score's)."""
+    detail = item.kind_detail or {}
+    if item.kind == ReviewItem.Kind.OUTLIER:
+        why = detail.get("reason") or "far from the other faces"
+        score = detail.get("score")
+        return [f"an outlier, maybe not a face: {why}"
+                + (f" (outlier score {score:.2f})" if isinstance(score, (int, float)) else "")]
+    if item.kind == ReviewItem.Kind.DUPLICATE_CONFLICT:
+        return [detail.get("reason") or "a near-duplicate of other faces that carry a different label"]
+    return []
+
+
 def item_reasons(item: ReviewItem, reviewer_model=None) -> list[str]:
-    """What put ``item`` in the queue, in words a reviewer can check against the face: what the model reads and how
-    sure it is of the label, how a short run saw the label along its training (when the item's run was one), and how
-    often reviewers found this label wrong when the model read the same (once the queue has learnt from them). Built
-    from the item's score and the queue's reviewer model only, so a gold item gets its reasons like any other."""
+    """What put ``item`` in the queue, in words a reviewer can check against the face: why an outlier or a duplicate
+    conflict is there (``kind_reasons``), what the model reads and how sure it is of the label, how a short run saw
+    the label along its training (when the item's run was one), and how often reviewers found this label wrong when
+    the model read the same (once the queue has learnt from them). Built from the item's kind, score and the queue's
+    reviewer model only, so a gold item gets its reasons like any other."""
     from ml.labels import CLASSES
 
+    reasons = kind_reasons(item)
     score = item.score
     if score is None:
-        return []
+        return reasons
     given, suggested = score.given_label, score.suggested_label
     probs = score.probabilities or []
-    reasons = []
     if suggested != given and len(probs) > max(given, suggested):
         reasons.append(f"the model reads {CLASSES[suggested]} at {probs[suggested]:.2f}, "
                        f"the label {CLASSES[given]} at {probs[given]:.2f}")

@@ -8,7 +8,7 @@ from ml.scoring import DEFAULT_RANKING
 
 from .choices import Choice
 from .models import ReviewItem, ScoringRun, Vote
-from .scoring import EPOCHS_MAX, SEED_MAX
+from .scoring import EPOCHS_MAX, OUTLIERS_MAX, SEED_MAX
 
 
 class ChoiceInputSerializer(serializers.Serializer):
@@ -40,6 +40,11 @@ class ScoringRunInputSerializer(serializers.Serializer):
     blend_active = serializers.BooleanField(default=False, help_text="Out-of-fold and short runs: average their "
                                                                      "probabilities with the active version's "
                                                                      "in-sample ones.")
+    outliers = serializers.IntegerField(min_value=0, max_value=OUTLIERS_MAX, default=0, help_text=(
+        "Also score every face for 'not a face / outlier' (image statistics and the active version's features) and "
+        f"put at most this many suspects in the queue as outlier items, 0-{OUTLIERS_MAX}; 0: none."))
+    outlier_min_score = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.5,
+                                               help_text="Only faces whose outlier score (0-1) reaches this.")
 
 
 class KaggleExportQuerySerializer(serializers.Serializer):
@@ -61,12 +66,18 @@ class ReviewItemSerializer(serializers.ModelSerializer):
     probabilities = serializers.SerializerMethodField()
     quality = serializers.SerializerMethodField()
     reasons = serializers.SerializerMethodField()
+    kind = serializers.ChoiceField(choices=ReviewItem.Kind.choices, read_only=True,
+                                   help_text="Why the face is in the queue: label_issue, outlier or "
+                                             "duplicate_conflict.")
+    kind_label = serializers.CharField(source="get_kind_display", read_only=True)
+    kind_detail = serializers.DictField(read_only=True, help_text="What put it there: an outlier's score, reason and "
+                                                                  "image statistics; a duplicate conflict's group.")
 
     class Meta:
         model = ReviewItem
         fields = ["id", "face", "image", "current_label", "current_label_name", "original_label", "suggested_label",
-                  "suggested_label_name", "suggested_probability", "probabilities", "quality", "reasons",
-                  "lease_expires_at"]
+                  "suggested_label_name", "suggested_probability", "probabilities", "quality", "reasons", "kind",
+                  "kind_label", "kind_detail", "lease_expires_at"]
 
     @extend_schema_field(serializers.URLField())
     def get_image(self, item: ReviewItem) -> str:
@@ -247,7 +258,8 @@ class ScoringRunSerializer(serializers.ModelSerializer):
         fields = ["id", "status", "method", "blend_active", "model_version", "model_version_name", "cancel_requested",
                   "folds", "epochs", "epochs_per_fold", "ranking", "filter_by", "seed", "progress", "history",
                   "scored_count",
-                  "issue_count", "items_created", "items_updated", "items_retired", "ferplus", "error", "attempts",
+                  "issue_count", "items_created", "items_updated", "items_retired", "outliers", "outlier_min_score",
+                  "outlier_report", "ferplus", "error", "attempts",
                   "created_at", "started_at", "finished_at"]
 
     def get_epochs_per_fold(self, run: ScoringRun) -> int | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from math import isfinite
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -379,4 +380,36 @@ def review_gold_set(*, face_id: int, label: int) -> ReviewItem:
 
     review_queue_rerank(item_ids=[item.pk])  # placed by the same rule as every open item
     item.refresh_from_db(fields=["priority"])
+    return item
+
+
+# --- why an item is in the queue ------------------------------------------------------------------------------------
+
+@transaction.atomic
+def review_item_flag(*, face: FaceImage, kind: str, detail: dict, priority: float) -> ReviewItem:
+    """Put ``face`` in the queue for ``kind`` (``ReviewItem.Kind``: label_issue, outlier, duplicate_conflict) with
+    ``detail`` (what put it there, shown to reviewers) at ``priority`` (lower is served first). A face without an item
+    gets an open one. An open or reopened item takes the new kind and detail and keeps its votes, round and lease; its
+    place in the queue becomes the more urgent of the two priorities, so a second reason never delays a face. Settled
+    and disputed items are decided (or an admin's to decide) and gold items must look like any other: those are
+    returned unchanged."""
+    if kind not in ReviewItem.Kind.values:
+        raise ReviewError(f"unknown item kind {kind!r}; available: {', '.join(ReviewItem.Kind.values)}")
+    if not isinstance(detail, dict):
+        raise ReviewError("detail must be a dict")
+    if not isinstance(priority, (int, float)) or not isfinite(priority):
+        raise ReviewError(f"priority must be a finite number, not {priority!r}")
+    item = ReviewItem.objects.select_for_update().filter(face_id=face.pk).first()
+    if item is None:
+        try:
+            with transaction.atomic():  # a concurrent flag of the same face: take the item it created
+                return ReviewItem.objects.create(face_id=face.pk, kind=kind, kind_detail=detail,
+                                                 priority=float(priority))
+        except IntegrityError:
+            item = ReviewItem.objects.select_for_update().get(face_id=face.pk)
+    if item.status not in OPEN_STATUSES or item.is_gold:
+        return item
+    item.kind, item.kind_detail = kind, detail
+    item.priority = min(item.priority, float(priority))
+    item.save(update_fields=["kind", "kind_detail", "priority", "updated_at"])
     return item

@@ -108,6 +108,8 @@
       el("span", {class: "bar"}, [el("span", {style: {width: `${(p * 100).toFixed(1)}%`}})]),
       el("span", {class: "pct", text: `${Math.round(p * 100)}%`}),
     ])));
+    $("item-kind").textContent = current.kind_label || "label issue";
+    $("item-kind").dataset.kind = current.kind || "label_issue";
     $("reasons").replaceChildren(...(current.reasons || []).map((text) => el("li", {text})));
     renderModelView(current.id);
   }

@@ -107,6 +107,16 @@ def test_without_a_fit_nothing_is_re_ranked(queue):
     assert _served_order(queue["open"]) == [i.pk for i in queue["open"]]
 
 
+def test_a_fit_re_ranks_label_issues_only(queue, admin_user, django_capture_on_commit_callbacks):
+    """An outlier keeps its own place: label quality says nothing about a face that may not be a face."""
+    sad, happy, _ = queue["open"]
+    ReviewItem.objects.filter(pk=happy.pk).update(kind=ReviewItem.Kind.OUTLIER, priority=0.9)
+    _settle_top(queue, admin_user, django_capture_on_commit_callbacks)
+    fit = work_run(QUEUE_FIT, QueueFit.objects.get().pk)
+    assert fit.reranked == 2
+    assert ReviewItem.objects.get(pk=happy.pk).priority == 0.9
+
+
 def test_a_fit_with_nothing_settled_fails_with_the_reason(queue):
     fit = QueueFit.objects.create()
     fit = work_run(QUEUE_FIT, fit.pk)

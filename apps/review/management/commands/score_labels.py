@@ -29,6 +29,11 @@ class Command(BaseCommand):
         parser.add_argument("--ranking", default=DEFAULT_RANKING)
         parser.add_argument("--filter-by", default="prune_by_noise_rate")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--outliers", type=int, default=0, metavar="N",
+                            help="Also score every face for 'not a face / outlier' with the active version's "
+                                 "features and image statistics, and queue at most N suspects (default 0: none).")
+        parser.add_argument("--outlier-min-score", type=float, default=0.5,
+                            help="Only faces whose outlier score (0-1) reaches this (default 0.5).")
         parser.add_argument("--resume", type=int, metavar="RUN_ID",
                             help="Continue a failed or cancelled run from its finished folds.")
 
@@ -41,7 +46,8 @@ class Command(BaseCommand):
                 run_id = scoring_run_create(method=options["method"], folds=options["folds"],
                                             epochs=options["epochs"], ranking=options["ranking"],
                                             filter_by=options["filter_by"], seed=options["seed"],
-                                            blend_active=options["blend_active"]).pk
+                                            blend_active=options["blend_active"], outliers=options["outliers"],
+                                            outlier_min_score=options["outlier_min_score"]).pk
                 if options["method"] != ScoringRun.Method.OUT_OF_FOLD and options["folds"] != 4:
                     self.stderr.write(f"note: --folds does not apply to a {options['method']} run")
             self.stdout.write(f"scoring run {run_id}")
@@ -54,10 +60,18 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"scored {run.scored_count} faces, {run.issue_count} flagged; review items: {run.items_created} new, "
             f"{run.items_updated} updated ({time.monotonic() - started:.0f} s)"))
+        if run.outlier_report:
+            report = run.outlier_report
+            self.stdout.write(f"outliers: {report['suspects']} suspects of {report['scored']} faces "
+                              f"({report['above_min_score']} at or above {run.outlier_min_score}); review items: "
+                              f"{report['items_created']} new, {report['items_updated']} updated, "
+                              f"{report['items_retired']} retired")
 
     def _progress(self, event: dict) -> None:
         if event.get("kind") == "predict" and (event["done"] == event["total"] or event["done"] % 8192 < 1024):
             self.stdout.write(f"predicted {event['done']}/{event['total']} faces")
+        elif event.get("kind") == "outliers" and event["done"] == event["total"]:
+            self.stdout.write(f"outliers: features of {event['total']} faces")
         elif event.get("kind") == "fold":
             note = " (reused)" if event.get("reused") else ""
             self.stdout.write(f"fold {event['fold']}/{event['folds']} done{note}")
