@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -78,9 +79,12 @@ def map_grid_png(panels: Sequence[tuple[str, np.ndarray | None]], *, columns: in
 
 
 def road_scores(model: FerModel, faces: np.ndarray, maps: np.ndarray, targets: Sequence[int], *,
-                percentiles: Sequence[int] = ROAD_PERCENTILES, batch_size: int = 32) -> np.ndarray:
+                percentiles: Sequence[int] = ROAD_PERCENTILES, batch_size: int = 32,
+                seed: int | None = 0) -> np.ndarray:
     """pytorch-grad-cam's ROAD (combined MoRF/LeRF, softmax scores) for each face: higher means the map points at
-    pixels the model really uses. ``faces`` uint8 (N, 48, 48), ``maps`` (N, 48, 48) uint8 or floats in [0, 1]."""
+    pixels the model really uses. ``faces`` uint8 (N, 48, 48), ``maps`` (N, 48, 48) uint8 or floats in [0, 1].
+    ROAD's imputer adds noise: ``seed`` fixes it (None: unseeded), so two maps of the same faces are compared under
+    the same noise and a figure can be measured again."""
     faces = np.asarray(faces, dtype=np.uint8)
     maps = np.asarray(maps)
     maps = maps.astype(np.float32) / 255.0 if maps.dtype == np.uint8 else maps.astype(np.float32)
@@ -89,6 +93,9 @@ def road_scores(model: FerModel, faces: np.ndarray, maps: np.ndarray, targets: S
     device = next(model.parameters()).device
     model.eval()
     metric = ROADCombined(percentiles=list(percentiles))
+    generator_state = torch.random.get_rng_state()
+    if seed is not None:
+        torch.manual_seed(seed)
     scores = []
     for start in range(0, len(faces), batch_size):
         x = to_input(faces[start:start + batch_size], model, device)
@@ -97,4 +104,31 @@ def road_scores(model: FerModel, faces: np.ndarray, maps: np.ndarray, targets: S
             cams = torch.nn.functional.interpolate(cams, size=x.shape[-2:], mode="bilinear", align_corners=False)
         batch_targets = [ClassifierOutputSoftmaxTarget(int(t)) for t in targets[start:start + batch_size]]
         scores.append(np.asarray(metric(x, cams.squeeze(1).numpy(), batch_targets, model), dtype=np.float32))
+    if seed is not None:
+        torch.random.set_rng_state(generator_state)  # leave the caller's random stream as it was
     return np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    """Per-face ROAD of a CAM method against the random-map baseline on the same faces."""
+
+    mean: float
+    std: float
+    baseline_mean: float
+    beats: float  # share of faces whose map scores above the random map's
+    beats_per_class: dict[int, tuple[int, int]]  # class -> (faces beating the baseline, faces)
+
+
+def compare_to_baseline(scores: np.ndarray, baseline: np.ndarray, targets: Sequence[int]) -> BaselineComparison:
+    """Summarise per-face ``scores`` against the ``baseline`` scores of the same faces, overall and per target
+    class (a tie does not beat the baseline)."""
+    scores, baseline = np.asarray(scores, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.int64)
+    if not (len(scores) == len(baseline) == len(targets)) or not len(scores):
+        raise ValueError(f"{len(scores)} scores, {len(baseline)} baseline scores and {len(targets)} targets: "
+                         "need as many of each, at least one")
+    wins = scores > baseline
+    per_class = {int(c): (int(wins[targets == c].sum()), int((targets == c).sum())) for c in np.unique(targets)}
+    return BaselineComparison(float(scores.mean()), float(scores.std()), float(baseline.mean()), float(wins.mean()),
+                              per_class)

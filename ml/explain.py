@@ -16,7 +16,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from ml.evaluate import to_input
 from ml.labels import NUM_CLASSES
-from ml.models import FerModel
+from ml.models import CAM_LAYERS, DEFAULT_CAM_LAYER, FerModel, cam_layer
 
 METHODS: dict[str, type] = {
     "gradcam": pgc.GradCAM,
@@ -32,6 +32,28 @@ METHODS: dict[str, type] = {
     "fullgrad": pgc.FullGrad,
 }
 DEFAULT_METHOD = "gradcam"
+# The methods that may hook the fine (12x12) layer: both weight each activation by its own gradient, so a shallow
+# layer's map stays sharp. Methods that average gradients over the map (Grad-CAM and kin) or project activations
+# (Eigen-CAM) give noise there, and ScoreCAM/AblationCAM would cost one forward pass per channel of a wider map.
+LAYER_METHODS: dict[str, frozenset[str]] = {
+    "last": frozenset(METHODS),
+    "fine": frozenset({"hirescam", "layercam"}),
+}
+assert set(LAYER_METHODS) == set(CAM_LAYERS)
+
+
+def layer_check(method: str, layer: str) -> None:
+    """``ValueError`` naming the choices when ``layer`` is unknown or does not suit ``method``."""
+    if layer not in LAYER_METHODS:
+        raise ValueError(f"unknown CAM layer {layer!r}; available: {', '.join(CAM_LAYERS)}")
+    if method not in LAYER_METHODS[layer]:
+        raise ValueError(f"CAM method {method!r} does not suit the {layer!r} layer; use one of: "
+                         f"{', '.join(sorted(LAYER_METHODS[layer]))}")
+
+
+def random_maps(n: int, *, seed: int = 0, size: int = 48) -> np.ndarray:
+    """The baseline a CAM method must beat: uniform random maps (N, size, size) in [0, 1], reproducible by ``seed``."""
+    return np.random.default_rng(seed).random((n, size, size), dtype=np.float32)
 
 
 @dataclass
@@ -64,10 +86,13 @@ def make_overlays(faces: np.ndarray, maps: np.ndarray, size: int = 192, alpha: f
 
 
 def explain(model: FerModel, faces: np.ndarray, *, method: str = DEFAULT_METHOD, targets: list[int] | None = None,
-            overlay_size: int = 192, batch_size: int = 64) -> Explanation:
-    """Maps for uint8 faces (N, 48, 48). ``targets``: one class per face, or None for the predicted class."""
+            layer: str = DEFAULT_CAM_LAYER, overlay_size: int = 192, batch_size: int = 64) -> Explanation:
+    """Maps for uint8 faces (N, 48, 48). ``targets``: one class per face, or None for the predicted class.
+    ``layer``: ``last`` (the coarse last stage) or ``fine`` (the stage before it; only the ``LAYER_METHODS``)."""
     if method not in METHODS:
         raise ValueError(f"unknown CAM method {method!r}; available: {', '.join(sorted(METHODS))}")
+    layer_check(method, layer)
+    target_layer = cam_layer(model, layer).module
     faces = np.asarray(faces, dtype=np.uint8)
     if targets is not None:
         _check_targets(targets, len(faces))
@@ -79,7 +104,7 @@ def explain(model: FerModel, faces: np.ndarray, *, method: str = DEFAULT_METHOD,
         with torch.inference_mode():
             p = torch.softmax(model(x).float(), dim=1).cpu().numpy()
         batch_targets = targets[start:start + batch_size] if targets is not None else p.argmax(1).tolist()
-        with METHODS[method](model=model, target_layers=[model.cam_target_layer]) as cam:
+        with METHODS[method](model=model, target_layers=[target_layer]) as cam:
             if hasattr(cam, "batch_size"):
                 cam.batch_size = 64  # ScoreCAM/AblationCAM: masked copies per forward pass
             grey = cam(input_tensor=x.clone().requires_grad_(True),

@@ -228,3 +228,61 @@ def fer_vgg(widths: tuple[int, ...] = (32, 64, 128, 256), depths: tuple[int, ...
 def fer_vgg_m(in_chans: int = 1, num_classes: int = NUM_CLASSES) -> FerModel:
     """Wider, with three convs in the two deepest stages."""
     return FerVGG((48, 96, 192, 384), (2, 2, 3, 3), 0.3, in_chans, num_classes)
+
+
+# --- named CAM layers ---------------------------------------------------------------------------------------------
+
+CAM_LAYERS: tuple[str, ...] = ("last", "fine")
+DEFAULT_CAM_LAYER = "last"
+
+
+@dataclass(frozen=True)
+class CamLayer:
+    """A layer Grad-CAM can hook: ``name`` is the choice (``last``, ``fine``), ``path`` the module's dotted name in
+    the model, ``size`` the side of its feature map at the model's input size."""
+
+    name: str
+    path: str
+    size: int
+    module: nn.Module
+
+
+def cam_layers(model: FerModel) -> dict[str, CamLayer]:
+    """``last``: ``cam_target_layer`` (the coarse map every method uses). ``fine``: the outermost module of the trunk
+    whose output is the last one at twice the last layer's resolution (the stage before the last down-sampling: 12x12
+    under a 6x6 stage). Read off one probing forward pass, so every registered architecture resolves both alike."""
+    cached = getattr(model, "_cam_layers", None)
+    if cached is not None:
+        return cached
+    names = {id(m): name for name, m in model.named_modules()}
+    sizes: list[tuple[nn.Module, int]] = []  # in the order the modules finish: an enclosing stage after its parts
+    hooks = [m.register_forward_hook(lambda mod, _in, out: sizes.append((mod, out.shape[-1])))
+             for m in model.features.modules() if m is not model.features]
+    p = model.preprocessing
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model.forward_features(torch.zeros(1, p.channels, p.input_size, p.input_size,
+                                               device=next(model.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    last = model.cam_target_layer
+    last_size = next(s for m, s in sizes if m is last)
+    layers = {"last": CamLayer("last", names[id(last)], last_size, last)}
+    fine = [m for m, s in sizes if s == 2 * last_size]
+    if fine:
+        layers["fine"] = CamLayer("fine", names[id(fine[-1])], 2 * last_size, fine[-1])
+    model._cam_layers = layers
+    return layers
+
+
+def cam_layer(model: FerModel, name: str = DEFAULT_CAM_LAYER) -> CamLayer:
+    """The named CAM layer of ``model``; ``ValueError`` naming the choices for an unknown or missing one."""
+    layers = cam_layers(model)
+    if name not in layers:
+        raise ValueError(f"unknown CAM layer {name!r} for {getattr(model, 'arch', type(model).__name__)}; "
+                         f"available: {', '.join(layers)}")
+    return layers[name]

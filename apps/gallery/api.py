@@ -22,7 +22,7 @@ from apps.inference.models import Prediction
 from apps.inference.selectors import model_version_get
 from apps.inference.serializers import ExplanationWaitSerializer
 from apps.inference.services.explanations import explanation_request
-from apps.inference.services.predictions import CAM_METHODS
+from apps.inference.services.predictions import CAM_LAYERS, CAM_METHODS, FINE_LAYER_METHODS
 
 from .filters import GalleryFilter
 from .params import (
@@ -58,6 +58,8 @@ from .services import faithfulness_enqueue
 
 VERSION = OpenApiParameter("version", OpenApiTypes.INT, description="Model version id; omitted: the active one.")
 METHOD = OpenApiParameter("method", OpenApiTypes.STR, enum=list(CAM_METHODS), description="CAM method (gradcam).")
+LAYER = OpenApiParameter("layer", OpenApiTypes.STR, enum=list(CAM_LAYERS),
+                         description=f"CAM layer (last); fine only with {', '.join(FINE_LAYER_METHODS)} (else 400).")
 
 
 class GalleryPagination(PageNumberPagination):
@@ -84,7 +86,7 @@ class GalleryFaceListApi(ListAPIView):
     filterset_class = GalleryFilter
     pagination_class = GalleryPagination
 
-    @extend_schema(parameters=[VERSION, METHOD], responses={200: GalleryFaceSerializer(many=True), 400: ERROR,
+    @extend_schema(parameters=[VERSION, METHOD, LAYER], responses={200: GalleryFaceSerializer(many=True), 400: ERROR,
                                                             404: ERROR})
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
@@ -93,7 +95,8 @@ class GalleryFaceListApi(ListAPIView):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request parameters, no database
             return Prediction.objects.none()
         params = _params(self.request)
-        return gallery_predictions(version=params.version, method=params.method, splits=_visible_splits(self.request))
+        return gallery_predictions(version=params.version, method=params.method, layer=params.layer,
+                                   splits=_visible_splits(self.request))
 
 
 class GalleryFaceDetailApi(APIView):
@@ -125,7 +128,8 @@ class GalleryExplanationApi(APIView):
         body.is_valid(raise_exception=True)
         version = model_version_param(body.validated_data["version"])
         result = explanation_request(face=face, version=version, method=body.validated_data["method"],
-                                     target_label=body.validated_data["target"], wait=query.validated_data["wait"])
+                                     target_label=body.validated_data["target"], wait=query.validated_data["wait"],
+                                     layer=body.validated_data["layer"])
         if result.pending:
             return explanation_pending_response(request, result)
         return Response(FaceExplanationSerializer(result.explanation, context={"request": request}).data)
@@ -199,6 +203,7 @@ class FaithfulnessQueueApi(APIView):
         body = FaithfulnessRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        run = faithfulness_enqueue(version=version, methods=data["methods"], sample_size=data["sample_size"],
+        run = faithfulness_enqueue(version=version, methods=data["methods"], layers=data["layers"],
+                                   sample_size=data["sample_size"],
                                    split=data["split"], created_by=request.user)
         return Response(FaithfulnessQueuedSerializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -16,7 +16,7 @@ from apps.core.errors import InvalidInput, NotFound
 from apps.faces.models import Split
 from apps.inference.models import ModelVersion
 from apps.inference.selectors import model_version_active
-from apps.inference.services.predictions import DEFAULT_METHODS, cam_method_validate
+from apps.inference.services.predictions import DEFAULT_METHODS, cam_layer_validate, cam_method_validate
 from ml.labels import NUM_CLASSES
 
 TRUE_VALUES, FALSE_VALUES = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -79,15 +79,24 @@ def _class_param(value: str | None, *, name: str) -> int:
     return label
 
 
+def layer_param(value: str | None, *, method: str) -> str:
+    """``last`` when empty; a layer that does not suit ``method`` is a 400 (``CamLayerInvalid``)."""
+    return cam_layer_validate(value or None, method=method)
+
+
 @dataclass(frozen=True)
 class GalleryParams:
     version: ModelVersion | None
     method: str
+    layer: str = "last"
 
 
 def gallery_params(query: Mapping[str, str]) -> GalleryParams:
-    """``version`` (id; empty: the active one) and ``method`` (default gradcam)."""
-    return GalleryParams(version=model_version_param(query.get("version")), method=method_param(query.get("method")))
+    """``version`` (id; empty: the active one), ``method`` (default gradcam) and ``layer`` (default last; fine only
+    for the methods that suit it)."""
+    method = method_param(query.get("method"))
+    return GalleryParams(version=model_version_param(query.get("version")), method=method,
+                         layer=layer_param(query.get("layer"), method=method))
 
 
 @dataclass(frozen=True)

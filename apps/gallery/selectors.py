@@ -38,7 +38,7 @@ from ml.cam_stats import MapAverager
 from ml.evaluate import classification_metrics
 from ml.labels import CLASSES, NUM_CLASSES
 
-from .models import FaithfulnessScore
+from .models import FaithfulnessFaceScore, FaithfulnessScore
 
 # The seeds' own figures on FER-2013 test, as published with them (not measured on this platform).
 PUBLISHED_FIGURES: tuple[dict, ...] = (
@@ -47,22 +47,34 @@ PUBLISHED_FIGURES: tuple[dict, ...] = (
 )
 
 
-def _overlay_of(*, version: ModelVersion | int, method: str, target: str) -> Subquery:
+def _overlay_of(*, version: ModelVersion | int, method: str, target: str, layer: str = "last") -> Subquery:
     return Subquery(Explanation.objects.filter(face=OuterRef("face"), model_version=version, method=method,
-                                               target_label=OuterRef(target)).values("overlay")[:1])
+                                               layer=layer, target_label=OuterRef(target)).values("overlay")[:1])
 
 
-def gallery_predictions(*, version: ModelVersion, method: str, splits: Sequence[str]) -> QuerySet[Prediction]:
-    """Every prediction of ``version`` for faces in ``splits`` with its face, the stored overlay of ``method`` for
-    the predicted class (``overlay_name``, None when not computed), whether it is correct and reviewed, and the latest
-    label quality."""
+def _face_faithfulness(*, version: ModelVersion, method: str, layer: str, field: str) -> Subquery:
+    """One face's ROAD figure (``road``) or its random baseline's (``baseline``) for the map of its predicted class."""
+    return Subquery(FaithfulnessFaceScore.objects.filter(
+        face=OuterRef("face"), target_label=OuterRef("predicted_label"), score__model_version=version,
+        score__method=method, score__layer=layer, score__metric=FaithfulnessScore.Metric.ROAD,
+    ).order_by("-score__created_at").values(field)[:1])
+
+
+def gallery_predictions(*, version: ModelVersion, method: str, splits: Sequence[str],
+                        layer: str = "last") -> QuerySet[Prediction]:
+    """Every prediction of ``version`` for faces in ``splits`` with its face, the stored overlay of ``method`` on
+    ``layer`` for the predicted class (``overlay_name``, None when not computed), its measured ROAD and the random
+    map's on the same face (``road``, ``road_baseline``; None when not measured), whether it is correct and reviewed,
+    and the latest label quality."""
     latest_quality = (LabelScore.objects.filter(face=OuterRef("face"))
                       .order_by("-run__created_at", "-run_id").values("quality")[:1])
     reviewed = (Q(Exists(ReviewItem.objects.filter(face=OuterRef("face"), status=ReviewItem.Status.SETTLED)))
                 | Q(Exists(LabelHistory.objects.filter(face=OuterRef("face")))))
     return (Prediction.objects.filter(model_version=version, face__split__in=list(splits))
             .select_related("face", "face__pixels")
-            .annotate(overlay_name=_overlay_of(version=version, method=method, target="predicted_label"),
+            .annotate(overlay_name=_overlay_of(version=version, method=method, target="predicted_label", layer=layer),
+                      road=_face_faithfulness(version=version, method=method, layer=layer, field="road"),
+                      road_baseline=_face_faithfulness(version=version, method=method, layer=layer, field="baseline"),
                       label_quality=Subquery(latest_quality),
                       is_reviewed=ExpressionWrapper(reviewed, output_field=BooleanField()),
                       is_correct=Case(When(predicted_label=F("face__current_label"), then=Value(True)),
@@ -242,6 +254,31 @@ def final_metrics(*, version: ModelVersion) -> dict[str, float]:
 def faithfulness_for(*, version: ModelVersion, splits: Sequence[str]) -> list[FaithfulnessScore]:
     return list(FaithfulnessScore.objects.filter(model_version=version, split__in=list(splits))
                 .order_by("split", "-mean"))
+
+
+def face_faithfulness(*, face: FaceImage, version: ModelVersion | None) -> dict[tuple[str, str, int], tuple]:
+    """The measured ROAD figures of ``face``'s maps by ``version``: (method, layer, target) -> (road, random map's)."""
+    if version is None:
+        return {}
+    rows = (FaithfulnessFaceScore.objects.filter(face=face, score__model_version=version,
+                                                 score__metric=FaithfulnessScore.Metric.ROAD)
+            .order_by("score__created_at").values_list("score__method", "score__layer", "target_label", "road",
+                                                       "baseline"))
+    return {(m, layer, t): (road, baseline) for m, layer, t, road, baseline in rows}
+
+
+def faithfulness_per_class(*, version: ModelVersion, method: str, layer: str, splits: Sequence[str]) -> list[dict]:
+    """Per predicted class, over every measured split the viewer may see: how many maps of ``method`` on ``layer``
+    were measured and the share that beat the random map on the same face (None for a class without any)."""
+    rows = (FaithfulnessFaceScore.objects
+            .filter(score__model_version=version, score__method=method, score__layer=layer,
+                    score__metric=FaithfulnessScore.Metric.ROAD, score__split__in=list(splits))
+            .values("target_label")
+            .annotate(n=Count("pk"), beats=Count("pk", filter=Q(road__gt=F("baseline")))))
+    counts = {r["target_label"]: (r["beats"], r["n"]) for r in rows}
+    return [{"label": i, "name": name, "faces": counts.get(i, (0, 0))[1], "beats": counts.get(i, (0, 0))[0],
+             "share": counts[i][0] / counts[i][1] if counts.get(i, (0, 0))[1] else None}
+            for i, name in enumerate(CLASSES)]
 
 
 @dataclass

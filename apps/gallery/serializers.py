@@ -39,6 +39,9 @@ class GalleryFaceSerializer(serializers.Serializer):
     label_quality = serializers.FloatField(allow_null=True)
     face_url = serializers.SerializerMethodField()
     overlay_url = serializers.SerializerMethodField()
+    road = serializers.FloatField(allow_null=True, help_text="ROAD (combined) of this map; null: not measured.")
+    road_baseline = serializers.FloatField(allow_null=True,
+                                           help_text="ROAD of a seeded uniform random map on the same face.")
 
     def get_original_class(self, obj: Prediction) -> str | None:
         return _class(obj.face.original_label)
@@ -66,6 +69,7 @@ class GalleryFaceSerializer(serializers.Serializer):
 class FaceExplanationSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     method = serializers.CharField()
+    layer = serializers.CharField()
     target_class = serializers.SerializerMethodField()
     overlay_url = serializers.SerializerMethodField()
 
@@ -175,12 +179,15 @@ class ComparePairSerializer(serializers.Serializer):
 
 class FaithfulnessSerializer(serializers.Serializer):
     method = serializers.CharField()
+    layer = serializers.CharField()
     metric = serializers.CharField()
     split = serializers.CharField()
     mean = serializers.FloatField()
     std = serializers.FloatField()
     sample_size = serializers.IntegerField()
     percentiles = serializers.JSONField()
+    baseline_mean = serializers.FloatField(allow_null=True, help_text="Mean ROAD of random maps on the same faces.")
+    beats_baseline = serializers.FloatField(allow_null=True, help_text="Share of faces whose map beats the random map.")
 
 
 class EvaluationSerializer(serializers.Serializer):
@@ -220,6 +227,9 @@ class ClassMapsSerializer(serializers.Serializer):
 
 class FaithfulnessRequestSerializer(serializers.Serializer):
     methods = serializers.ListField(child=serializers.CharField(), allow_empty=False, default=["gradcam"])
+    layers = serializers.ListField(child=serializers.CharField(), allow_empty=False, default=["last"],
+                                   help_text="CAM layers, each measured for every method: last, fine (fine only for "
+                                             "hirescam and layercam; otherwise 400 bad_layer).")
     sample_size = serializers.IntegerField(min_value=1, max_value=5000, default=200)
     split = serializers.ChoiceField(choices=["PublicTest", "PrivateTest"], default="PublicTest")
 
@@ -229,5 +239,6 @@ class FaithfulnessQueuedSerializer(serializers.Serializer):
     status = serializers.CharField()
     model_version = serializers.IntegerField(source="model_version_id")
     methods = serializers.ListField(child=serializers.CharField())
+    layers = serializers.ListField(child=serializers.CharField())
     sample_size = serializers.IntegerField()
     split = serializers.CharField()

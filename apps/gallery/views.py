@@ -17,7 +17,7 @@ from apps.core.errors import NotFound
 from apps.core.throttles import ThrottledPageMixin
 from apps.inference.models import ModelVersion
 from apps.inference.selectors import model_version_get, model_version_list
-from apps.inference.services.predictions import CAM_METHODS
+from apps.inference.services.predictions import CAM_LAYERS, CAM_METHODS, FINE_LAYER_METHODS
 from ml.labels import CLASSES
 
 from . import exports
@@ -28,6 +28,8 @@ from .selectors import (
     compare_predictions,
     compare_summary,
     evaluation_splits,
+    face_faithfulness,
+    faithfulness_per_class,
     gallery_face_detail,
     gallery_face_get,
     gallery_predictions,
@@ -56,6 +58,9 @@ def gallery_card(row, *, detail_query: str) -> dict:
             "overlay_url": media_url(row.overlay_name),
             "href": reverse("gallery-face", args=[face.pk]) + detail_query,
             "confidence": f"{row.confidence:.2f}",
+            "road": None if row.road is None else f"{row.road:+.3f}",
+            "road_baseline": None if row.road_baseline is None else f"{row.road_baseline:+.3f}",
+            "beats_baseline": row.road is not None and row.road > row.road_baseline,
             "true_class": CLASSES[face.current_label] if face.current_label is not None else "",
             "predicted_class": CLASSES[row.predicted_label]}
 
@@ -71,11 +76,14 @@ class GalleryView(ResearcherView, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         params = gallery_params(self.request.GET)
-        context.update(params=params, versions=model_version_list(), methods=CAM_METHODS,
-                       query=query_without(self.request.GET, "page"))
+        context.update(params=params, versions=model_version_list(), methods=CAM_METHODS, layers=CAM_LAYERS,
+                       fine_methods=FINE_LAYER_METHODS, query=query_without(self.request.GET, "page"))
         if params.version is None:
             return context
-        rows = gallery_predictions(version=params.version, method=params.method,
+        context["per_class"] = faithfulness_per_class(version=params.version, method=params.method,
+                                                      layer=params.layer, splits=_visible_splits(self.request))
+        context["measured"] = any(row["faces"] for row in context["per_class"])
+        rows = gallery_predictions(version=params.version, method=params.method, layer=params.layer,
                                    splits=_visible_splits(self.request))
         filterset = GalleryFilter(self.request.GET, queryset=rows)
         context["filterset"] = filterset
@@ -85,7 +93,8 @@ class GalleryView(ResearcherView, TemplateView):
             ids = filterset.qs.values_list("pk", flat=True)
             page = Paginator(ids, settings.GALLERY_PAGE_SIZE).get_page(self.request.GET.get("page"))
             page_rows = filterset.qs.filter(pk__in=list(page.object_list)).defer(*GALLERY_TILE_DEFERRED)
-            detail_query = "?" + urlencode({"version": params.version.pk, "method": params.method})
+            detail_query = "?" + urlencode({"version": params.version.pk, "method": params.method,
+                                            "layer": params.layer})
             context["page_obj"], context["show_results"] = page, True
             context["cards"] = [gallery_card(row, detail_query=detail_query) for row in page_rows]
         return context
@@ -99,11 +108,18 @@ class GalleryFaceView(ResearcherView, TemplateView):
         params = gallery_params(self.request.GET)
         face = gallery_face_get(user=self.request.user, face_id=self.kwargs["pk"])
         detail = gallery_face_detail(face=face, version=params.version, user=self.request.user)
+        figures = face_faithfulness(face=face, version=params.version)
         context.update(params=params, detail=detail, classes=list(enumerate(CLASSES)), methods=CAM_METHODS,
-                       explanations=[{"row": e, "url": e.overlay.url, "target_class": CLASSES[e.target_label]}
+                       explanations=[{"row": e, "url": e.overlay.url, "target_class": CLASSES[e.target_label],
+                                      "road": _figures(figures.get((e.method, e.layer, e.target_label)))}
                                      for e in detail.explanations],
                        back=reverse("gallery") + "?" + query_without(self.request.GET))
         return context
+
+
+def _figures(measured: tuple[float, float] | None) -> tuple[str, str] | None:
+    """A map's ROAD and the random map's, signed to three places (as the gallery tiles show them)."""
+    return None if measured is None else (f"{measured[0]:+.3f}", f"{measured[1]:+.3f}")
 
 
 def _confusion_rows(evaluation: dict, version: ModelVersion) -> list[dict]:
@@ -223,7 +239,8 @@ class GalleryExportView(ResearcherView, ThrottledPageMixin, View):  # EXPORTS_TH
         params = gallery_params(request.GET)
         if params.version is None:
             raise NotFound("no active model version")
-        rows = gallery_predictions(version=params.version, method=params.method, splits=_visible_splits(request))
+        rows = gallery_predictions(version=params.version, method=params.method, layer=params.layer,
+                                   splits=_visible_splits(request))
         filterset = GalleryFilter(request.GET, queryset=rows)
         if not filterset.is_valid():
             return HttpResponseBadRequest(f"invalid filters: {filterset.errors.as_text()}", content_type="text/plain")

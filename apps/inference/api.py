@@ -100,7 +100,8 @@ class FaceExplanationCreateApi(APIView):
         body = ExplanationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         result = explanation_request(face=face, version=None, method=body.validated_data["method"],
-                                     target_label=body.validated_data["target"], wait=query.validated_data["wait"])
+                                     target_label=body.validated_data["target"], wait=query.validated_data["wait"],
+                                     layer=body.validated_data["layer"])
         if result.pending:
             return explanation_pending_response(request, result)
         return Response(ExplanationSerializer(result.explanation, context={"request": request}).data)

@@ -16,6 +16,13 @@ from apps.faces.models import Dataset, FaceImage, Split
 MAP_SIZE = 48
 
 
+class CamLayer(models.TextChoices):
+    """The named CAM layers of ``ml.models.CAM_LAYERS``."""
+
+    LAST = "last", "last stage (6x6)"
+    FINE = "fine", "fine stage (12x12)"
+
+
 class ModelVersion(models.Model):
     class Status(models.TextChoices):
         READY = "ready"  # registered, may be activated
@@ -75,6 +82,9 @@ class Explanation(models.Model):
     face = models.ForeignKey(FaceImage, on_delete=models.CASCADE, related_name="explanations")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="explanations")
     method = models.CharField(max_length=32)
+    layer = models.CharField(max_length=8, choices=CamLayer.choices, default=CamLayer.LAST, help_text=(
+        "The feature map the CAM hooked (ml.models.cam_layers): the last stage (6x6 on the 48px models) or the finer "
+        "stage before it (12x12)."))
     target_label = models.PositiveSmallIntegerField(choices=Emotion.choices, help_text="The class the map explains.")
     overlay = models.ImageField(max_length=200, upload_to=explanation_overlay_path,
                                 help_text="192px PNG: the face upscaled (nearest) with the coloured map over it.")
@@ -82,15 +92,16 @@ class Explanation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["face_id", "method", "target_label"]
+        ordering = ["face_id", "method", "layer", "target_label"]
         constraints = [
-            models.UniqueConstraint(fields=["face", "model_version", "method", "target_label"],
-                                    name="inference_one_explanation"),
+            models.UniqueConstraint(fields=["face", "model_version", "method", "layer", "target_label"],
+                                    name="inference_one_explanation_per_layer"),
         ]
-        indexes = [models.Index(fields=["model_version", "method"])]
+        indexes = [models.Index(fields=["model_version", "method", "layer"], name="inference_explanation_vml")]
 
     def __str__(self) -> str:
-        return f"face {self.face_id} v{self.model_version_id} {self.method} -> {self.get_target_label_display()}"
+        return (f"face {self.face_id} v{self.model_version_id} {self.method}/{self.layer} -> "
+                f"{self.get_target_label_display()}")
 
 
 class PredictionFailure(models.Model):

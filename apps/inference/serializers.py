@@ -6,8 +6,15 @@ from rest_framework import serializers
 
 from ml.labels import CLASSES
 
-from .models import Explanation, ModelVersion, Prediction
-from .services.predictions import CAM_METHODS, DEFAULT_METHODS, TargetInvalid, target_label_validate
+from .models import CamLayer, Explanation, ModelVersion, Prediction
+from .services.predictions import (
+    CAM_LAYERS,
+    CAM_METHODS,
+    DEFAULT_METHODS,
+    FINE_LAYER_METHODS,
+    TargetInvalid,
+    target_label_validate,
+)
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -27,7 +34,8 @@ class ExplanationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Explanation
-        fields = ["id", "method", "target_label", "target_class", "overlay_url", "model_version", "created_at"]
+        fields = ["id", "method", "layer", "target_label", "target_class", "overlay_url", "model_version",
+                  "created_at"]
         read_only_fields = fields
 
     def get_target_class(self, obj: Explanation) -> str:
@@ -79,6 +87,12 @@ class ExplanationRequestSerializer(serializers.Serializer):
         required=False, allow_null=True, default=None,
         help_text=f"Class to explain: 0-6 or one of {', '.join(CLASSES)}; omitted or null: the predicted class.",
     )
+    layer = serializers.ChoiceField(
+        choices=CamLayer.choices, default=CamLayer.LAST,
+        help_text=f"The feature map to hook: last (6x6) or fine (12x12; only {', '.join(FINE_LAYER_METHODS)}, other "
+                  "methods answer 400 bad_layer).",
+        error_messages={"invalid_choice": f'unknown CAM layer "{{input}}"; choose one of: {", ".join(CAM_LAYERS)}'},
+    )
 
     def validate_target(self, value: str | None) -> int | None:
         if value in (None, "", "predicted"):
@@ -105,6 +119,7 @@ class ExplanationPendingSerializer(serializers.Serializer):
     poll = serializers.SerializerMethodField(help_text="Send the same request here again (with ?wait=SECONDS to "
                                                        "wait for the heatmap); it answers 200 once it is stored.")
     method = serializers.CharField()
+    layer = serializers.CharField()
     target_class = serializers.SerializerMethodField(help_text="Null: the predicted class, not predicted yet.")
     model_version = serializers.IntegerField(source="version.pk")
 

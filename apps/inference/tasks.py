@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import InterfaceError, OperationalError
 
 from apps.core.work import QUEUE_INTERACTIVE, platform_task, work_task
+from ml.models import DEFAULT_CAM_LAYER
 
 from .models import ModelVersion
 from .services.chunks import PREDICTION_CHUNK
@@ -30,7 +31,10 @@ def explain_task(version_id: int, method: str, pairs: list[list[int]]) -> dict[s
 
 
 @platform_task(EXPLAIN_ON_DEMAND_TASK, queue=QUEUE_INTERACTIVE, **HINT_RETRY)
-def explain_on_demand_task(face_id: int, version_id: int, method: str, target: int | None = None) -> dict[str, int]:
+def explain_on_demand_task(face_id: int, version_id: int, method: str, target: int | None = None,
+                           layer: str = DEFAULT_CAM_LAYER) -> dict[str, int]:
     """One heatmap a person asked for (``apps.inference.services.explanations``). ``target`` None: the predicted
-    class, predicting the face first. Idempotent: what is stored by then is skipped."""
-    return {"computed": explanation_make(face_id=face_id, version_id=version_id, method=method, target_label=target)}
+    class, predicting the face first. ``layer`` defaults to the last one (messages sent before layers existed).
+    Idempotent: what is stored by then is skipped."""
+    return {"computed": explanation_make(face_id=face_id, version_id=version_id, method=method, target_label=target,
+                                         layer=layer)}

@@ -22,9 +22,10 @@
 
   function show(explanation, targetValue) {
     let figure = heatmaps.querySelector(`figure.heatmap[data-method="${CSS.escape(explanation.method)}"]` +
-      `[data-target="${CSS.escape(targetValue)}"]`);
+      `[data-layer="${CSS.escape(explanation.layer)}"][data-target="${CSS.escape(targetValue)}"]`);
     if (!figure) {
-      figure = el("figure", {class: "heatmap", "data-method": explanation.method, "data-target": targetValue}, [
+      figure = el("figure", {class: "heatmap", "data-method": explanation.method, "data-layer": explanation.layer,
+                             "data-target": targetValue}, [
         el("img", {width: "192", height: "192", alt: ""}), el("figcaption"),
       ]);
       heatmaps.prepend(figure);

@@ -10,7 +10,10 @@ import pytest
 
 from apps.faces.labels import CLASSES
 from apps.faces.models import Split
+from apps.gallery.models import FaithfulnessScore
+from apps.gallery.services import faithfulness_compute
 from apps.inference.models import Explanation
+from apps.inference.services.predictions import explanations_compute
 from tests.accounts.factories import PASSWORD
 from tests.gallery import conftest as gallery_fixtures
 
@@ -121,3 +124,35 @@ def test_reviewer_is_refused(live_server, page, reviewer, gallery_data):
     assert page.locator("#gallery-grid").count() == 0
     response = page.goto(f"{live_server.url}/gallery/models/{gallery_data.version.pk}/")
     assert response.status == 403
+
+
+def test_gallery_layer_filter_shows_each_maps_road_beside_it(live_server, page, researcher, gallery_data):
+    data = gallery_data
+    public = [f for f in data.faces if f.split == Split.PUBLIC_TEST]
+    explanations_compute(version=data.version, method="layercam", layer="fine",
+                         pairs=[(f.pk, data.predictions[f.pk].predicted_label) for f in public])
+    faithfulness_compute(version=data.version, methods=["layercam"], layers=["fine"], sample_size=len(public))
+    figures = {f.face_id: f for f in FaithfulnessScore.objects.get(layer="fine").faces.all()}
+
+    log_in(page, live_server, researcher.username, "/gallery/")
+    page.wait_for_selector("#gallery-grid")
+    assert page.locator("#gallery-grid .road").count() == 0  # gradcam on the last layer: not measured
+    page.select_option("#id_method", "layercam")
+    page.select_option("#id_layer", "fine")
+    page.select_option("#id_split", Split.PUBLIC_TEST)
+    page.click("#apply-filters")
+    page.wait_for_url("**layer=fine**")
+    page.wait_for_selector("#faithfulness-per-class")
+    assert tile_ids(page) == {f.pk for f in public}
+    for face_id, figure in figures.items():
+        tile = page.locator(f'#gallery-grid .tile[data-face-id="{face_id}"]')
+        assert tile.locator("img.overlay").get_attribute("alt").startswith("layercam (fine layer)")
+        text = tile.locator(".road").inner_text()
+        assert f"ROAD {figure.road:+.3f}" in text and f"random {figure.baseline:+.3f}" in text
+        assert ("beats" in tile.locator(".road").get_attribute("class")) == (figure.road > figure.baseline)
+    shares = page.locator("#faithfulness-per-class td").all_inner_texts()
+    assert len(shares) == len(CLASSES) and sum(t != "–" for t in shares) >= 1
+
+    # A method that does not suit the fine layer is refused with a clear 400 page.
+    response = page.goto(f"{live_server.url}/gallery/?method=gradcam&layer=fine")
+    assert response.status == 400 and "does not suit the 'fine' layer" in page.inner_text("main")

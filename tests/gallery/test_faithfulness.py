@@ -71,7 +71,7 @@ def test_queue_api_is_for_admins_and_validates(client, researcher, admin_user, g
     assert response.status_code == 202
     body = response.json()
     assert body == {"run": body["run"], "status": "queued", "model_version": gallery_data.version.pk,
-                    "methods": ["gradcam", "layercam"], "sample_size": 5, "split": "PublicTest"}
+                    "methods": ["gradcam", "layercam"], "layers": ["last"], "sample_size": 5, "split": "PublicTest"}
     assert len(callbacks) == 1  # queued once the request's transaction commits
     assert client.post("/api/gallery/models/999999/faithfulness", {}, content_type="application/json"
                        ).status_code == 404

@@ -63,7 +63,7 @@ def test_the_web_process_never_computes_it_answers_202_and_sends_one_task(client
     response = post(client, face, {"method": "scorecam", "target": "fear"})
     assert response.status_code == 202, response.content
     assert response.json() == {
-        "status": "pending", "poll": "http://testserver" + url_for(face), "method": "scorecam",
+        "status": "pending", "poll": "http://testserver" + url_for(face), "method": "scorecam", "layer": "last",
         "target_class": "fear", "model_version": active_version.pk,
         "detail": "the scorecam heatmap is being made by a worker: send the same request again to get it",
     }
@@ -221,7 +221,7 @@ def test_the_schema_declares_both_answers_and_wait(client, researcher, path):
     pending = operation["responses"]["202"]["content"]["application/json"]["schema"]
     assert pending == {"$ref": "#/components/schemas/ExplanationPending"}
     fields = schema["components"]["schemas"]["ExplanationPending"]["properties"]
-    assert set(fields) == {"status", "detail", "poll", "method", "target_class", "model_version"}
+    assert set(fields) == {"status", "detail", "poll", "method", "layer", "target_class", "model_version"}
     status = schema["components"]["schemas"][fields["status"]["allOf"][0]["$ref"].rsplit("/", 1)[1]]
     assert status["enum"] == ["pending"] and fields["target_class"]["nullable"] is True
     assert "200" in operation["responses"] and "wait" in {p["name"] for p in operation["parameters"]}

@@ -20,12 +20,14 @@ from django.db import transaction
 from apps.core.waiting import wait_until
 from apps.core.work import task_send, tasks_eager
 from apps.faces.models import FaceImage
+from ml.models import DEFAULT_CAM_LAYER
 
 from ..models import Explanation, ModelVersion, Prediction
 from ..selectors import model_version_active
 from .predictions import (
     EXPLAIN_ON_DEMAND_TASK,
     NoActiveModelVersion,
+    cam_layer_validate,
     cam_method_validate,
     explanations_compute,
     predict_and_explain,
@@ -45,6 +47,7 @@ class ExplanationRequest:
     method: str
     target_label: int | None  # None: the predicted class, unknown until a worker has predicted the face
     explanation: Explanation | None
+    layer: str = DEFAULT_CAM_LAYER
 
     @property
     def pending(self) -> bool:
@@ -57,26 +60,30 @@ def explanation_max_wait() -> float:
 
 
 def explanation_request(*, face: FaceImage, version: ModelVersion | None, method: str,
-                        target_label: int | str | None, wait: float = 0.0) -> ExplanationRequest:
-    """The heatmap of ``face`` by ``version`` (None: the active one) with ``method`` for ``target_label`` (None: the
-    predicted class): the stored one, else sent to a worker and waited for up to ``wait`` seconds (bounded by
-    ``explanation_max_wait``). ``UnknownCamMethod``/``TargetInvalid`` for bad input, ``NoActiveModelVersion``."""
+                        target_label: int | str | None, wait: float = 0.0,
+                        layer: str = DEFAULT_CAM_LAYER) -> ExplanationRequest:
+    """The heatmap of ``face`` by ``version`` (None: the active one) with ``method`` on ``layer`` for
+    ``target_label`` (None: the predicted class): the stored one, else sent to a worker and waited for up to ``wait``
+    seconds (bounded by ``explanation_max_wait``). ``UnknownCamMethod``/``CamLayerInvalid``/``TargetInvalid`` for bad
+    input, ``NoActiveModelVersion``."""
     method = cam_method_validate(method)
+    layer = cam_layer_validate(layer, method=method)
     asked = None if target_label is None else target_label_validate(target_label)
     version = version or model_version_active()
     if version is None:
         raise NoActiveModelVersion("no active model version")
-    target, explanation = _stored(face_id=face.pk, version=version, method=method, target_label=asked)
+    target, explanation = _stored(face_id=face.pk, version=version, method=method, layer=layer, target_label=asked)
     if explanation is None:
-        _send(face_id=face.pk, version_id=version.pk, method=method, target_label=target,
-              key=_sent_key(face_id=face.pk, version_id=version.pk, method=method, target_label=asked))
-        target, explanation = _wait(face_id=face.pk, version=version, method=method, target_label=asked,
+        _send(face_id=face.pk, version_id=version.pk, method=method, layer=layer, target_label=target,
+              key=_sent_key(face_id=face.pk, version_id=version.pk, method=method, layer=layer, target_label=asked))
+        target, explanation = _wait(face_id=face.pk, version=version, method=method, layer=layer, target_label=asked,
                                     seconds=min(max(0.0, float(wait)), explanation_max_wait()))
     return ExplanationRequest(face=face, version=version, method=method, target_label=target,
-                              explanation=explanation)
+                              explanation=explanation, layer=layer)
 
 
-def explanation_make(*, face_id: int, version_id: int, method: str, target_label: int | None) -> int:
+def explanation_make(*, face_id: int, version_id: int, method: str, target_label: int | None,
+                     layer: str = DEFAULT_CAM_LAYER) -> int:
     """The worker's side of ``explanation_request``: predict the face first when ``target_label`` is None (its
     predicted class is the target), then store the heatmap unless it is stored already; how many were computed.
     A face or version deleted meanwhile is nothing to do."""
@@ -86,10 +93,10 @@ def explanation_make(*, face_id: int, version_id: int, method: str, target_label
     if target_label is None:
         predict_and_explain(face_ids=[face_id], methods=[], version=version)  # skipped when already predicted
         target_label = Prediction.objects.get(face_id=face_id, model_version=version).predicted_label
-    return explanations_compute(version=version, method=method, pairs=[(face_id, target_label)])
+    return explanations_compute(version=version, method=method, pairs=[(face_id, target_label)], layer=layer)
 
 
-def _stored(*, face_id: int, version: ModelVersion, method: str,
+def _stored(*, face_id: int, version: ModelVersion, method: str, layer: str,
             target_label: int | None) -> tuple[int | None, Explanation | None]:
     """(target, stored explanation or None); the predicted class stands for a None target once it is known."""
     if target_label is None:
@@ -97,25 +104,26 @@ def _stored(*, face_id: int, version: ModelVersion, method: str,
                         .values_list("predicted_label", flat=True).first())
         if target_label is None:
             return None, None
-    explanation = Explanation.objects.filter(face_id=face_id, model_version=version, method=method,
+    explanation = Explanation.objects.filter(face_id=face_id, model_version=version, method=method, layer=layer,
                                              target_label=target_label).first()
     return target_label, explanation
 
 
-def _wait(*, face_id: int, version: ModelVersion, method: str, target_label: int | None,
+def _wait(*, face_id: int, version: ModelVersion, method: str, layer: str, target_label: int | None,
           seconds: float) -> tuple[int | None, Explanation | None]:
     if transaction.get_connection().in_atomic_block:
         seconds = 0.0  # the task is sent when the caller's transaction commits: nothing can land before
-    return wait_until(lambda: _stored(face_id=face_id, version=version, method=method, target_label=target_label),
+    return wait_until(lambda: _stored(face_id=face_id, version=version, method=method, layer=layer,
+                                      target_label=target_label),
                       done=lambda found: found[1] is not None, seconds=seconds)
 
 
-def _sent_key(*, face_id: int, version_id: int, method: str, target_label: int | None) -> str:
+def _sent_key(*, face_id: int, version_id: int, method: str, layer: str, target_label: int | None) -> str:
     target = "predicted" if target_label is None else target_label
-    return f"explain-on-demand:{version_id}:{face_id}:{method}:{target}"
+    return f"explain-on-demand:{version_id}:{face_id}:{method}:{layer}:{target}"
 
 
-def _send(*, face_id: int, version_id: int, method: str, target_label: int | None, key: str) -> None:
+def _send(*, face_id: int, version_id: int, method: str, layer: str, target_label: int | None, key: str) -> None:
     """Send the task once the current transaction commits (at once outside one), unless an identical request sent
     it within ``WORK_RESEND_AFTER`` seconds. A broker that is down never fails the request: the mark is dropped again,
     so that the client's next request sends it."""
@@ -125,7 +133,9 @@ def _send(*, face_id: int, version_id: int, method: str, target_label: int | Non
 
     def send() -> None:
         try:
-            task_send(EXPLAIN_ON_DEMAND_TASK, (face_id, version_id, method, target_label))
+            # The last layer keeps the message of before layers existed (workers of either age take it).
+            extra = () if layer == DEFAULT_CAM_LAYER else (layer,)
+            task_send(EXPLAIN_ON_DEMAND_TASK, (face_id, version_id, method, target_label, *extra))
         except Exception as exc:
             cache.delete(key)
             if eager:

@@ -27,12 +27,16 @@ from apps.faces.selectors import face_pixels
 from ml import explain as ml_explain
 from ml.evaluate import predict_proba
 from ml.labels import class_index
+from ml.models import CAM_LAYERS as CAM_LAYER_NAMES
+from ml.models import DEFAULT_CAM_LAYER
 
 from .. import runtime
 from ..models import Explanation, ModelVersion, Prediction, PredictionFailure, explanation_overlay_path
 from ..selectors import model_version_active
 
 CAM_METHODS: tuple[str, ...] = tuple(ml_explain.METHODS)
+CAM_LAYERS: tuple[str, ...] = CAM_LAYER_NAMES
+FINE_LAYER_METHODS: tuple[str, ...] = tuple(sorted(ml_explain.LAYER_METHODS["fine"]))
 DEFAULT_METHODS: list[str] = [ml_explain.DEFAULT_METHOD]
 OVERLAY_SIZE = 192
 OVERLAY_NAMESPACE = uuid.UUID("5d0c8a52-4b0e-4d8e-9a37-6f2f3c1e8b11")  # of the overlay names (uuid5)
@@ -47,6 +51,12 @@ class UnknownCamMethod(InvalidInput):
     """A CAM method name that ``ml.explain`` does not provide; the message lists the choices."""
 
     code = "unknown_method"
+
+
+class CamLayerInvalid(InvalidInput):
+    """An unknown CAM layer, or one the method does not suit (only HiResCAM and LayerCAM take the fine layer)."""
+
+    code = "bad_layer"
 
 
 class TargetInvalid(InvalidInput):
@@ -79,6 +89,17 @@ def cam_methods_validate(methods: Iterable[str] | None) -> list[str]:
     return list(dict.fromkeys(cam_method_validate(m) for m in methods))
 
 
+def cam_layer_validate(layer: str | None, *, method: str) -> str:
+    """``layer`` (None or empty: ``last``) if it suits ``method`` (``ml.explain.LAYER_METHODS``); ``CamLayerInvalid``
+    naming the choices otherwise."""
+    name = str(layer or DEFAULT_CAM_LAYER).strip().lower()
+    try:
+        ml_explain.layer_check(method, name)
+    except ValueError as exc:
+        raise CamLayerInvalid(str(exc)) from None
+    return name
+
+
 def target_label_validate(target: int | str) -> int:
     """0-6 or a class name (``happy``); ``TargetInvalid`` naming the choices otherwise."""
     try:
@@ -96,24 +117,26 @@ def _overlay_png(overlay: np.ndarray) -> bytes:
 
 
 def _overlay_name(row: Explanation) -> str:
-    """The overlay's storage name, derived from the row's unique key (face, version, method, target): a batch redone
-    after a killed worker writes the same files again instead of leaving the first attempt's behind."""
-    key = uuid.uuid5(OVERLAY_NAMESPACE, f"{row.face_id}/{row.model_version_id}/{row.method}/{row.target_label}")
+    """The overlay's storage name, derived from the row's unique key (face, version, method, layer, target): a batch
+    redone after a killed worker writes the same files again instead of leaving the first attempt's behind. The last
+    layer keeps the names it had before layers existed."""
+    layer = "" if row.layer == DEFAULT_CAM_LAYER else f"/{row.layer}"
+    key = uuid.uuid5(OVERLAY_NAMESPACE, f"{row.face_id}/{row.model_version_id}/{row.method}{layer}/{row.target_label}")
     return explanation_overlay_path(row, f"{key.hex}.png")
 
 
 def _explanations_compute(*, version: ModelVersion, faces: Sequence[FaceImage], arrays: np.ndarray,
-                          targets: Sequence[int], method: str) -> list[Explanation]:
+                          targets: Sequence[int], method: str, layer: str = DEFAULT_CAM_LAYER) -> list[Explanation]:
     """Run ``method`` for each (face, target), store the overlay PNGs and return the unsaved rows. A failed write (a
     full disk) raises ``FileWriteError`` and removes the overlays this call stored that no row references."""
     model = runtime.loaded(version).model
     with runtime.cam_lock:
-        result = ml_explain.explain(model, arrays, method=method, targets=[int(t) for t in targets],
+        result = ml_explain.explain(model, arrays, method=method, targets=[int(t) for t in targets], layer=layer,
                                     overlay_size=OVERLAY_SIZE)
     rows = []
     try:
         for face, target, cam, overlay in zip(faces, targets, result.maps, result.overlays, strict=True):
-            row = Explanation(face=face, model_version=version, method=method, target_label=int(target),
+            row = Explanation(face=face, model_version=version, method=method, layer=layer, target_label=int(target),
                               raw_map=ml_explain.map_to_uint8(cam).tobytes())
             row.overlay.name = storage_save_atomic(_overlay_name(row), _overlay_png(overlay), what="heatmaps")
             rows.append(row)
@@ -160,7 +183,8 @@ def predict_and_explain(*, face_ids: list[int], methods: list[str], version: Mod
     if not faces:
         return
     predictions = {p.face_id: p for p in Prediction.objects.filter(model_version=version, face__in=faces)}
-    done = set(Explanation.objects.filter(model_version=version, face__in=faces, method__in=methods)
+    done = set(Explanation.objects.filter(model_version=version, face__in=faces, method__in=methods,
+                                          layer=DEFAULT_CAM_LAYER)
                .values_list("face_id", "method", "target_label"))
     arrays: dict[int, np.ndarray] = {}
 
@@ -197,12 +221,14 @@ def _prediction_row(face: FaceImage, version: ModelVersion, probs: np.ndarray) -
                       predicted_label=label, confidence=float(probs[label]))
 
 
-def explanations_compute(*, version: ModelVersion, method: str, pairs: Sequence[tuple[int, int]]) -> int:
-    """Store the heatmaps of ``method`` for each (face id, target class) that ``version`` has not explained yet, in
-    one batch; how many were computed. Faces that no longer exist are skipped."""
+def explanations_compute(*, version: ModelVersion, method: str, pairs: Sequence[tuple[int, int]],
+                         layer: str = DEFAULT_CAM_LAYER) -> int:
+    """Store the heatmaps of ``method`` on ``layer`` for each (face id, target class) that ``version`` has not
+    explained yet, in one batch; how many were computed. Faces that no longer exist are skipped."""
     method = cam_method_validate(method)
+    layer = cam_layer_validate(layer, method=method)
     wanted = list(dict.fromkeys((int(face_id), target_label_validate(t)) for face_id, t in pairs))
-    done = set(Explanation.objects.filter(model_version=version, method=method,
+    done = set(Explanation.objects.filter(model_version=version, method=method, layer=layer,
                                           face_id__in={f for f, _ in wanted})
                .values_list("face_id", "target_label"))
     faces = FaceImage.objects.in_bulk([f for f, _ in wanted])
@@ -210,7 +236,7 @@ def explanations_compute(*, version: ModelVersion, method: str, pairs: Sequence[
     if todo:
         rows = _explanations_compute(version=version, faces=[f for f, _ in todo],
                                      arrays=face_pixels([f.pk for f, _ in todo]), targets=[t for _, t in todo],
-                                     method=method)
+                                     method=method, layer=layer)
         _explanations_record(rows)
     return len(todo)
 

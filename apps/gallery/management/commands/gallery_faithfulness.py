@@ -1,4 +1,5 @@
-"""``manage.py gallery_faithfulness [--model-version ID] --method gradcam --method layercam [--sample 200]``"""
+"""``manage.py gallery_faithfulness [--model-version ID] --method hirescam --method layercam [--layer last --layer fine]
+[--sample 200]``"""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from apps.core.errors import ApplicationError
 from apps.faces.models import Split
 from apps.gallery.params import model_version_param
 from apps.gallery.services import faithfulness_compute
+from apps.inference.services.predictions import CAM_LAYERS
 
 
 class Command(BaseCommand):
@@ -16,6 +18,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--model-version", default="", help="Model version id (default: the active one).")
         parser.add_argument("--method", action="append", dest="methods", help="CAM method (repeat; default gradcam).")
+        parser.add_argument("--layer", action="append", dest="layers", choices=list(CAM_LAYERS),
+                            help="CAM layer (repeat; default last; fine only for hirescam and layercam).")
         parser.add_argument("--sample", type=int, default=200, help="Faces sampled from the split (default 200).")
         parser.add_argument("--split", default=Split.PUBLIC_TEST, choices=[Split.PUBLIC_TEST, Split.PRIVATE_TEST])
         parser.add_argument("--seed", type=int, default=0)
@@ -31,9 +35,11 @@ class Command(BaseCommand):
             raise CommandError("--sample must be at least 1")
         try:
             rows = faithfulness_compute(version=version, methods=options["methods"] or ["gradcam"],
+                                        layers=options["layers"],
                                         sample_size=options["sample"], split=options["split"], seed=options["seed"])
         except ApplicationError as exc:
             raise CommandError(str(exc)) from None
         for row in rows:
-            self.stdout.write(f"{version.name} {row.method}: ROAD {row.mean:+.4f} (sd {row.std:.4f}, "
-                              f"n={row.sample_size}, {row.split})")
+            self.stdout.write(f"{version.name} {row.method}/{row.layer}: ROAD {row.mean:+.4f} (sd {row.std:.4f}, "
+                              f"n={row.sample_size}, {row.split}); random maps {row.baseline_mean:+.4f}; "
+                              f"beats random on {row.beats_baseline:.0%} of faces")
