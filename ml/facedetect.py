@@ -1,5 +1,6 @@
-"""Find the largest face in an uploaded photo and cut it out as a 48x48 grayscale FER-style face.
+"""Find the faces in an uploaded photo and cut each out as a 48x48 grayscale FER-style face.
 
+    crops = crop_faces(Image.open(fh), max_faces=10, use_whole_if_none=False)  # [FaceCrop(...)], largest first
     crop = crop_largest_face(Image.open(fh), use_whole_if_none=False)   # FaceCrop(pixels, box, crop_box, found)
 
 Detectors sit in a small registry behind one interface (`detect_faces(gray, method)`), each loaded once per process.
@@ -248,23 +249,35 @@ def square_crop_box(box: Box, width: int, height: int, margin: float) -> tuple[i
     return left, top, left + side, top + side
 
 
-def crop_largest_face(image: Image.Image, *, margin: float = 0.2, size: int = 48, method: str = DEFAULT,
-                      use_whole_if_none: bool) -> FaceCrop:
-    """EXIF-orient, grayscale, find the largest face and cut a square around it resized to size x size.
+def crop_faces(image: Image.Image, *, max_faces: int, margin: float = 0.2, size: int = 48, method: str = DEFAULT,
+               use_whole_if_none: bool) -> list[FaceCrop]:
+    """EXIF-orient, grayscale, find the faces and cut a square around each of the ``max_faces`` largest, resized to
+    size x size; largest first (ties: the detector's higher score first).
 
-    With no face: the whole image resized when `use_whole_if_none`, else NoFaceFound.
+    With no face: one crop of the whole image resized when `use_whole_if_none`, else NoFaceFound.
     """
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
+    if max_faces < 1:
+        raise ValueError(f"max_faces must be >= 1, got {max_faces}")
     gray = to_gray(ImageOps.exif_transpose(image))
     height, width = gray.shape
-    faces = detect_faces(gray, method)
-    if faces:
-        box = faces[0]
-        crop_box = square_crop_box(box, width, height, margin)
-    elif use_whole_if_none:
-        box, crop_box = None, (0, 0, width, height)
-    else:
+    faces = detect_faces(gray, method)[:max_faces]
+    if not faces and not use_whole_if_none:
         raise NoFaceFound(f"no face found by {method!r} in a {width}x{height} image")
-    pixels = np.asarray(Image.fromarray(gray).resize((size, size), Image.Resampling.LANCZOS, box=crop_box))
+    source = Image.fromarray(gray)
+    if not faces:
+        return [_crop(source, None, (0, 0, width, height), size)]
+    return [_crop(source, box, square_crop_box(box, width, height, margin), size) for box in faces]
+
+
+def _crop(source: Image.Image, box: Box | None, crop_box: tuple[int, int, int, int], size: int) -> FaceCrop:
+    pixels = np.asarray(source.resize((size, size), Image.Resampling.LANCZOS, box=crop_box))
     return FaceCrop(pixels=pixels, box=box, crop_box=crop_box, found=box is not None)
+
+
+def crop_largest_face(image: Image.Image, *, margin: float = 0.2, size: int = 48, method: str = DEFAULT,
+                      use_whole_if_none: bool) -> FaceCrop:
+    """The largest face of ``crop_faces``: with no face, the whole image when `use_whole_if_none`, else NoFaceFound."""
+    return crop_faces(image, max_faces=1, margin=margin, size=size, method=method,
+                      use_whole_if_none=use_whole_if_none)[0]

@@ -15,7 +15,7 @@ from apps.accounts.roles import Role, user_has_role
 from apps.core.errors import NotFound
 from ml.labels import CLASSES
 
-from .models import FACE_SIZE, FaceImage, FacePixels, Split
+from .models import FACE_SIZE, FaceImage, FacePixels, NearDuplicateMember, NearDuplicateRun, Split
 
 
 def training_faces_labelled() -> QuerySet[FaceImage]:
@@ -46,7 +46,8 @@ def faces_visible_to(user) -> QuerySet[FaceImage]:
     """
     if user is None or not user.is_authenticated:
         return FaceImage.objects.none()
-    rule = Q(split=Split.UPLOAD, uploads__user=user)
+    # An upload's largest face is its ``face``; every face it holds is an ``UploadFace``.
+    rule = Q(split=Split.UPLOAD) & (Q(uploads__user=user) | Q(upload_faces__upload__user=user))
     if user_has_role(user, Role.ADMIN):
         rule |= Q(split=Split.UPLOAD)
     splits = face_splits_visible_to(user)
@@ -117,3 +118,91 @@ def face_counts_by_split_and_label(*, faces: QuerySet[FaceImage]) -> FaceCounts:
         total=sum(column_totals),
         excluded=faces.filter(excluded=True).count(),
     )
+
+
+# --- near-duplicates (written by apps/faces/near_duplicates.py) ----------------------------------------------------
+
+def near_duplicate_run_latest() -> NearDuplicateRun | None:
+    """The latest search that succeeded: what the page shows and what training leaves out."""
+    return NearDuplicateRun.objects.filter(status=NearDuplicateRun.Status.SUCCEEDED).order_by("-finished_at",
+                                                                                              "-pk").first()
+
+
+def near_duplicate_run_pending() -> NearDuplicateRun | None:
+    """A search that is queued or running now, if any."""
+    return NearDuplicateRun.objects.filter(
+        status__in=[NearDuplicateRun.Status.QUEUED, NearDuplicateRun.Status.RUNNING]).order_by("-pk").first()
+
+
+@dataclass(frozen=True)
+class NearDuplicateMemberView:
+    face_id: int
+    split: str
+    label: int | None  # when the run searched
+    current_label: int | None
+    png_url: str
+
+
+@dataclass(frozen=True)
+class NearDuplicateGroupView:
+    id: int
+    splits: list[str]
+    cross_split: bool
+    conflicting: bool
+    pairs: list[list]
+    members: list[NearDuplicateMemberView]
+    hidden: int  # members this user may not see
+
+
+def near_duplicate_groups_for(*, user, run: NearDuplicateRun, cross_split: bool = False, conflicting: bool = False,
+                              offset: int = 0, limit: int = 100) -> tuple[int, list[NearDuplicateGroupView]]:
+    """(total, page) of ``run``'s groups that show ``user`` two or more faces they may see, conflicting and
+    cross-split ones first; members ``faces_visible_to(user)`` does not allow are counted, not shown."""
+    groups = run.groups.all()
+    if cross_split:
+        groups = groups.filter(cross_split=True)
+    if conflicting:
+        groups = groups.filter(conflicting=True)
+    visible = faces_visible_to(user)
+    groups = (groups.annotate(seen=Count("members", filter=Q(members__face__in=visible))).filter(seen__gte=2)
+              .order_by("-conflicting", "-cross_split", "-size", "pk"))
+    total = groups.count()
+    page = list(groups[offset:offset + limit])
+    allowed = set(visible.filter(near_duplicate_memberships__group__in=page).values_list("pk", flat=True))
+    members = (NearDuplicateMember.objects.filter(group__in=page).select_related("face__pixels")
+               .order_by("group_id", "split", "face_id"))
+    by_group: dict[int, list[NearDuplicateMember]] = {}
+    for member in members:
+        by_group.setdefault(member.group_id, []).append(member)
+    views = []
+    for group in page:
+        shown = [m for m in by_group.get(group.pk, []) if m.face_id in allowed]
+        views.append(NearDuplicateGroupView(
+            id=group.pk, splits=group.splits, cross_split=group.cross_split, conflicting=group.conflicting,
+            pairs=[p for p in group.pairs if p[0] in allowed and p[1] in allowed],
+            members=[NearDuplicateMemberView(face_id=m.face_id, split=m.split, label=m.label,
+                                             current_label=m.face.current_label, png_url=m.face.pixels.png.url)
+                     for m in shown],
+            hidden=group.size - len(shown)))
+    return total, views
+
+
+def training_faces_with_test_near_duplicates(run: NearDuplicateRun | None = None) -> set[int]:
+    """Training faces in a group of the latest succeeded search (or ``run``) with a PublicTest or PrivateTest face:
+    what a run that leaves out cross-split duplicates does not train on."""
+    run = run or near_duplicate_run_latest()
+    if run is None:
+        return set()
+    tested = NearDuplicateMember.objects.filter(group__run=run, split__in=[Split.PUBLIC_TEST, Split.PRIVATE_TEST])
+    return set(NearDuplicateMember.objects.filter(group__run=run, group__in=tested.values("group"),
+                                                  split=Split.TRAINING).values_list("face_id", flat=True))
+
+
+def near_duplicates_overview(*, user, cross_split: bool = False, conflicting: bool = False, offset: int = 0,
+                             limit: int = 50) -> dict:
+    """What the page and the API show: the latest succeeded search, a pending one, and a page of its groups."""
+    run, pending = near_duplicate_run_latest(), near_duplicate_run_pending()
+    total, groups = (near_duplicate_groups_for(user=user, run=run, cross_split=cross_split, conflicting=conflicting,
+                                               offset=offset, limit=limit) if run is not None else (0, []))
+    state = "ready" if run is not None else ("pending" if pending is not None else "none")
+    return {"state": state, "run": run, "pending": pending, "total": total, "groups": groups}

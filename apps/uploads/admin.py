@@ -2,7 +2,17 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import Upload
+from .models import Upload, UploadFace
+
+
+class UploadFaceInline(admin.TabularInline):
+    model = UploadFace
+    fields = readonly_fields = ("index", "face", "box", "crop_box", "chunk")
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Upload)
@@ -13,6 +23,7 @@ class UploadAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     readonly_fields = [f.name for f in Upload._meta.fields]
     date_hierarchy = "created_at"
+    inlines = [UploadFaceInline]
 
     def has_add_permission(self, request) -> bool:
         return False  # uploads come through the API or the upload page, which validate the file

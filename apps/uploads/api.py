@@ -1,7 +1,13 @@
-"""Upload endpoints: create (one or many files), list your own, read one (optionally waiting), request a heatmap."""
+"""Upload endpoints: create (one or many files), list your own, read one (optionally waiting), its photo, request a
+heatmap of one of its faces."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -19,7 +25,8 @@ from apps.inference.api import EXPLANATION_PENDING, explanation_pending_response
 from apps.inference.serializers import ExplanationWaitSerializer
 
 from .explanations import upload_explanation_request
-from .selectors import upload_get_for, upload_list_for, upload_results
+from .images import PHOTO_CONTENT_TYPE
+from .selectors import PhotoNotKept, upload_get_for, upload_list_for, upload_photo_name, upload_results
 from .serializers import (
     UploadCreateQuerySerializer,
     UploadExplanationRequestSerializer,
@@ -106,6 +113,7 @@ class UploadExplanationApi(APIView):
     @extend_schema(parameters=[ExplanationWaitSerializer], request=UploadExplanationRequestSerializer, responses={
         200: UploadHeatmapSerializer,
         202: EXPLANATION_PENDING,
+        404: OpenApiResponse(ErrorSerializer, description="No such upload of yours, or no face of that index in it."),
         409: OpenApiResponse(ErrorSerializer, description="No prediction yet, or no face in the upload."),
     })
     def post(self, request: Request, upload_id) -> Response:
@@ -118,7 +126,36 @@ class UploadExplanationApi(APIView):
         body = UploadExplanationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         result = upload_explanation_request(upload=upload, method=body.validated_data["method"],
-                                            target=body.validated_data["target"], wait=query.validated_data["wait"])
+                                            target=body.validated_data["target"], face=body.validated_data["face"],
+                                            wait=query.validated_data["wait"])
         if result.pending:
             return explanation_pending_response(request, result)
         return Response(UploadHeatmapSerializer(result.explanation, context={"request": request}).data)
+
+
+class UploadPhotoApi(APIView):
+    """The photo of an upload as people see it, for drawing its face boxes on: the owner's and admins' only."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={
+        (200, PHOTO_CONTENT_TYPE): OpenApiResponse(OpenApiTypes.BINARY, description="EXIF-oriented JPEG, at most "
+                                                   "1280 pixels a side; the face boxes are in the upload's width x "
+                                                   "height, so scale them to the image shown."),
+        410: OpenApiResponse(ErrorSerializer, description="An upload made before photos were kept."),
+    })
+    def get(self, request: Request, upload_id) -> HttpResponse:
+        upload = upload_get_for(user=request.user, upload_id=upload_id)
+        name = upload_photo_name(upload=upload)
+        # As /media/ is served (apps.core.views.media_serve): streamed here, or by nginx after this access check.
+        if settings.MEDIA_X_ACCEL_PREFIX:
+            response = HttpResponse(content_type=PHOTO_CONTENT_TYPE)
+            response["X-Accel-Redirect"] = settings.MEDIA_X_ACCEL_PREFIX.rstrip("/") + "/" + quote(name)
+        else:
+            try:
+                response = FileResponse(default_storage.open(name, "rb"), content_type=PHOTO_CONTENT_TYPE)
+            except FileNotFoundError:
+                raise PhotoNotKept(f"the photo of upload {upload.pk} is missing from storage") from None
+        response["Cache-Control"] = "private, max-age=300"  # personal: never in a shared cache
+        response["X-Content-Type-Options"] = "nosniff"
+        return response

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from ml.facedetect import to_gray
+
 # Pillow format names accepted for uploads, and what people call them.
 ACCEPTED_FORMATS: dict[str, str] = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF"}
 ACCEPTED_TEXT = ", ".join(ACCEPTED_FORMATS.values())
@@ -89,6 +91,34 @@ def image_decode(data: bytes, *, max_pixels: int) -> DecodedImage:
     content_type = Image.MIME.get(header.format, "")
     return DecodedImage(image=image, facts=ImageFacts(format=header.format, content_type=content_type, width=width,
                                                       height=height))
+
+
+# The photo kept for display (the upload page draws the face boxes on it): EXIF-oriented, at most this long a side.
+PHOTO_MAX_SIDE = 1280
+PHOTO_CONTENT_TYPE = "image/jpeg"
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+
+
+def image_display_copy(image: Image.Image) -> bytes:
+    """A JPEG of a decoded ``image`` as people see it (EXIF orientation applied, transparency over white, at most
+    ``PHOTO_MAX_SIDE`` a side). The image is shrunk first, so the full-size pixels are never copied."""
+    scale = min(1.0, PHOTO_MAX_SIDE / max(image.size))
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    small = image.resize(size, Image.Resampling.BOX) if size != image.size else image.copy()
+    if small.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        small = Image.fromarray(to_gray(small))  # 16/32-bit and float scaled into 8 bits, as the face crops are
+    elif small.has_transparency_data:
+        rgba = small.convert("RGBA")
+        small = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    small = small.convert("RGB") if small.mode not in ("RGB", "L") else small
+    method = _TRANSPOSE.get(_exif_orientation(image))
+    if method is not None:
+        small = small.transpose(method)
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
 
 
 def _load(image: Image.Image, fmt: str) -> None:

@@ -1,4 +1,7 @@
-"""Writes for uploads: validate every file, then store them all in one go and queue their predictions.
+"""Writes for uploads: validate every file, then store them all in one go and queue their faces' predictions.
+
+Every face the detector finds in a photo is predicted on its own, up to ``UPLOADS_MAX_FACES`` (the largest first):
+each is a ``FaceImage`` and an ``UploadFace`` row; the upload's own ``face`` fields describe the largest.
 
 Nothing of a request is stored unless every file in it is valid: bounds, decoding and face detection run first,
 in memory; then ``FaceWriter`` (the importers' writer too) writes the face PNGs (slow I/O, outside the transaction)
@@ -8,18 +11,22 @@ so no orphan media is left.
 Memory: the headers of all files are read first, and their total pixels bounded (``UPLOADS_MAX_REQUEST_PIXELS``),
 before any file is decoded; then the files are decoded one at a time, each released once its 48x48 crop is cut, so a
 request never holds more than one full-size decode (a 40 MP photo is ~160 MB of pixels).
+The crops kept are 48x48 (2.3 KB each), so even ``UPLOADS_MAX_FACES`` of them per file change nothing.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError
+from apps.core.files import storage_save_atomic
 from apps.core.waiting import wait_until
 from apps.faces.models import FACE_SIZE, FaceImage, Split
 from apps.faces.services import FaceWriter, dataset_get_or_create
@@ -29,10 +36,18 @@ from apps.inference.services.predictions import (
     UnknownCamMethod,
     cam_methods_validate,
 )
-from ml.facedetect import FaceCrop, NoFaceFound, crop_largest_face
+from ml.facedetect import FaceCrop, NoFaceFound, crop_faces
 
-from .images import ImageFacts, ImageHeader, ImageRejected, image_check_size, image_decode, image_probe
-from .models import UPLOADS_DATASET, Upload
+from .images import (
+    ImageFacts,
+    ImageHeader,
+    ImageRejected,
+    image_check_size,
+    image_decode,
+    image_display_copy,
+    image_probe,
+)
+from .models import UPLOADS_DATASET, Upload, UploadFace
 from .selectors import UploadResult, upload_results
 
 
@@ -59,14 +74,15 @@ class UploadInvalid(ApplicationError):
 
 @dataclass(frozen=True)
 class _Checked:
-    """One file that passed validation: its facts and the 48x48 crop (None when no face and rejected); never the
-    decoded pixels, which are released before the next file is decoded."""
+    """One file that passed validation: its facts and its 48x48 crops, largest face first (none when no face was found
+    and the policy rejects it); never the decoded pixels, which are released before the next file is decoded."""
 
     name: str
     size: int
     image: ImageFacts
-    crop: FaceCrop | None
+    crops: list[FaceCrop]
     no_face: str
+    photo: bytes  # the JPEG kept for display (image_display_copy), tens of KB
 
 
 def no_face_policy_default(*, width: int, height: int) -> str:
@@ -96,20 +112,24 @@ def _file_probe(file: UploadedFile) -> ImageHeader:
 
 
 def _file_check(index: int, file: UploadedFile, no_face: str | None) -> _Checked:
-    """Decode one file, cut its face and let the decoded pixels go: only the crop and the facts outlive this call."""
+    """Decode one file, cut its faces and let the decoded pixels go: only the crops and the facts outlive this call."""
     data = _file_bytes(file)
     decoded = image_decode(data, max_pixels=settings.UPLOADS_MAX_PIXELS)
     facts = decoded.facts
     policy = no_face or no_face_policy_default(width=facts.width, height=facts.height)
     try:
-        crop = crop_largest_face(decoded.image, size=FACE_SIZE, use_whole_if_none=policy == Upload.NoFace.USE_WHOLE)
-    except NoFaceFound:
-        crop = None
+        try:
+            crops = crop_faces(decoded.image, size=FACE_SIZE, max_faces=settings.UPLOADS_MAX_FACES,
+                               use_whole_if_none=policy == Upload.NoFace.USE_WHOLE)
+        except NoFaceFound:
+            crops = []
+        photo = image_display_copy(decoded.image)
     except (ValueError, OSError) as exc:  # e.g. an EXIF block Pillow cannot apply
         raise ImageRejected("corrupt", f"the image could not be converted to grayscale ({exc})") from None
     finally:
         decoded.image.close()  # frees the pixels now, even if a traceback or cycle still refers to the image
-    return _Checked(name=_file_name(index, file), size=len(data), image=facts, crop=crop, no_face=policy)
+    return _Checked(name=_file_name(index, file), size=len(data), image=facts, crops=crops, no_face=policy,
+                    photo=photo)
 
 
 def _request_pixels_check(headers: Sequence[ImageHeader]) -> None:
@@ -163,7 +183,8 @@ def _problems_raise(problems: list[FileProblem], *, total: int) -> None:
 
 def upload_create(*, user, files: Sequence[UploadedFile], no_face: str | None = None,
                   methods: list[str] | None = None) -> list[Upload]:
-    """Validate ``files`` (all or nothing), store their face crops and queue prediction and heatmaps.
+    """Validate ``files`` (all or nothing), store the crop of each face they show and queue their prediction and
+    heatmaps.
 
     ``no_face``: ``use_whole`` or ``reject``; None picks per image (``no_face_policy_default``).
     ``methods``: CAM method names (``UploadInvalid`` for an unknown one); None means the default (GradCAM).
@@ -177,34 +198,80 @@ def upload_create(*, user, files: Sequence[UploadedFile], no_face: str | None = 
         raise UploadInvalid(str(exc), code="unknown_method") from None
     checked = upload_files_check(files=files, no_face=no_face)
     version = model_version_active()
-    crops = [c.crop.pixels.tobytes() if c.crop is not None else None for c in checked]
-    # The face PNGs are written first, outside the transaction; they are deleted again if the rows do not commit.
-    with FaceWriter().recording(crops) as pngs:
+    crops = [crop for check in checked for crop in check.crops]
+    # The photos and face PNGs are written first, outside the transaction; they are deleted again if the rows do not
+    # commit.
+    ids = [uuid.uuid4() for _ in checked]
+    photos = _photos_store(checked, ids)
+    try:
+        uploads = _uploads_record(user=user, checked=checked, ids=ids, photos=photos, crops=crops, methods=methods,
+                                  version=version)
+    except BaseException:
+        for name in photos:
+            default_storage.delete(name)
+        raise
+    return uploads
+
+
+def _photos_store(checked: Sequence[_Checked], ids: Sequence[uuid.UUID]) -> list[str]:
+    names: list[str] = []
+    try:
+        for check, upload_id in zip(checked, ids, strict=True):
+            names.append(storage_save_atomic(photo_path(upload_id), check.photo, what="uploaded photos"))
+    except BaseException:
+        for name in names:
+            default_storage.delete(name)
+        raise
+    return names
+
+
+def photo_path(upload_id: uuid.UUID) -> str:
+    """Where an upload's display photo is stored: named by the upload's uuid, never by the client's file name."""
+    return f"uploads/{upload_id}.jpg"
+
+
+def _uploads_record(*, user, checked: Sequence[_Checked], ids: Sequence[uuid.UUID], photos: Sequence[str],
+                    crops: Sequence[FaceCrop], methods: list[str], version) -> list[Upload]:
+    with FaceWriter().recording([crop.pixels.tobytes() for crop in crops]) as pngs:
         dataset = dataset_get_or_create(name=UPLOADS_DATASET)
-        uploads = []
-        for check, sha in zip(checked, pngs.shas, strict=True):
-            face = None
-            if sha is not None:
-                face = FaceImage.objects.create(dataset=dataset, pixels_id=sha, split=Split.UPLOAD, source_name="")
-            uploads.append(_upload_record(user=user, check=check, face=face, methods=methods, version=version))
-        face_ids = [u.face_id for u in uploads if u.face_id is not None]
-        if face_ids:
+        shas = iter(pngs.shas)
+        uploads, upload_faces = [], []
+        for check, upload_id, photo in zip(checked, ids, photos, strict=True):
+            faces = [FaceImage.objects.create(dataset=dataset, pixels_id=next(shas), split=Split.UPLOAD,
+                                              source_name="") for _ in check.crops]
+            upload = _upload_record(user=user, check=check, face=faces[0] if faces else None, methods=methods,
+                                    version=version, upload_id=upload_id, photo=photo)
+            upload_faces += UploadFace.objects.bulk_create([
+                UploadFace(upload=upload, index=index, face=face, box=_box_json(crop), crop_box=list(crop.crop_box))
+                for index, (face, crop) in enumerate(zip(faces, check.crops, strict=True))])
+            uploads.append(upload)
+        if upload_faces:
             # Rows of work, sent once this transaction commits (a broker that is down leaves them queued for the
             # sweeper and never fails this request); each chunk records its uploads' state when it ends.
-            for chunk in prediction_chunks_create(face_ids=face_ids, methods=methods):
+            for chunk in prediction_chunks_create(face_ids=[f.face_id for f in upload_faces], methods=methods):
+                UploadFace.objects.filter(face_id__in=chunk.face_ids, pk__in=[f.pk for f in upload_faces]).update(
+                    chunk=chunk)
                 Upload.objects.filter(face_id__in=chunk.face_ids, pk__in=[u.pk for u in uploads]).update(chunk=chunk)
     return uploads
 
 
-def _upload_record(*, user, check: _Checked, face: FaceImage | None, methods: list[str], version) -> Upload:
-    crop = check.crop
-    box = crop.box if crop is not None else None
+def _box_json(crop: FaceCrop) -> dict[str, int] | None:
+    box = crop.box
+    return {"x": box.x, "y": box.y, "w": box.w, "h": box.h} if box is not None else None
+
+
+def _upload_record(*, user, check: _Checked, face: FaceImage | None, methods: list[str], version,
+                   upload_id: uuid.UUID, photo: str) -> Upload:
+    """The upload row; its face fields describe the largest face (the first crop)."""
+    crop = check.crops[0] if check.crops else None
     if face is None:
         status, finished = Upload.Status.NO_FACE, timezone.now()
     else:
         status, finished = Upload.Status.QUEUED, None
     return Upload.objects.create(
+        id=upload_id,
         user=user,
+        photo=photo,
         original_name=check.name,
         content_type=check.image.content_type,
         size=check.size,
@@ -213,8 +280,8 @@ def _upload_record(*, user, check: _Checked, face: FaceImage | None, methods: li
         status=status,
         finished_at=finished,
         face=face,
-        face_found=box is not None,
-        face_box={"x": box.x, "y": box.y, "w": box.w, "h": box.h} if box is not None else None,
+        face_found=crop is not None and crop.found,
+        face_box=_box_json(crop) if crop is not None else None,
         crop_box=list(crop.crop_box) if crop is not None else None,
         no_face=check.no_face,
         methods=list(methods or []),
@@ -228,8 +295,8 @@ def upload_status_record(*, face_ids: Sequence[int]) -> int:
 
     A conditional UPDATE on unfinished rows only, so a late or repeated call never moves an upload backwards.
     """
-    uploads = list(Upload.objects.filter(face_id__in=list(face_ids), status__in=[Upload.Status.QUEUED,
-                                                                                 Upload.Status.PROCESSING]))
+    uploads = list(Upload.objects.filter(faces__face_id__in=list(face_ids), status__in=[
+        Upload.Status.QUEUED, Upload.Status.PROCESSING]).distinct())
     changed = 0
     for result in upload_results(uploads):
         status, error = result.state()

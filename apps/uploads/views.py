@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -18,4 +19,5 @@ class UploadPageView(LoginRequiredMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         context["cam_methods"] = CAM_METHODS
         context["default_method"] = DEFAULT_METHODS[0] if DEFAULT_METHODS else "gradcam"
+        context["max_faces"] = settings.UPLOADS_MAX_FACES
         return context

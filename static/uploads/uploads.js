@@ -1,5 +1,6 @@
-// Upload page: send images to the uploads API, show each face crop, class probabilities and heatmap, switch CAM
-// method, and reopen earlier uploads. Plain JS, no external assets; the URLs come from #upload-app's data attributes.
+// Upload page: send images to the uploads API, show each photo with a labelled box on every face found, and the
+// chosen face's crop, class probabilities and heatmap; switch CAM method, and reopen earlier uploads. Plain JS, no
+// external assets; the URLs come from #upload-app's data attributes. Keys 1-9 choose a face of the card in focus.
 (function () {
   "use strict";
 
@@ -30,49 +31,136 @@
     const select = el("select", {class: "cam-method", "aria-label": "CAM method"},
       METHODS.map((m) => el("option", {value: m, text: m})));
     select.addEventListener("change", () => switchMethod(card, select.value));
-    card = el("article", {class: "result", "data-upload-id": upload.id}, [
+    card = el("article", {class: "result", "data-upload-id": upload.id, "data-face": "0", tabindex: "-1"}, [
       el("header", {}, [el("span", {class: "name"}), el("span", {class: "state"})]),
+      el("div", {class: "photo", hidden: true}, [
+        el("img", {class: "photo-image", alt: "uploaded photo with a box on each face"}),
+        el("div", {class: "face-boxes", role: "group", "aria-label": "faces found"}),
+      ]),
       el("div", {class: "result-body"}, [
         el("figure", {}, [el("img", {class: "face-crop", alt: "face crop", width: "144", height: "144"}),
-          el("figcaption", {text: "face (48x48)"})]),
+          el("figcaption", {class: "face-caption", text: "face (48x48)"})]),
         el("figure", {}, [el("img", {class: "overlay", alt: "heatmap", width: "144", height: "144"}),
           el("figcaption", {class: "overlay-caption", text: "heatmap"}), select]),
         el("div", {class: "bars"}),
       ]),
     ]);
+    card.addEventListener("keydown", (event) => {
+      const index = Number(event.key) - 1;  // keys 1-9 open faces 1-9 of this card
+      if (event.target.tagName === "SELECT" || !(index >= 0 && index < (card.upload?.faces || []).length)) return;
+      event.preventDefault();
+      chooseFace(card, index);
+      $(`.face-box[data-index="${index}"]`, card).focus();
+    });
     results.prepend(card);
     return card;
   }
 
+  // The face the card shows: one of upload.faces, or the upload's own fields when it lists none (no face found).
+  function shownFace(card, upload) {
+    const faces = upload.faces || [];
+    return faces[Number(card.dataset.face)] || faces[0] || upload;
+  }
+
+  function faceLabel(face) {
+    if (face.predicted_label) return `${face.predicted_label} ${(100 * face.confidence).toFixed(0)}%`;
+    return STATUS_TEXT[face.status] || face.status;
+  }
+
   function render(upload) {
     const card = cardFor(upload);
+    card.upload = upload;
     card.dataset.status = upload.status;
-    card.dataset.predicted = upload.predicted_label || "";
+    card.dataset.faces = String((upload.faces || []).length);
     $(".name", card).textContent = upload.original_name || upload.id;
     $(".name", card).title = `${upload.original_name} · ${upload.width}x${upload.height}`;
     const state = $(".state", card);
     state.dataset.status = upload.status;
     let text = STATUS_TEXT[upload.status] || upload.status;
+    const faces = upload.faces || [];
     if (upload.status === "done" && upload.predicted_label) text = `${upload.predicted_label}`;
+    if (faces.length > 1) text = `${faces.length} faces · ${text}`;
     if (upload.status !== "no_face" && !upload.face_found && upload.face_url) text += " (no face found: whole image)";
     if (upload.error) text += `: ${upload.error}`;
     state.textContent = text;
+    renderPhoto(card, upload);
+    renderFace(card, upload);
+  }
+
+  // The photo with a labelled box on each face, placed in percent of the photo so that they follow its shown size.
+  function renderPhoto(card, upload) {
+    const photo = $(".photo", card);
+    const faces = (upload.faces || []).filter((face) => face.box);
+    photo.hidden = !upload.photo_url || !faces.length;
+    if (photo.hidden) return;
+    const img = $(".photo-image", card);
+    if (img.getAttribute("src") !== upload.photo_url) img.src = upload.photo_url;
+    const boxes = $(".face-boxes", card);
+    boxes.replaceChildren();
+    for (const face of faces) {
+      const {x, y, w, h} = face.box;
+      const label = `${face.index + 1} ${faceLabel(face)}`;
+      const button = el("button", {
+        type: "button", class: "face-box", "data-index": String(face.index), "aria-pressed": "false",
+        "aria-label": `face ${label}`, title: `face ${face.index + 1}: ${x},${y} ${w}x${h}`,
+        style: {left: `${100 * x / upload.width}%`, top: `${100 * y / upload.height}%`,
+          width: `${100 * w / upload.width}%`, height: `${100 * h / upload.height}%`},
+      }, [el("span", {class: "face-label", text: label})]);
+      button.addEventListener("click", () => chooseFace(card, face.index));
+      boxes.append(button);
+    }
+    markChosen(card);
+  }
+
+  function markChosen(card) {
+    for (const button of card.querySelectorAll(".face-box")) {
+      const chosen = button.dataset.index === card.dataset.face;
+      button.classList.toggle("chosen", chosen);
+      button.setAttribute("aria-pressed", String(chosen));
+    }
+  }
+
+  function chooseFace(card, index) {
+    if (card.dataset.face === String(index)) return;
+    card.dataset.face = String(index);
+    card.dataset.ask = String(Number(card.dataset.ask || 0) + 1);  // a heatmap still asked for another face is dropped
+    markChosen(card);
+    renderFace(card, card.upload);
+  }
+
+  // Crop, bars and heatmap of the chosen face.
+  function renderFace(card, upload) {
+    const face = shownFace(card, upload);
+    const many = (upload.faces || []).length > 1;
+    card.dataset.predicted = face.predicted_label || "";
+    $(".face-caption", card).textContent = many ? `face ${face.index + 1} (48x48)` : "face (48x48)";
     const crop = $(".face-crop", card);
-    if (upload.face_url && crop.getAttribute("src") !== upload.face_url) crop.src = upload.face_url;
-    renderBars($(".bars", card), upload);
+    if (face.face_url && crop.getAttribute("src") !== face.face_url) crop.src = face.face_url;
+    renderBars($(".bars", card), face, upload.status);
     const select = $(".cam-method", card);
     if (!card.dataset.method) card.dataset.method = upload.methods[0] || METHODS[0];
     select.value = card.dataset.method;
-    select.disabled = !upload.predicted_label;
-    const heatmap = (upload.heatmaps || []).find(
-      (h) => h.method === card.dataset.method && h.target_label === upload.predicted_label);
-    if (heatmap) showOverlay(card, heatmap);
+    select.disabled = !face.predicted_label;
+    const heatmap = (face.heatmaps || []).find(
+      (h) => h.method === card.dataset.method && h.target_label === face.predicted_label);
+    if (heatmap) {
+      showOverlay(card, heatmap);
+      return;
+    }
+    if (card.dataset.shownFace !== card.dataset.face) {  // never another face's heatmap over this one's crop
+      $(".overlay", card).removeAttribute("src");
+      setCaption(card, "heatmap", "waiting");
+    }
+    const wanted = `${card.dataset.face}/${card.dataset.method}`;
+    if (face.predicted_label && FINISHED.has(upload.status) && card.dataset.asked !== wanted) {
+      switchMethod(card, card.dataset.method);  // not stored with the result (made later, on demand): ask for it
+    }
   }
 
-  function renderBars(container, upload) {
+  function renderBars(container, upload, uploadStatus) {
     container.replaceChildren();
     if (!upload.probabilities) {
-      container.append(el("p", {class: "meta", text: upload.status === "no_face"
+      container.append(el("p", {class: "meta", text: uploadStatus === "no_face"
         ? "No face found; nothing was predicted. Upload again with “use the whole image” to predict anyway."
         : "waiting for the prediction…"}));
       return;
@@ -91,6 +179,7 @@
   }
 
   function showOverlay(card, heatmap) {
+    card.dataset.shownFace = card.dataset.face;
     const img = $(".overlay", card);
     if (img.getAttribute("src") !== heatmap.url) img.src = heatmap.url;
     img.dataset.method = heatmap.method;
@@ -107,12 +196,14 @@
   // A heatmap not stored yet is made by a worker (202): static/js/heatmaps.js asks again until it is there.
   async function switchMethod(card, method) {
     card.dataset.method = method;
+    card.dataset.asked = `${card.dataset.face}/${method}`;
     const ticket = String(Number(card.dataset.ask || 0) + 1);  // a later switch (even back to this method) wins
     card.dataset.ask = ticket;
     const current = () => card.isConnected && card.dataset.ask === ticket;
     setCaption(card, `${method}…`, "asking");
     try {
-      const heatmap = await requestHeatmap(urlFor(URLS.explanationsUrl, card.dataset.uploadId), {method}, {
+      const body = {method, face: Number(card.dataset.face)};
+      const heatmap = await requestHeatmap(urlFor(URLS.explanationsUrl, card.dataset.uploadId), body, {
         onPending: () => { if (current()) setCaption(card, `computing ${method} on a worker…`, "pending"); },
         isCurrent: current,
       });

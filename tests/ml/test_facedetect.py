@@ -15,6 +15,7 @@ from ml.facedetect import (
     FaceDetector,
     NoFaceFound,
     _import,
+    crop_faces,
     crop_largest_face,
     detect_faces,
     get_detector,
@@ -61,6 +62,37 @@ def test_largest_face_is_chosen_and_mapped_back_to_original_coordinates(fixed):
     assert crop.found
     assert (crop.box.x, crop.box.y, crop.box.w, crop.box.h) == pytest.approx((1000, 1200, 800, 1200), abs=3)
     assert crop.pixels.shape == (48, 48) and crop.pixels.dtype == np.uint8
+
+
+def test_every_face_is_cut_largest_first_up_to_the_limit(fixed):
+    image = Image.fromarray(np.tile(np.linspace(0, 255, 400).astype(np.uint8), (400, 1)))  # detected unscaled
+    crops = crop_faces(image, method=fixed, max_faces=10, use_whole_if_none=False)
+    assert [(c.box.x, c.box.y, c.box.w, c.box.h) for c in crops] == [(200, 160, 160, 160), (0, 280, 120, 120),
+                                                                      (40, 40, 80, 80)]
+    assert all(c.found and c.pixels.shape == (48, 48) for c in crops)
+    assert crops[0].crop_box == square_crop_box(crops[0].box, 400, 400, 0.2)
+    # Each crop is cut from its own box: the horizontal gradient makes the left faces darker.
+    assert crops[1].pixels.mean() < crops[0].pixels.mean()
+    two = crop_faces(image, method=fixed, max_faces=2, use_whole_if_none=False)
+    assert [c.box for c in two] == [c.box for c in crops[:2]]
+    assert crop_largest_face(image, method=fixed, use_whole_if_none=False).box == crops[0].box
+    with pytest.raises(ValueError, match="max_faces"):
+        crop_faces(image, method=fixed, max_faces=0, use_whole_if_none=False)
+
+
+def test_no_face_gives_one_whole_image_crop_or_raises():
+    assert [c.found for c in crop_faces(blank(), max_faces=5, use_whole_if_none=True)] == [False]
+    with pytest.raises(NoFaceFound):
+        crop_faces(blank(), max_faces=5, use_whole_if_none=False)
+
+
+def test_every_face_of_a_drawn_group_photo_is_found():
+    from tests.uploads.samples import GROUP_FACES, group_photo
+
+    crops = crop_faces(group_photo(3), max_faces=10, use_whole_if_none=False)
+    assert len(crops) == 3
+    for crop, (cx, cy, half) in zip(crops, GROUP_FACES, strict=True):
+        assert abs(crop.box.x + crop.box.w / 2 - cx) < half / 2 and abs(crop.box.y + crop.box.h / 2 - cy) < half
 
 
 def test_tiny_image_is_upscaled_for_detection(fixed):
@@ -170,6 +202,14 @@ def test_two_people_gives_the_larger_face():
     left, top, right, bottom = crop.crop_box
     assert left <= crop.box.x and top <= crop.box.y and right >= crop.box.x + crop.box.w
     assert bottom >= crop.box.y + crop.box.h
+
+
+@needs_photos
+def test_two_people_gives_two_crops():
+    crops = crop_faces(Image.open(PHOTOS / "two_people.jpg"), max_faces=10, use_whole_if_none=False)
+    assert len(crops) == 2 and crops[0].box.area >= crops[1].box.area
+    assert crops[0].box.x + crops[0].box.w <= crops[1].box.x or crops[1].box.x + crops[1].box.w <= crops[0].box.x
+    assert not np.array_equal(crops[0].pixels, crops[1].pixels)
 
 
 @needs_photos

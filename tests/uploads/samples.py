@@ -99,3 +99,38 @@ def png_header_only(width: int, height: int) -> bytes:
 
 def upload_file(data: bytes, name: str = "photo.jpg", content_type: str = "image/jpeg") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data, content_type=content_type)
+
+
+def _cartoon_face(draw, cx: float, cy: float, half_width: float) -> None:
+    """A plain drawn face (hair, skin, eyes with brows, nose, mouth) that dlib's HOG detector finds as a face."""
+    rx, ry = half_width, half_width * 1.3
+    draw.ellipse((cx - rx * 1.08, cy - ry * 1.15, cx + rx * 1.08, cy + ry * 0.5), fill=40)  # hair
+    draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=185)
+    eye_y, line = cy - ry * 0.15, max(2, int(rx * 0.08))
+    for side in (-1, 1):
+        ex = cx + side * rx * 0.42
+        draw.ellipse((ex - rx * 0.2, eye_y - rx * 0.09, ex + rx * 0.2, eye_y + rx * 0.09), fill=235)
+        draw.ellipse((ex - rx * 0.09, eye_y - rx * 0.09, ex + rx * 0.09, eye_y + rx * 0.09), fill=30)
+        draw.line((ex - rx * 0.25, eye_y - rx * 0.22, ex + rx * 0.25, eye_y - rx * 0.25), fill=50, width=line)
+    draw.polygon([(cx, eye_y + rx * 0.05), (cx - rx * 0.15, cy + ry * 0.3), (cx + rx * 0.15, cy + ry * 0.3)], fill=150)
+    mouth_y = cy + ry * 0.55
+    draw.line((cx - rx * 0.35, mouth_y, cx + rx * 0.35, mouth_y), fill=70, width=line)
+
+
+# Centre x, centre y and half width of each face of group_photo(), largest first, in a 640x400 picture.
+GROUP_FACES = ((170, 200, 70), (470, 190, 56), (560, 330, 40))
+
+
+def group_photo(faces: int = 2, *, width: int = 640, height: int = 400) -> Image.Image:
+    """A grey RGB 'photo' of ``faces`` (1-3) drawn faces of different sizes, largest on the left."""
+    from PIL import ImageDraw, ImageFilter
+
+    image = Image.new("L", (width, height), 120)
+    draw = ImageDraw.Draw(image)
+    for cx, cy, half in GROUP_FACES[:faces]:
+        _cartoon_face(draw, cx * width / 640, cy * height / 400, half * width / 640)
+    return image.filter(ImageFilter.GaussianBlur(2)).convert("RGB")
+
+
+def group_jpeg(faces: int = 2) -> bytes:
+    return encode(group_photo(faces), "JPEG", quality=92)

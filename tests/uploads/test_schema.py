@@ -43,3 +43,19 @@ def test_create_declares_the_413_and_415_it_answers(schema):
         assert responses[code]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
     explanations = schema["paths"][URL + "{upload_id}/explanations"]["post"]["responses"]
     assert explanations["409"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_the_faces_and_the_photo_are_declared_as_answered(client, schema):
+    created = client.post(URL, {"images": [samples.upload_file(samples.group_jpeg(2), "g.jpg")]}, format="multipart")
+    upload = created.json()["uploads"][0]
+    detail = schema["paths"][URL + "{upload_id}/"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    declared = resolve(schema, detail)
+    assert set(upload) == set(declared["properties"])
+    face = resolve(schema, declared["properties"]["faces"]["items"])
+    assert len(upload["faces"]) == 2 and set(upload["faces"][0]) == set(face["properties"])
+    assert "face" in resolve(schema, schema["paths"][URL + "{upload_id}/explanations"]["post"]["requestBody"][
+        "content"]["application/json"]["schema"])["properties"]
+    photo = schema["paths"][URL + "{upload_id}/photo"]["get"]["responses"]
+    assert set(photo["200"]["content"]) == {"image/jpeg"}
+    assert photo["410"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert client.get(upload["photo_url"]).status_code == 200

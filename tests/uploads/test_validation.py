@@ -172,8 +172,9 @@ def test_failure_while_recording_rows_removes_the_files_written(client, media_ro
     assert_nothing_stored(media_root)
 
 
-def test_a_valid_upload_does_store_rows_and_one_png(client_for, media_root):
-    """A sanity check for the helpers above: a valid upload does store rows and a face PNG."""
+def test_a_valid_upload_does_store_rows_one_png_and_its_photo(client_for, media_root):
+    """A sanity check for the helpers above: a valid upload does store rows, a face PNG and the photo shown."""
     response = post(client_for(UserFactory()), samples.upload_file(samples.face48(), "f.png", "image/png"))
     assert response.status_code == 201
-    assert Upload.objects.count() == 1 and len(media_files(media_root)) == 1
+    assert Upload.objects.count() == 1
+    assert sorted(p.relative_to(media_root).parts[0] for p in media_files(media_root)) == ["faces", "uploads"]
