@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.html import format_html
 
-from .models import Dataset, FaceImage, FacePixels
+from .models import Dataset, FaceImage, FacePixels, NearDuplicateGroup, NearDuplicateMember, NearDuplicateRun
 
 
 def _thumbnail(png, size: int = 48) -> str:
@@ -53,3 +53,31 @@ class FaceImageAdmin(admin.ModelAdmin):
     @admin.display(description="face (3x)")
     def large_thumbnail(self, obj: FaceImage) -> str:
         return _thumbnail(obj.pixels.png, 144)
+
+
+@admin.register(NearDuplicateRun)
+class NearDuplicateRunAdmin(admin.ModelAdmin):
+    """Searches are started from the near-duplicates page, the API or ``manage.py find_near_duplicates``."""
+
+    list_display = ("id", "status", "model_version", "faces_searched", "group_count", "cross_split_groups",
+                    "conflicting_groups", "public_test_with_training", "flagged", "created_at")
+    list_filter = ("status",)
+    readonly_fields = [f.name for f in NearDuplicateRun._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+class NearDuplicateMemberInline(admin.TabularInline):
+    model = NearDuplicateMember
+    readonly_fields = ("face", "split", "label")
+    extra = 0
+    can_delete = False
+
+
+@admin.register(NearDuplicateGroup)
+class NearDuplicateGroupAdmin(admin.ModelAdmin):
+    list_display = ("id", "run", "size", "cross_split", "conflicting")
+    list_filter = ("cross_split", "conflicting")
+    readonly_fields = ("run", "size", "splits", "cross_split", "conflicting", "pairs")
+    inlines = [NearDuplicateMemberInline]

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from apps.core.models import WorkRow
+
 from .labels import Emotion
 
 FACE_SIZE = 48
@@ -110,3 +112,60 @@ class FaceImage(models.Model):
     def is_duplicate(self) -> bool:
         """True when another image in any dataset has exactly the same pixels."""
         return FaceImage.objects.filter(pixels_id=self.pixels_id).exclude(pk=self.pk).exists()
+
+
+class NearDuplicateRun(WorkRow):
+    """One search for near-duplicate faces (``ml.neardup``) over every split, with the active model's features: the
+    unit of work behind the groups it stores. The latest succeeded run is what the page shows and training excludes."""
+
+    model_version = models.ForeignKey("inference.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="near_duplicate_runs", help_text="Whose features were compared.")
+    hash_alone = models.PositiveSmallIntegerField(help_text="pHash distance (of 64 bits) that makes a pair alone.")
+    cosine = models.FloatField(help_text="Feature cosine that makes a pair with a hash distance of at most ...")
+    hash_with_cosine = models.PositiveSmallIntegerField(help_text="... this many bits.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    # Results, recorded with the groups.
+    faces_searched = models.PositiveIntegerField(null=True, blank=True)
+    pair_count = models.PositiveIntegerField(null=True, blank=True)
+    group_count = models.PositiveIntegerField(null=True, blank=True)
+    cross_split_groups = models.PositiveIntegerField(null=True, blank=True)
+    conflicting_groups = models.PositiveIntegerField(null=True, blank=True)
+    public_test_with_training = models.PositiveIntegerField(
+        null=True, blank=True, help_text="PublicTest faces with a near-duplicate in Training.")
+    flagged = models.PositiveIntegerField(default=0, help_text="Faces of conflicting groups sent to the review queue.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"near-duplicate run {self.pk} ({self.status})"
+
+
+class NearDuplicateGroup(models.Model):
+    """Faces that are one photo (joined through pairs), as a run found them; labels and splits as they were then."""
+
+    run = models.ForeignKey(NearDuplicateRun, on_delete=models.CASCADE, related_name="groups")
+    size = models.PositiveIntegerField()
+    splits = models.JSONField(default=list, help_text="Distinct splits of the members, sorted.")
+    cross_split = models.BooleanField(db_index=True)
+    conflicting = models.BooleanField(db_index=True, help_text="Members carried different current labels.")
+    pairs = models.JSONField(default=list, help_text="[face a, face b, hash distance, cosine] of each pair found.")
+
+    class Meta:
+        ordering = ["run_id", "-conflicting", "-cross_split", "-size", "id"]
+
+    def __str__(self) -> str:
+        return f"near-duplicate group {self.pk} ({self.size} faces)"
+
+
+class NearDuplicateMember(models.Model):
+    group = models.ForeignKey(NearDuplicateGroup, on_delete=models.CASCADE, related_name="members")
+    face = models.ForeignKey(FaceImage, on_delete=models.CASCADE, related_name="near_duplicate_memberships")
+    split = models.CharField(max_length=16, choices=Split.choices)
+    label = models.PositiveSmallIntegerField(choices=Emotion.choices, null=True, blank=True,
+                                             help_text="The face's current label when the run searched.")
+
+    class Meta:
+        ordering = ["group_id", "face_id"]
+        constraints = [models.UniqueConstraint(fields=["group", "face"], name="faces_one_membership_per_group")]

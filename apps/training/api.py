@@ -47,7 +47,8 @@ class TrainingRunsApi(APIView):
         # Token requests are API clients; session requests come from the training page.
         trigger = TrainingRun.Trigger.API if request.auth is not None else TrainingRun.Trigger.ADMIN
         run = training_run_start(trigger=trigger, created_by=request.user, recipe_name=data["recipe"],
-                                 epochs=data["epochs"], seed=data["seed"], soft_label_mode=data["soft_label_mode"])
+                                 epochs=data["epochs"], seed=data["seed"], soft_label_mode=data["soft_label_mode"],
+                                 exclude_cross_split_duplicates=data["exclude_cross_split_duplicates"])
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 

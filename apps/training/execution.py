@@ -30,7 +30,7 @@ from apps.core.work import (
     work_run,
     work_still_mine,
 )
-from apps.faces.selectors import face_pixels
+from apps.faces.selectors import face_pixels, near_duplicate_run_latest, training_faces_with_test_near_duplicates
 from apps.inference import runtime
 from apps.inference.models import ModelVersion
 from apps.inference.selectors import model_version_active
@@ -121,6 +121,8 @@ def _snapshot_for(run: TrainingRun, recorder: TrainingProgress) -> LabelSnapshot
         recorder.note(f"resuming on its snapshot of {len(snapshot)} labels ({snapshot.fingerprint[:12]})")
         return snapshot
     snapshot = label_snapshot_current()
+    if run.exclude_cross_split_duplicates:
+        snapshot = _without_cross_split_duplicates(run, snapshot, recorder)
     active = model_version_active()
     base = label_snapshot_of(active)
     changed = snapshot.changed_against(base) if base is not None else labels_changed_since(active, snapshot)
@@ -130,6 +132,22 @@ def _snapshot_for(run: TrainingRun, recorder: TrainingProgress) -> LabelSnapshot
     recorder.note(f"label snapshot: {len(snapshot)} Training faces ({snapshot.fingerprint[:12]}), "
                   f"{changed} changed since {active.name if active else 'the original labels'}")
     return snapshot
+
+
+def _without_cross_split_duplicates(run: TrainingRun, snapshot: LabelSnapshot,
+                                    recorder: TrainingProgress) -> LabelSnapshot:
+    """The snapshot less the Training faces that the latest near-duplicate search put in a group with a test face
+    (recorded on the run: how many, and which search)."""
+    search = near_duplicate_run_latest()
+    if search is None:
+        raise TrainingRunStartError("no near-duplicate search has succeeded yet: run one (Faces, near-duplicates) or "
+                                 "start the run without leaving out cross-split duplicates")
+    left_out = training_faces_with_test_near_duplicates(search)
+    keep = ~np.isin(snapshot.face_ids, np.fromiter(left_out, dtype=np.int64, count=len(left_out)))
+    TrainingRun.objects.filter(pk=run.pk).update(duplicates_left_out=int((~keep).sum()), near_duplicate_run=search)
+    recorder.note(f"left out {int((~keep).sum())} Training faces with a near-duplicate in a test split "
+                  f"(near-duplicate search #{search.pk})")
+    return LabelSnapshot(snapshot.face_ids[keep].copy(), snapshot.labels[keep].copy())
 
 
 def _measure(model, test: TestSet) -> dict:

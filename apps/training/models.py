@@ -37,6 +37,9 @@ class TrainingRun(WorkRow):
     epochs = models.PositiveSmallIntegerField()
     seed = models.IntegerField(default=0)
     soft_label_mode = models.CharField(max_length=16, choices=SoftLabelMode.choices, default=SoftLabelMode.MAJORITY)
+    exclude_cross_split_duplicates = models.BooleanField(
+        default=False, help_text="Leave out Training faces with a near-duplicate in PublicTest or PrivateTest (the "
+                                 "latest succeeded near-duplicate search), so that test accuracy is not inflated.")
     init_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                                      help_text="Warm-start recipes (finetune): the version whose weights it starts "
                                                "from, the active one when the run was created.")
@@ -49,6 +52,10 @@ class TrainingRun(WorkRow):
     labels_changed = models.PositiveIntegerField(null=True, blank=True,
                                                  help_text="Labels changed since the active version's snapshot.")
     soft_label_count = models.PositiveIntegerField(default=0, help_text="Faces with a vote distribution.")
+    duplicates_left_out = models.PositiveIntegerField(null=True, blank=True,
+                                                      help_text="Training faces left out as cross-split duplicates.")
+    near_duplicate_run = models.ForeignKey("faces.NearDuplicateRun", null=True, blank=True, on_delete=models.SET_NULL,
+                                           related_name="+", help_text="The search whose groups were left out.")
     # Lifecycle (status, times, progress: WorkRow) and the log.
     history = models.JSONField(default=list, blank=True, help_text="One entry per finished epoch.")
     log = models.TextField(blank=True)

@@ -14,6 +14,8 @@ class TrainingRunInputSerializer(serializers.Serializer):
                                       help_text="Empty: the recipe's.")
     seed = serializers.IntegerField(default=0, min_value=0, max_value=MAX_SEED)
     soft_label_mode = serializers.ChoiceField(choices=TrainingRun.SoftLabelMode.choices, default="majority")
+    exclude_cross_split_duplicates = serializers.BooleanField(
+        default=False, help_text="Leave out Training faces with a near-duplicate in a test split (latest search).")
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
@@ -32,6 +34,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
         model = TrainingRun
         fields = ["id", "trigger", "created_by", "status", "recipe_name", "arch", "epochs", "seed", "soft_label_mode",
                   "recipe", "snapshot_count", "snapshot_fingerprint", "labels_changed", "soft_label_count",
+                  "exclude_cross_split_duplicates", "duplicates_left_out", "near_duplicate_run",
                   "cancel_requested", "progress", "current", "log", "error", "worker", "created_at", "started_at",
                   "heartbeat_at", "finished_at", "model_version", "model_version_name", "model_version_status",
                   "metrics", "promoted", "promotion_reason"]

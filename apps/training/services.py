@@ -14,6 +14,7 @@ from django.db import transaction
 
 from apps.core.errors import Conflict, InvalidInput
 from apps.core.work import WorkStatus, work_cancel, work_get, work_requeue, work_send, work_sweep
+from apps.faces.selectors import near_duplicate_run_latest
 from apps.inference.selectors import model_version_active
 
 from .execution import TRAINING_RUN
@@ -88,7 +89,8 @@ def _enqueue(run_id: int) -> None:
 
 def training_run_create(*, trigger: str, created_by=None, recipe_name: str = "default", epochs: int | None = None,
                         seed: int = 0, soft_label_mode: str = "majority",
-                        recipe_overrides: dict | None = None) -> TrainingRun:
+                        recipe_overrides: dict | None = None,
+                        exclude_cross_split_duplicates: bool = False) -> TrainingRun:
     """Record a queued run (not sent to a worker; see ``training_run_start``).
 
     Refused with ``TrainingRunBusy`` while another run is queued or running (stale running runs are swept first).
@@ -97,6 +99,10 @@ def training_run_create(*, trigger: str, created_by=None, recipe_name: str = "de
         raise TrainingRunInvalid(f"seed must be an integer between 0 and {MAX_SEED}, not {seed!r}")
     recipe = _recipe_resolve(recipe_name=recipe_name, epochs=epochs, soft_label_mode=soft_label_mode,
                              recipe_overrides=recipe_overrides)
+    if exclude_cross_split_duplicates and near_duplicate_run_latest() is None:
+        raise TrainingRunInvalid("no near-duplicate search has succeeded yet, so there are no cross-split duplicates "
+                                 "to leave out: run one first (manage.py find_near_duplicates or the near-duplicates "
+                                 "page)")
     training_runs_sweep_stale()
     with transaction.atomic():
         _lock_training()
@@ -109,7 +115,7 @@ def training_run_create(*, trigger: str, created_by=None, recipe_name: str = "de
         return TrainingRun.objects.create(
             trigger=trigger, created_by=created_by, recipe_name=recipe_name, recipe=recipe.as_dict(),
             arch=recipe.arch, epochs=recipe.epochs, seed=seed, soft_label_mode=soft_label_mode,
-            init_version=init_version,
+            init_version=init_version, exclude_cross_split_duplicates=bool(exclude_cross_split_duplicates),
         )
 
 

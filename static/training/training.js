@@ -193,6 +193,7 @@
     const status = $("#retrain-status");
     const body = {recipe: form.recipe.value, soft_label_mode: form.soft_label_mode.value};
     if (form.epochs.value) body.epochs = Number(form.epochs.value);
+    if (form.exclude_cross_split_duplicates.checked) body.exclude_cross_split_duplicates = true;
     try {
       const run = await api(URLS.runsUrl, {method: "POST", json: body});
       status.textContent = `run #${run.id} queued`;

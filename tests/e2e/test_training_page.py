@@ -33,6 +33,12 @@ def test_retrain_now_shows_live_progress_curves_and_the_result(live_server, page
 
     page.select_option("#recipe", "scoring")
     page.fill("#epochs", "40")
+    # Leaving out cross-split duplicates needs a near-duplicate search: the page says so and nothing is queued.
+    page.check("#exclude-cross-split-duplicates")
+    page.click("#retrain")
+    page.wait_for_function("() => document.getElementById('retrain-status').textContent.includes('near-duplicate')")
+    assert not TrainingRun.objects.exists()
+    page.uncheck("#exclude-cross-split-duplicates")
     page.click("#retrain")
     page.wait_for_function("() => document.getElementById('retrain-status').textContent.includes('queued')")
     run = TrainingRun.objects.get()

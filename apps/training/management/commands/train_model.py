@@ -26,6 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, default=None, help="Default: the recipe's.")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--soft-label-mode", default="majority", choices=SOFT_LABEL_MODES)
+        parser.add_argument("--exclude-cross-split-duplicates", action="store_true",
+                            help="Leave out Training faces with a near-duplicate in a test split (latest search).")
         parser.add_argument("--recipe-overrides", default="", help='JSON, e.g. {"batch_size": 32}')
         parser.add_argument("--queue", action="store_true", help="Send it to a worker (queue bulk) instead.")
         parser.add_argument("--resume", type=int, metavar="RUN_ID", help="Execute a failed run again, here.")
@@ -38,7 +40,8 @@ class Command(BaseCommand):
             raise CommandError(f"--recipe-overrides is not JSON: {exc}") from None
         kwargs = {"trigger": TrainingRun.Trigger.ADMIN, "recipe_name": options["recipe"], "epochs": options["epochs"],
                   "seed": options["seed"], "soft_label_mode": options["soft_label_mode"],
-                  "recipe_overrides": overrides}
+                  "recipe_overrides": overrides,
+                  "exclude_cross_split_duplicates": options["exclude_cross_split_duplicates"]}
         try:
             if options["resume"]:
                 run = training_run_requeue(run_id=options["resume"])
