@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.db.models import F, Q, QuerySet
 
 from apps.faces.labels import Emotion
@@ -16,6 +17,21 @@ SORTS: dict[str, tuple[str, list]] = {
     "quality": ("label quality, worst first", [F("label_quality").asc(nulls_last=True), F("face_id").asc()]),
     "-quality": ("label quality, best first", [F("label_quality").desc(nulls_last=True), F("face_id").asc()]),
 }
+
+
+MAX_FACE_IDS = 1000  # a selection made on the data map; a longer list would not fit a URL anyway
+
+
+class FaceIdsFilter(django_filters.BaseInFilter, django_filters.NumberFilter):
+    """``?faces=1,2,3``: only these faces."""
+
+
+class GalleryFilterForm(forms.Form):
+    def clean_faces(self):
+        faces = self.cleaned_data.get("faces")
+        if faces and len(faces) > MAX_FACE_IDS:
+            raise forms.ValidationError(f"at most {MAX_FACE_IDS} face ids, got {len(faces)}")
+        return faces
 
 
 class GalleryFilter(django_filters.FilterSet):
@@ -34,12 +50,14 @@ class GalleryFilter(django_filters.FilterSet):
                                                  label="confidence at most")
     reviewed = django_filters.BooleanFilter(method="filter_reviewed",
                                             label="reviewed (a settled review item or a label change)")
+    faces = FaceIdsFilter(field_name="face_id", lookup_expr="in", label="face ids (comma-separated)")
     sort = django_filters.ChoiceFilter(method="filter_sort", choices=[(k, v[0]) for k, v in SORTS.items()],
                                        label="sort by")
 
     class Meta:
         model = Prediction
         fields: list[str] = []
+        form = GalleryFilterForm
 
     def filter_correct(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         if value is None:

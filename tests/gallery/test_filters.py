@@ -54,6 +54,7 @@ CASES = {
     "cell": ({"true_label": "@true", "predicted_label": "@pred"},
              lambda d, f, p: f.current_label == d.faces[0].current_label
              and p.predicted_label == d.predictions[d.faces[1].pk].predicted_label),
+    "faces": ({"faces": "@two"}, lambda d, f, p: f.pk in (d.faces[0].pk, d.faces[1].pk)),
     "training+confidence": ({"split": Split.TRAINING, "confidence_max": "@median"},
                             lambda d, f, p: f.split == Split.TRAINING and p.confidence <= d.median),
 }
@@ -63,7 +64,7 @@ def _resolve(data, query: dict) -> dict:
     confidences = sorted(p.confidence for p in data.predictions.values())
     data.median = confidences[len(confidences) // 2]
     values = {"@true": data.faces[0].current_label, "@pred": data.predictions[data.faces[1].pk].predicted_label,
-              "@median": repr(data.median)}
+              "@median": repr(data.median), "@two": f"{data.faces[0].pk},{data.faces[1].pk}"}
     return {k: values.get(v, v) for k, v in query.items()}
 
 
@@ -121,6 +122,10 @@ def test_bad_parameters(researcher_client, gallery_data):
     assert researcher_client.get("/api/gallery/faces/", {"true_label": 9}).status_code == 400
     assert researcher_client.get("/gallery/", {"version": 999999}).status_code == 404
     assert "filter-errors" in researcher_client.get("/gallery/", {"true_label": 9}).content.decode()
+    too_many = ",".join(str(i) for i in range(1, 1002))  # a data-map selection longer than the gallery takes
+    response = researcher_client.get("/api/gallery/faces/", {"faces": too_many})
+    assert response.status_code == 400 and "at most 1000 face ids" in response.content.decode()
+    assert researcher_client.get("/api/gallery/faces/", {"faces": "1,x"}).status_code == 400
 
 
 def test_other_version_by_id(researcher_client, gallery_data, second_version):
