@@ -23,6 +23,10 @@ urlpatterns = [
     path("api/", include("apps.training.api_urls")),
     path("gallery/", include("apps.gallery.urls")),
     path("api/gallery/", include("apps.gallery.api_urls")),
+    path("datamap/", include("apps.datamap.urls")),
+    path("api/datamap/", include("apps.datamap.api_urls")),
+    path("faces/", include("apps.faces.urls")),
+    path("api/faces/", include("apps.faces.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's setup script from a URL: no inline script (CONTENT_SECURITY_POLICY).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

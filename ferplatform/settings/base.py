@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "apps.review",
     "apps.training",
     "apps.gallery",
+    "apps.datamap",
 ]
 
 MIDDLEWARE = [
@@ -227,6 +228,7 @@ SPECTACULAR_SETTINGS = {
         "ScoringRunStatusEnum": "apps.review.models.ScoringRun.Status",
         "ScoringMethodEnum": "apps.review.models.ScoringRun.Method",
         "CamMethodEnum": "apps.inference.services.predictions.CAM_METHODS",
+        "CamLayerEnum": "apps.inference.models.CamLayer",
     },
 }
 
@@ -312,6 +314,7 @@ UPLOADS_MAX_PIXELS = env_int("UPLOADS_MAX_PIXELS", 40_000_000, minimum=1)  # wid
 UPLOADS_MAX_FILES = env_int("UPLOADS_MAX_FILES", 20, minimum=1)  # per request
 UPLOADS_MAX_REQUEST_PIXELS = env_int("UPLOADS_MAX_REQUEST_PIXELS", 200_000_000, minimum=1)  # all files of one request
 UPLOADS_MAX_WAIT_SECONDS = env_int("UPLOADS_MAX_WAIT_SECONDS", 30, minimum=0)  # upper bound for ?wait=
+UPLOADS_MAX_FACES = env_int("UPLOADS_MAX_FACES", 10, minimum=1)  # faces predicted per photo, largest first
 
 # Inference: faces per model batch in prediction tasks; the checkpoint `manage.py bootstrap` registers first.
 INFERENCE_BATCH_SIZE = env_int("INFERENCE_BATCH_SIZE", 256, minimum=1)

@@ -56,7 +56,8 @@ def test_every_kind_is_declared_once_with_its_task_and_queue():
 
     kinds = {k.name: k.queue for k in work_kinds()}
     assert kinds == {"prediction_chunk": "interactive", "split_job": "bulk", "scoring_run": "bulk",
-                     "training_run": "bulk", "faithfulness_run": "bulk", "queue_fit": "interactive"}
+                     "training_run": "bulk", "faithfulness_run": "bulk", "queue_fit": "interactive",
+                     "near_duplicate_run": "bulk", "data_map": "bulk"}
     app.loader.import_default_modules()
     for kind in work_kinds():
         task = app.tasks[kind.task]  # made from the kind by work_task: its name and queue come from there

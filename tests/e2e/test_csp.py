@@ -32,7 +32,8 @@ def test_no_page_violates_the_policy(live_server, page, admin_user, gallery_data
     page.wait_for_url(f"{live_server.url}/")
 
     version, face = gallery_data.version.pk, gallery_data.settled.pk
-    paths = ["/", "/status/", "/review/", "/review/reviewers/", "/review/scoring/", "/training/", "/uploads/",
+    paths = ["/", "/status/", "/review/", "/review/grid/", "/review/reviewers/", "/review/scoring/", "/training/",
+             "/uploads/", "/datamap/",
              "/gallery/", f"/gallery/faces/{face}/", f"/gallery/models/{version}/",
              f"/gallery/compare/?a={version}&b={version}", "/accounts/users/", "/api/docs/", "/admin/"]
     violations = {}

@@ -32,7 +32,7 @@ PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 # Tasks that run the model (torch): the workers of their queues need the GPU. The Celery app must register each
 # (test_every_command_names_code_that_exists), so a renamed task fails here instead of slipping past.
 MODEL_TASKS = ("training.run", "review.score_labels", "inference.predict_split", "gallery.faithfulness",
-               "inference.predict_chunk", "inference.explain")
+               "inference.predict_chunk", "inference.explain", "faces.near_duplicates", "datamap.make")
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-compose") is None,
                                 reason="Debian's docker-compose is not installed (make test installs it)")
