@@ -56,8 +56,11 @@ class ScoringView(RoleRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         from ml.scoring import DEFAULT_RANKING, FILTER_METHODS, RANKING_METHODS
 
+        from .scoring import OUTLIERS_MAX
+
         context = super().get_context_data(**kwargs)
         context["methods"] = ScoringRun.Method.choices
+        context["outliers_max"] = OUTLIERS_MAX
         context["rankings"], context["filters"] = RANKING_METHODS, FILTER_METHODS
         context["default_ranking"] = DEFAULT_RANKING
         context["refine_method"] = REFINE_METHOD

@@ -168,6 +168,10 @@
       if ($("#epochs").value && body.method !== "dynamics") body.epochs = Number($("#epochs").value);
       body.blend_active = $("#blend-active").checked;
     }
+    if (Number($("#outliers").value) > 0) {
+      body.outliers = Number($("#outliers").value);
+      body.outlier_min_score = Number($("#outlier-min-score").value);
+    }
     status.className = "";
     status.textContent = "starting…";
     try {

@@ -66,12 +66,15 @@ def test_start_watch_cancel_and_resume_scoring_runs(live_server, page, shared_me
     # In-sample with the active model: folds and epochs do not apply.
     page.select_option("#method", "in_sample")
     assert page.is_disabled("#folds") and page.is_disabled("#epochs")
+    page.fill("#outliers", "3")
+    page.fill("#outlier-min-score", "0.9")
     page.click("#start")
     in_sample = ScoringRun.objects.filter(method="in_sample")
     page.wait_for_function("() => document.getElementById('start-status').textContent.includes('queued')")
     in_sample_card = f'.srun[data-run-id="{in_sample.get().pk}"]'
     page.wait_for_selector(f'{in_sample_card}[data-status="succeeded"]', timeout=180_000)
     assert "in-sample with tiny-a" in page.inner_text(f"{in_sample_card} h3")
+    assert (in_sample.get().outliers, in_sample.get().outlier_min_score) == (3, 0.9)
 
     # The review page names the run that filled the queue (read server-side: opening it in the browser would lease
     # items and send their overlays to the worker, which would still be writing when the test database is flushed).
