@@ -36,7 +36,7 @@ def pixel(page, x: int, y: int) -> list[int]:
                          ".getImageData(x, y, 1, 1).data).slice(0, 3)", [x, y])
 
 
-def test_map_hover_colour_and_rectangle(live_server, page, researcher, map_data):
+def test_map_hover_colour_and_rectangle(live_server, page, researcher, map_data, no_worker):
     data_map, _ = data_map_start(version=map_data.version, split=Split.PUBLIC_TEST, method="tsne", user=researcher)
     data_map_execute(map_id=data_map.pk)
     working, _ = data_map_start(version=map_data.version, split=Split.PUBLIC_TEST, method="umap", user=researcher)

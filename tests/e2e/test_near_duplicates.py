@@ -16,7 +16,7 @@ from tests.faces.test_near_duplicates import store
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def test_search_then_browse_and_filter_groups(live_server, page, tmp_path, settings):
+def test_search_then_browse_and_filter_groups(live_server, page, tmp_path, settings, no_worker):
     from tests.helpers import write_tiny_checkpoint
 
     settings.INFERENCE_REFRESH_ON_ACTIVATE = False
