@@ -59,8 +59,9 @@ def test_gold_set_before_the_training_rule_is_brought_under_it(reviewers):
     other = ReviewItemFactory(face=regular, priority=0.5)
     migrate_to([("review", "0007_vote_undo")])
     migrate_to([("review", "0008_gold_from_scored_training")])
-    kept.refresh_from_db()
+    # Only columns 0008 has: today's model has more (kind, 0015).
+    kept.refresh_from_db(fields=["score", "priority", "suggested_label", "suggested_probability"])
     assert (kept.score_id, kept.priority, kept.suggested_label, kept.suggested_probability) == (score.pk, 0.25, 4, 0.6)
     assert not ReviewItem.objects.filter(pk__in=[g.pk for g in gone]).exists()
     assert not Vote.objects.filter(item_id=gone[1].pk).exists()
-    assert ReviewItem.objects.get(pk=other.pk).priority == 0.5
+    assert ReviewItem.objects.filter(pk=other.pk).values_list("priority", flat=True).get() == 0.5
