@@ -122,8 +122,9 @@ def _record(run: NearDuplicateRun, faces: list[tuple[int, str, int | None]], pai
 
 
 def near_duplicate_conflicts_flag(*, run: NearDuplicateRun, groups: list[NearDuplicateGroup]) -> int:
-    """Every face of a group whose labels differ goes to the review queue as ``duplicate_conflict``, with the group
-    and the other members' labels; the closest pairs first (priority: the group's smallest hash distance / 64)."""
+    """Every Training face of a group whose labels differ goes to the review queue as ``duplicate_conflict``, with
+    the group and the other members' labels; the closest pairs first (priority: the group's smallest hash distance /
+    64). Test faces are only named: their labels measure models, and relabelling them would move every figure."""
     from apps.review.services import review_item_flag
 
     flagged = 0
@@ -131,6 +132,8 @@ def near_duplicate_conflicts_flag(*, run: NearDuplicateRun, groups: list[NearDup
         members = list(group.members.select_related("face"))
         priority = min((p[2] for p in group.pairs), default=neardup.HASH_BITS) / neardup.HASH_BITS
         for member in members:
+            if member.split != Split.TRAINING:
+                continue
             others = [{"face": m.face_id, "split": m.split, "label": m.label} for m in members if m.pk != member.pk]
             with transaction.atomic():
                 review_item_flag(face=member.face, kind="duplicate_conflict", priority=priority,

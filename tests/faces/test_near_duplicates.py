@@ -76,6 +76,16 @@ def test_a_search_stores_groups_counts_leakage_and_flags_conflicts(active_versio
     assert training_faces_with_test_near_duplicates() == {faces["a"].pk}
 
 
+def test_a_conflict_across_splits_queues_only_the_training_face(active_version, db):
+    face = smooth_face(7)
+    stored = store([("train", face, Split.TRAINING, 0), ("test", brightened(face, 30), Split.PUBLIC_TEST, 5)])
+    run = _search()
+    assert (run.conflicting_groups, run.cross_split_groups, run.flagged) == (1, 1, 1)
+    item = ReviewItem.objects.get()
+    assert item.face_id == stored["train"].pk and item.kind == ReviewItem.Kind.DUPLICATE_CONFLICT
+    assert item.kind_detail["others"] == [{"face": stored["test"].pk, "split": "PublicTest", "label": 5}]
+
+
 def test_a_second_search_replaces_what_the_page_shows(active_version, faces):
     first = _search()
     FaceImage.objects.filter(pk=faces["b_copy"].pk).update(excluded=True)  # reviewers: "not a face"
