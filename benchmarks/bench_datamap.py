@@ -3,7 +3,7 @@ and of a t-SNE layout, and whether the map means something: how many of each fac
 label in the map against in the pooled feature space (and against a shuffled-label baseline), and scikit-learn's
 trustworthiness of each layout (1: the map's neighbourhoods are true neighbourhoods in feature space).
 
-    python benchmarks/bench_datamap.py [--csv /work/shared/data/fer2013/fer2013.csv.gz] [--usage PublicTest]
+    python benchmarks/bench_datamap.py [--csv ../shared/data/fer2013/fer2013.csv.gz] [--usage PublicTest]
                                        [--limit N] [--checkpoint ml/weights/default.pt] [--methods umap tsne]
 
 Calls what the data map job calls (``ml.scoring.pooled_features``, ``ml.embedding.embed_2d``) on the CSV's faces;
@@ -13,6 +13,7 @@ the platform reads the same pixels from its PNGs. Writes nothing. Says so plainl
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from ml.embedding import embed_2d, knn_label_agreement, unit_rows  # noqa: E402
 from ml.evaluate import pick_device  # noqa: E402
 from ml.scoring import pooled_features  # noqa: E402
 
-DEFAULT_CSV = Path("/work/shared/data/fer2013/fer2013.csv.gz")
+DEFAULT_CSV = Path(os.environ.get("FER2013_CSV") or ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz")
 K = 10
 
 

@@ -1,6 +1,6 @@
 """Faithfulness of CAM maps per method and layer against a random-map baseline, on real PublicTest faces.
 
-    python benchmarks/bench_faithfulness.py [--csv /work/shared/data/fer2013/fer2013.csv.gz] [--n 60] [--seed 0]
+    python benchmarks/bench_faithfulness.py [--csv ../shared/data/fer2013/fer2013.csv.gz] [--n 60] [--seed 0]
         [--checkpoint ml/weights/default.pt] [--maps gradcam/last hirescam/last layercam/last hirescam/fine ...]
 
 For N faces drawn (seeded) from PublicTest, explains the predicted class with each method on each layer (``last``:
@@ -14,6 +14,7 @@ a second per face and map on a small CPU, so the default N is small: say N with 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from ml.explain import explain, layer_check, random_maps  # noqa: E402
 from ml.labels import CLASSES  # noqa: E402
 from ml.models import cam_layers  # noqa: E402
 
-DEFAULT_CSV = Path("/work/shared/data/fer2013/fer2013.csv.gz")
+DEFAULT_CSV = Path(os.environ.get("FER2013_CSV") or ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz")
 DEFAULT_MAPS = ["gradcam/last", "hirescam/last", "layercam/last", "hirescam/fine", "layercam/fine"]
 
 

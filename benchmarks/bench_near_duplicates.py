@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/neardup-bench"))
     args = parser.parse_args(argv)
     if not args.csv.exists():
-        print(f"FER-2013 is missing: {args.csv} does not exist (see /work/shared/data/fer2013/README*). Nothing run.")
+        print(f"FER-2013 is missing: {args.csv} does not exist (see ../shared/data/fer2013/README*). Nothing run.")
         return 2
     import torch
 
