@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchdb import bench_database_create, bench_database_drop
+from benchdb import bench_database_create, bench_database_drop, server_wait
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "ferplatform_bench_review"
@@ -140,16 +140,9 @@ def main() -> int:
             [sys.executable, "-m", "gunicorn", "ferplatform.wsgi:application", "-b", f"127.0.0.1:{port}",
              "-w", str(args.workers), "--threads", str(args.threads), "--log-level", "warning"],
             env=env, cwd=ROOT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or gunicorn.poll() is not None:
-                    print("gunicorn did not start")
-                    return 1
-                time.sleep(0.3)
+        if not server_wait(gunicorn, port):
+            print("gunicorn did not start")
+            return 1
         barrier = threading.Barrier(len(tokens))
         reviewers = [Reviewer(port, token, args.votes, i, barrier) for i, token in enumerate(tokens)]
         started = time.perf_counter()

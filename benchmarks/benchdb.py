@@ -34,3 +34,20 @@ def bench_database_create(name: str) -> str | None:
 
 def bench_database_drop(name: str) -> None:
     _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def server_wait(process, port: int, *, timeout: float = 60.0) -> bool:
+    """Wait until ``process`` (a gunicorn the benchmark started) accepts connections on 127.0.0.1:``port``; False if
+    it exits first or ``timeout`` seconds pass (the caller says so and stops)."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                return False
+            time.sleep(0.3)
